@@ -1,0 +1,132 @@
+"""Fixtures that run the installed ``cppgunicorn`` binary on a free port.
+
+The binary is taken from ``$CPPGUNICORN_BIN`` when set, otherwise from the
+``bin/`` folder of the interpreter running pytest (the venv it was installed
+into), otherwise from ``PATH``.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+APPS = Path(__file__).resolve().parent / "apps"
+EXAMPLES = ROOT / "examples"
+
+
+def server_binary():
+    explicit = os.environ.get("CPPGUNICORN_BIN")
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "cppgunicorn"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("cppgunicorn")
+    if not found:
+        pytest.fail("cppgunicorn is not installed: run `pip install .` first")
+    return found
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+class Server:
+    """One running server process and its captured output."""
+
+    def __init__(self, args, cwd=None, env=None, port=None):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}" if port else None
+        self.logdir = Path(tempfile.mkdtemp(prefix="cppgunicorn-test-"))
+        self.stdout_path = self.logdir / "stdout.log"
+        self.stderr_path = self.logdir / "stderr.log"
+        self.args = args
+        full_env = dict(os.environ)
+        if env:
+            full_env.update(env)
+        self._out = open(self.stdout_path, "wb")
+        self._err = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            args, cwd=cwd, env=full_env, stdout=self._out, stderr=self._err,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def stdout(self):
+        self._out.flush()
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self):
+        self._err.flush()
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait(self, timeout=10):
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._out.close()
+        self._err.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_server():
+    """Factory: ``start_server(app_uri, *flags, chdir=..., env=..., wait=True)``.
+
+    Binds 127.0.0.1 on a free port (unless ``bind=False`` is passed, in which
+    case the flags must carry their own ``--bind``), waits until it accepts,
+    and stops every server it started when the test ends.
+    """
+    started = []
+
+    def start(app_uri, *flags, chdir=None, env=None, wait=True, bind=True,
+              cwd=None):
+        port = free_port() if bind else None
+        args = [server_binary()]
+        if bind:
+            args += ["--bind", f"127.0.0.1:{port}"]
+        if chdir is not None:
+            args += ["--chdir", str(chdir)]
+        args += [str(f) for f in flags]
+        if app_uri is not None:
+            args.append(app_uri)
+        srv = Server(args, cwd=cwd, env=env, port=port)
+        started.append(srv)
+        if wait and bind and not wait_for_port(port, srv.proc):
+            srv.stop()
+            pytest.fail(
+                f"server did not start: {args}\nstdout:\n{srv.stdout()}\n"
+                f"stderr:\n{srv.stderr()}")
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()

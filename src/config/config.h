@@ -1,0 +1,59 @@
+// One immutable set of settings, built from defaults and the command line
+// (later also config files and environment), with gunicorn's names.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cppgunicorn::config {
+
+struct Config {
+  // Server socket
+  std::vector<std::string> bind;  // empty: "127.0.0.1:8000" (or $PORT, as gunicorn)
+  int backlog = 2048;
+
+  // Worker processes
+  int workers = 1;
+  int threads = 1;
+  int timeout = 30;
+  int graceful_timeout = 30;
+  int keepalive = 2;
+  int max_requests = 0;
+  int max_requests_jitter = 0;
+
+  // Server mechanics
+  std::string chdir;
+  std::vector<std::string> pythonpath;
+  bool preload_app = false;
+  std::string proc_name;
+
+  // Logging
+  std::string accesslog;              // empty: no access log
+  std::string errorlog = "-";
+  std::string loglevel = "info";
+  std::string access_log_format;      // empty: gunicorn's default
+
+  // The WSGI application, "module:variable".
+  std::string app_uri;
+
+  std::vector<std::string> bind_or_default() const;
+};
+
+// Thrown for a bad setting; what() names the setting, the value and what was
+// expected, as one line for the user.
+struct ConfigError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// What the command line asked for besides settings.
+enum class CliAction { kServe, kHelp, kVersion };
+
+// Parses argv (without argv[0]) into `config`. Throws ConfigError.
+CliAction parse_command_line(const std::vector<std::string>& args, Config& config);
+
+// The --help text, generated from the settings table.
+std::string usage_text();
+
+}  // namespace cppgunicorn::config

@@ -1,0 +1,41 @@
+#include "http/errors.h"
+
+namespace cppgunicorn::http {
+
+int status_for(ParseError error) {
+  switch (error) {
+    case ParseError::kNone: return 200;
+    case ParseError::kVersionNotSupported: return 505;
+    case ParseError::kUnsupportedEncoding: return 501;
+    case ParseError::kRequestLineTooLong: return 414;
+    case ParseError::kTooManyHeaders:
+    case ParseError::kHeaderTooLarge: return 431;
+    default: return 400;
+  }
+}
+
+
+std::string_view canned_response(ParseError error) {
+  // Bodies are short on purpose: the reason is logged, not echoed back.
+  switch (status_for(error)) {
+    case 414:
+      return "HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 13\r\n\r\nURI Too Long\n";
+    case 431:
+      return "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
+             "Content-Type: text/plain\r\nContent-Length: 32\r\n\r\n"
+             "Request Header Fields Too Large\n";
+    case 501:
+      return "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 16\r\n\r\nNot Implemented\n";
+    case 505:
+      return "HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\n"
+             "Content-Type: text/plain\r\nContent-Length: 27\r\n\r\n"
+             "HTTP Version Not Supported\n";
+    default:
+      return "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 12\r\n\r\nBad Request\n";
+  }
+}
+
+}  // namespace cppgunicorn::http

@@ -1,0 +1,32 @@
+// Why a request was rejected, and the ready-made response each reason gets.
+// A rejected connection is always closed after that response.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace cppgunicorn::http {
+
+enum class ParseError {
+  kNone = 0,
+  kBadRequest,             // 400: malformed syntax
+  kInvalidMethod,          // 400
+  kInvalidVersion,         // 400 (505 for a well-formed but unsupported one)
+  kVersionNotSupported,    // 505
+  kInvalidHeader,          // 400
+  kInvalidChunk,           // 400
+  kBodyFraming,            // 400: conflicting Content-Length / Transfer-Encoding
+  kUnsupportedEncoding,    // 501: a transfer coding we do not implement
+  kRequestLineTooLong,     // 414
+  kTooManyHeaders,         // 431
+  kHeaderTooLarge,         // 431
+  kIncomplete,             // 400: the peer closed mid-request
+};
+
+int status_for(ParseError error);
+
+// The whole response: status line, headers, a short text body, and
+// `Connection: close`.
+std::string_view canned_response(ParseError error);
+
+}  // namespace cppgunicorn::http

@@ -1,0 +1,46 @@
+// One parsed HTTP/1.x request: what the parser produced, before any Python
+// object exists. Reused across keep-alive requests (clear() keeps capacity).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace cppgunicorn::http {
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;
+
+struct Request {
+  std::string method;
+  std::string target;  // the request-target exactly as sent (RAW_URI)
+  int http_major = 1;
+  int http_minor = 1;
+  HeaderList headers;  // names as sent, values with surrounding OWS removed
+  std::string body;    // de-chunked body bytes
+  bool has_content_length = false;
+  uint64_t content_length = 0;
+  bool chunked = false;     // body arrived with Transfer-Encoding: chunked
+  bool keep_alive = true;   // the client allows another request after this one
+  bool upgrade = false;     // Upgrade/CONNECT: no further requests follow
+  bool expect_continue = false;
+
+  std::string protocol;  // "HTTP/1.1", as sent (SERVER_PROTOCOL)
+  // The path part of the target (before '?'), still percent-encoded.
+  std::string_view path() const;
+  // The query (after the first '?', before any '#'), raw; empty if none.
+  std::string_view query() const;
+  // First header of that name, compared case-insensitively; empty if none.
+  std::string_view header(std::string_view name) const;
+
+  void clear();
+};
+
+// Percent-decodes `in` byte by byte: "%2F" becomes '/', a malformed escape is
+// kept as is (as gunicorn and werkzeug do).
+std::string percent_decode(std::string_view in);
+
+bool iequals(std::string_view a, std::string_view b);
+
+}  // namespace cppgunicorn::http

@@ -1,0 +1,55 @@
+// The access log: gunicorn's access_log_format (Python %-style with atoms
+// such as %(h)s), compiled once and rendered per finished request.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "log/logger.h"
+
+namespace cppgunicorn::log {
+
+inline constexpr std::string_view kDefaultAccessLogFormat =
+    R"(%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s")";
+
+// What one finished request tells the access log. Views point into the
+// connection's request and response state and live only during `log()`.
+struct AccessRecord {
+  std::string_view remote_addr;
+  std::string_view method;
+  std::string_view raw_uri;      // request target as sent
+  std::string_view path;         // PATH_INFO-like, undecoded, without query
+  std::string_view query;
+  std::string_view protocol;     // "HTTP/1.1"
+  int status = 0;
+  std::string_view status_line;  // "200 OK"
+  uint64_t response_bytes = 0;   // body bytes sent
+  std::time_t started = 0;
+  double duration_s = 0;
+  const std::vector<std::pair<std::string, std::string>>* request_headers = nullptr;
+  const std::vector<std::pair<std::string, std::string>>* response_headers = nullptr;
+};
+
+class AccessLog {
+ public:
+  // Throws std::invalid_argument naming the bad atom.
+  void set_format(std::string_view format);
+  LogFile& file() { return file_; }
+  bool enabled() const { return file_.enabled(); }
+  void log(const AccessRecord& record);
+  std::string render(const AccessRecord& record) const;
+
+ private:
+  struct Segment {
+    std::string literal;  // emitted as is when `atom` is empty
+    std::string atom;     // "h", "{user-agent}i", ...
+  };
+  std::vector<Segment> segments_;
+  LogFile file_;
+};
+
+}  // namespace cppgunicorn::log

@@ -1,0 +1,61 @@
+// The error log: gunicorn's line format, level filter, and the file it goes
+// to ("-" is stderr). One per process, configured once at start-up.
+#pragma once
+
+#include <cstdio>
+#include <string>
+#include <string_view>
+
+namespace cppgunicorn::log {
+
+enum class Level { kDebug = 10, kInfo = 20, kWarning = 30, kError = 40, kCritical = 50 };
+
+// Parses gunicorn's --log-level names; returns false for an unknown name.
+bool parse_level(std::string_view name, Level* out);
+
+// A file that log lines are appended to, reopened on request (USR1).
+class LogFile {
+ public:
+  LogFile() = default;
+  ~LogFile();
+  LogFile(const LogFile&) = delete;
+  LogFile& operator=(const LogFile&) = delete;
+
+  // `path` "-" means `fallback` (stdout or stderr). Throws on failure.
+  void open(const std::string& path, std::FILE* fallback);
+  void reopen();
+  void write(std::string_view line);
+  bool enabled() const { return file_ != nullptr; }
+
+ private:
+  void close();
+  std::string path_;
+  std::FILE* file_ = nullptr;
+  bool owned_ = false;
+};
+
+class Logger {
+ public:
+  void set_level(Level level) { level_ = level; }
+  Level level() const { return level_; }
+  LogFile& file() { return file_; }
+
+  bool enabled(Level level) const { return level >= level_; }
+  void write(Level level, std::string_view message);
+
+  void debug(std::string_view m) { write(Level::kDebug, m); }
+  void info(std::string_view m) { write(Level::kInfo, m); }
+  void warning(std::string_view m) { write(Level::kWarning, m); }
+  void error(std::string_view m) { write(Level::kError, m); }
+  void critical(std::string_view m) { write(Level::kCritical, m); }
+
+ private:
+  Level level_ = Level::kInfo;
+  LogFile file_;
+};
+
+// The process's error log. Before configuration it writes INFO and up to
+// stderr, so start-up errors are never lost.
+Logger& error_log();
+
+}  // namespace cppgunicorn::log

@@ -1,0 +1,41 @@
+// Listening sockets: bind addresses parsed with gunicorn's syntax, bound and
+// listening before any worker is forked, then shared by every worker.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace cppgunicorn::net {
+
+struct BindAddress {
+  enum class Kind { kTcp, kUnix, kFd };
+  Kind kind = Kind::kTcp;
+  std::string host;  // "127.0.0.1", "::1", "0.0.0.0"
+  int port = 8000;
+  std::string path;  // unix socket path
+  int fd = -1;       // fd://N
+};
+
+// "HOST:PORT", "[V6]:PORT", "HOST" (port 8000), "unix:PATH", "fd://N".
+// Throws std::invalid_argument naming the address.
+BindAddress parse_bind(std::string_view text);
+
+struct ListenSocket {
+  int fd = -1;
+  BindAddress address;
+  bool is_unix = false;
+  std::string display;      // "http://127.0.0.1:8000" or "unix:/tmp/x.sock"
+  std::string server_name;  // for SERVER_NAME when a request has no Host
+  std::string server_port;
+};
+
+// Binds and listens on every address. Throws std::runtime_error naming the
+// address that failed (and why).
+std::vector<ListenSocket> open_listeners(const std::vector<std::string>& binds, int backlog);
+
+// Closes the sockets; `unlink_unix` removes unix socket files (the master
+// does, on exit).
+void close_listeners(std::vector<ListenSocket>& sockets, bool unlink_unix);
+
+}  // namespace cppgunicorn::net

@@ -1,0 +1,461 @@
+#include "worker/connection.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+#include "http/errors.h"
+#include "log/logger.h"
+#include "worker/worker.h"
+#include "wsgi/application.h"
+#include "wsgi/exchange.h"
+#include "wsgi/interpreter.h"
+
+namespace cppgunicorn::worker {
+
+namespace {
+// Pull no further chunk from the app while this much is queued for the socket.
+constexpr size_t kHighWater = 1024 * 1024;
+constexpr size_t kLowWater = 256 * 1024;
+// Stop reading when this much pipelined input waits behind a response.
+constexpr size_t kMaxPendingInput = 1024 * 1024;
+// How long a closing connection may drain the client's unread bytes.
+constexpr uint64_t kLingerMs = 2000;
+// A partial request head or body idle this long is dropped.
+constexpr uint64_t kPartialRequestIdleMs = 30000;
+
+constexpr std::string_view kInternalErrorBody =
+    "<html><head><title>Internal Server Error</title></head><body><h1><p>"
+    "Internal Server Error</p></h1></body></html>";
+
+wsgi::PeerInfo peer_of(uv_tcp_t* tcp) {
+  wsgi::PeerInfo p;
+  sockaddr_storage addr{};
+  int len = sizeof addr;
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return p;
+  char ip[INET6_ADDRSTRLEN] = "";
+  if (addr.ss_family == AF_INET) {
+    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    uv_ip4_name(in, ip, sizeof ip);
+    p.remote_port = std::to_string(ntohs(in->sin_port));
+  } else if (addr.ss_family == AF_INET6) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    uv_ip6_name(in6, ip, sizeof ip);
+    p.remote_port = std::to_string(ntohs(in6->sin6_port));
+  }
+  p.remote_addr = ip;
+  return p;
+}
+
+uv_buf_t buf_of(std::string_view s) {
+  return uv_buf_init(const_cast<char*>(s.data()), static_cast<unsigned int>(s.size()));
+}
+}  // namespace
+
+Connection::Connection(Worker& worker) : worker_(worker), parser_(worker.limits()) {
+  std::memset(&h_, 0, sizeof h_);
+}
+
+Connection::~Connection() = default;
+
+bool Connection::accept(uv_stream_t* server, bool is_unix) {
+  int rc = is_unix ? uv_pipe_init(worker_.loop(), &h_.pipe, 0) : uv_tcp_init(worker_.loop(), &h_.tcp);
+  if (rc != 0) return false;
+  initialised_ = true;
+  h_.handle.data = this;
+  if (uv_accept(server, &h_.stream) != 0) return false;
+  if (!is_unix) {
+    uv_tcp_nodelay(&h_.tcp, 1);
+    peer_ = peer_of(&h_.tcp);
+  }
+  const net::ListenSocket& info = worker_.listener_info(server);
+  peer_.server_name = info.server_name;
+  peer_.server_port = info.server_port;
+  last_activity_ms_ = uv_now(worker_.loop());
+  if (uv_read_start(&h_.stream, on_alloc, on_read) != 0) return false;
+  reading_ = true;
+  return true;
+}
+
+void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  // One read buffer per worker: every read is parsed before the next one,
+  // and bytes that must wait are copied out.
+  Worker& w = static_cast<Connection*>(h->data)->worker_;
+  *buf = uv_buf_init(w.read_buffer(), static_cast<unsigned int>(w.read_buffer_size()));
+}
+
+void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+  auto* c = static_cast<Connection*>(s->data);
+  if (n > 0) {
+    c->on_data(buf->base, static_cast<size_t>(n));
+  } else if (n == UV_EOF) {
+    c->on_eof();
+  } else if (n < 0) {
+    c->close();
+  }
+}
+
+void Connection::on_data(const char* data, size_t n) {
+  last_activity_ms_ = uv_now(worker_.loop());
+  if (lingering_ || closing_) return;  // draining what a closed request left
+  if (busy_ || !pending_input_.empty()) {
+    pending_input_.append(data, n);
+    if (pending_input_.size() > kMaxPendingInput && reading_) {
+      uv_read_stop(&h_.stream);
+      reading_ = false;
+    }
+    return;
+  }
+  consume(data, n);
+}
+
+void Connection::consume(const char* data, size_t n) {
+  while (n > 0 && !closing_ && !close_when_flushed_) {
+    http::Parser::Result r = parser_.feed(data, n);
+    data += r.consumed;
+    n -= r.consumed;
+    if (r.status == http::Parser::Status::kError) {
+      reject(parser_.error());
+      return;
+    }
+    if (r.status == http::Parser::Status::kNeedMore) break;
+    start_request();
+    if (busy_) {
+      // The response waits for the socket: keep the rest for later.
+      pending_input_.assign(data, n);
+      return;
+    }
+  }
+  if (peer_eof_ && !busy_ && !closing_ && !close_when_flushed_) {
+    if (parser_.finish().status == http::Parser::Status::kError) {
+      reject(parser_.error());
+    } else {
+      close_after_writes();
+    }
+  }
+}
+
+void Connection::on_eof() {
+  peer_eof_ = true;
+  if (reading_) {
+    uv_read_stop(&h_.stream);
+    reading_ = false;
+  }
+  if (lingering_) {
+    close();
+    return;
+  }
+  if (busy_ || close_when_flushed_) return;  // answered (or closed) when done
+  consume(nullptr, 0);
+}
+
+void Connection::resume_after_response() {
+  if (closing_ || close_when_flushed_) return;
+  if (!reading_ && !peer_eof_) {
+    if (uv_read_start(&h_.stream, on_alloc, on_read) == 0) reading_ = true;
+  }
+  std::string input;
+  input.swap(pending_input_);
+  consume(input.data(), input.size());
+}
+
+void Connection::start_request() {
+  busy_ = true;
+  head_sent_ = false;
+  body_bytes_ = 0;
+  started_us_ = uv_hrtime() / 1000;
+  started_wall_ = std::time(nullptr);
+  http::Request& request = parser_.request();
+  is_head_request_ = request.method == "HEAD";
+  wsgi::Gil gil;
+  exchange_ = worker_.app().exchange();
+  if (!exchange_->call(request, peer_)) {
+    send_error_response(kInternalErrorBody);
+    return;
+  }
+  pump();
+}
+
+void Connection::pump() {
+  wsgi::Gil gil;
+  while (busy_ && !closing_) {
+    if (backlog() > kHighWater) {
+      waiting_for_drain_ = true;
+      return;
+    }
+    std::string_view chunk;
+    wsgi::Exchange::Next next = exchange_->next(&chunk);
+    if (next == wsgi::Exchange::Next::kError) {
+      if (!head_sent_) {
+        send_error_response(kInternalErrorBody);
+      } else {
+        // Mid-body there is no way to tell the client but to cut the
+        // response short (a chunked body then lacks its last chunk).
+        close();
+      }
+      return;
+    }
+    if (!head_sent_ && !exchange_->responded()) {
+      log::error_log().error("Error handling request " + parser_.request().target +
+                             ": the application returned without calling start_response()");
+      send_error_response(kInternalErrorBody);
+      return;
+    }
+    bool done = next == wsgi::Exchange::Next::kDone;
+    if (!head_sent_) {
+      send_head_and_chunk(done ? std::string_view() : chunk, done);
+      if (closing_ || !busy_) return;
+    } else if (!done) {
+      send_head_and_chunk(chunk, false);
+    }
+    if (done) {
+      bool keep_alive = plan_.keep_alive;
+      if (plan_.framing == http::Framing::kChunked) {
+        uv_buf_t last = buf_of(http::kLastChunk);
+        send(&last, 1);
+      }
+      if (plan_.framing == http::Framing::kContentLength && body_bytes_ < plan_.length) {
+        log::error_log().error("Response to " + parser_.request().target + " ended after " +
+                               std::to_string(body_bytes_) + " of " +
+                               std::to_string(plan_.length) +
+                               " bytes its Content-Length promised; closing the connection");
+        keep_alive = false;
+      }
+      exchange_->close();
+      finish_request(keep_alive);
+      return;
+    }
+  }
+}
+
+void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
+  uv_buf_t bufs[4];
+  unsigned int count = 0;
+  if (!head_sent_) {
+    uint64_t known = chunk.size();
+    bool length_known = last || exchange_->body_is_single_chunk();
+    try {
+      plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
+                                  is_head_request_, length_known ? &known : nullptr,
+                                  peer_eof_);
+    } catch (const std::invalid_argument& e) {
+      log::error_log().error("Error handling request " + parser_.request().target + ": " +
+                             e.what());
+      send_error_response(kInternalErrorBody);
+      return;
+    }
+    head_.clear();
+    http::append_response_head(head_, parser_.request(), exchange_->status(),
+                               exchange_->headers(), plan_, worker_.http_date());
+    exchange_->mark_headers_sent();
+    head_sent_ = true;
+    bufs[count++] = buf_of(head_);
+  }
+  char chunk_header[24];
+  if (!chunk.empty() && plan_.body_allowed) {
+    if (plan_.framing == http::Framing::kContentLength) {
+      uint64_t room = plan_.length - body_bytes_;
+      if (chunk.size() > room) {
+        log::error_log().error("Response to " + parser_.request().target +
+                               " is longer than its Content-Length; truncated and closing");
+        chunk = chunk.substr(0, room);
+        plan_.keep_alive = false;
+      }
+    }
+    if (plan_.framing == http::Framing::kChunked) {
+      size_t n = http::format_chunk_header(chunk.size(), chunk_header);
+      bufs[count++] = buf_of(std::string_view(chunk_header, n));
+      bufs[count++] = buf_of(chunk);
+      bufs[count++] = buf_of("\r\n");
+    } else if (!chunk.empty()) {
+      bufs[count++] = buf_of(chunk);
+    }
+    body_bytes_ += chunk.size();
+  }
+  if (count > 0) send(bufs, count);
+}
+
+void Connection::send_error_response(std::string_view body) {
+  // Only before the head went out. The connection closes after it: the app
+  // may have left its state half-done.
+  http::HeaderList headers = {{"Content-Type", "text/html"}};
+  http::ResponsePlan plan;
+  plan.status_code = 500;
+  plan.has_length = true;
+  plan.length = body.size();
+  plan.keep_alive = false;
+  plan.framing = is_head_request_ ? http::Framing::kNoBody : http::Framing::kContentLength;
+  plan.body_allowed = !is_head_request_;
+  plan_ = plan;
+  head_.clear();
+  http::append_response_head(head_, parser_.request(), "500 Internal Server Error", headers, plan,
+                             worker_.http_date());
+  head_sent_ = true;
+  uv_buf_t bufs[2] = {buf_of(head_), buf_of(body)};
+  send(bufs, plan.body_allowed ? 2 : 1);
+  if (plan.body_allowed) body_bytes_ = body.size();
+  if (exchange_) exchange_->close();
+  finish_request(false);
+}
+
+void Connection::finish_request(bool keep_alive) {
+  http::Request& request = parser_.request();
+  log::AccessLog& access = worker_.access_log();
+  if (access.enabled()) {
+    log::AccessRecord r;
+    r.remote_addr = peer_.remote_addr;
+    r.method = request.method;
+    r.raw_uri = request.target;
+    r.path = request.path();
+    r.query = request.query();
+    r.protocol = request.protocol;
+    r.status = plan_.status_code;
+    r.response_bytes = body_bytes_;
+    r.started = started_wall_;
+    r.duration_s = static_cast<double>(uv_hrtime() / 1000 - started_us_) / 1e6;
+    r.request_headers = &request.headers;
+    http::HeaderList none;
+    r.response_headers = exchange_ ? &exchange_->headers() : &none;
+    access.log(r);
+  }
+  exchange_.reset();  // the caller holds the GIL
+  busy_ = false;
+  waiting_for_drain_ = false;
+  parser_.next();
+  last_activity_ms_ = uv_now(worker_.loop());
+  worker_.request_done();
+  if (!keep_alive) close_after_writes();
+}
+
+void Connection::reject(http::ParseError error) {
+  log::error_log().debug("Invalid request from " + peer_.remote_addr + ": " +
+                         parser_.error_reason());
+  std::string_view response = http::canned_response(error);
+  uv_buf_t buf = buf_of(response);
+  send(&buf, 1);
+  close_after_writes();
+}
+
+void Connection::send(const uv_buf_t* bufs, unsigned int count) {
+  if (closing_) return;
+  size_t total = 0;
+  for (unsigned int i = 0; i < count; ++i) total += bufs[i].len;
+  size_t written = 0;
+  if (backlog() == 0) {
+    int rc = uv_try_write(&h_.stream, bufs, count);
+    if (rc == UV_EAGAIN || rc == UV_ENOSYS) rc = 0;
+    if (rc < 0) {
+      close();  // the peer is gone
+      return;
+    }
+    written = static_cast<size_t>(rc);
+  }
+  if (written == total) return;
+  for (unsigned int i = 0; i < count; ++i) {
+    size_t len = bufs[i].len;
+    if (written >= len) {
+      written -= len;
+      continue;
+    }
+    queued_.append(bufs[i].base + written, len - written);
+    written = 0;
+  }
+  flush_queue();
+}
+
+void Connection::flush_queue() {
+  if (!inflight_.empty() || queued_.empty() || closing_) return;
+  inflight_.swap(queued_);
+  uv_buf_t buf = buf_of(inflight_);
+  write_req_.data = this;
+  if (uv_write(&write_req_, &h_.stream, &buf, 1, on_write) != 0) {
+    inflight_.clear();
+    close();
+  }
+}
+
+void Connection::on_write(uv_write_t* req, int status) {
+  auto* c = static_cast<Connection*>(req->data);
+  if (status < 0) {
+    c->inflight_.clear();
+    c->close();
+    return;
+  }
+  c->inflight_.clear();
+  c->flush_queue();
+  if (c->waiting_for_drain_ && c->backlog() < kLowWater) {
+    c->waiting_for_drain_ = false;
+    c->pump();
+    if (!c->busy_) c->resume_after_response();
+  }
+  if (c->close_when_flushed_ && c->backlog() == 0) c->start_lingering_close();
+}
+
+void Connection::close_after_writes() {
+  close_when_flushed_ = true;
+  if (backlog() == 0) start_lingering_close();
+}
+
+void Connection::start_lingering_close() {
+  if (lingering_ || closing_) return;
+  lingering_ = true;
+  last_activity_ms_ = uv_now(worker_.loop());
+  // Half-close, then read and drop what the client still sends: closing a
+  // socket with unread input makes the kernel send RST, which can destroy
+  // the response before the client reads it.
+  shutdown_req_.data = this;
+  if (uv_shutdown(&shutdown_req_, &h_.stream, on_shutdown) != 0) {
+    close();
+    return;
+  }
+  if (peer_eof_) return;  // closed in on_shutdown
+  if (!reading_ && uv_read_start(&h_.stream, on_alloc, on_read) == 0) reading_ = true;
+}
+
+void Connection::on_shutdown(uv_shutdown_t* req, int status) {
+  auto* c = static_cast<Connection*>(req->data);
+  if (status < 0 || c->peer_eof_) c->close();
+}
+
+void Connection::close() {
+  if (closing_) return;
+  closing_ = true;
+  if (exchange_) {
+    wsgi::Gil gil;
+    exchange_->close();
+    exchange_.reset();
+    busy_ = false;
+  }
+  if (initialised_) {
+    uv_close(&h_.handle, on_closed);
+  } else {
+    worker_.connection_closed(this);
+  }
+}
+
+void Connection::on_closed(uv_handle_t* h) {
+  auto* c = static_cast<Connection*>(h->data);
+  c->worker_.connection_closed(c);  // destroys c
+}
+
+void Connection::close_if_idle() {
+  if (!busy_ && !parser_.in_request() && backlog() == 0) close();
+}
+
+void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
+  if (closing_) return;
+  uint64_t idle = now_ms - last_activity_ms_;
+  if (lingering_) {
+    if (idle > kLingerMs) close();
+    return;
+  }
+  if (busy_) return;
+  if (parser_.in_request()) {
+    if (idle > kPartialRequestIdleMs) close();
+    return;
+  }
+  if (backlog() == 0 && pending_input_.empty() && idle >= keepalive_ms) close();
+}
+
+}  // namespace cppgunicorn::worker

@@ -1,0 +1,112 @@
+// One client connection in a worker: bytes from the socket go to the HTTP
+// parser; each complete request becomes a WSGI exchange whose response is
+// pulled chunk by chunk and written back, in order, one request at a time.
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "http/parser.h"
+#include "http/response_head.h"
+#include "wsgi/environ.h"
+
+namespace cppgunicorn::wsgi {
+class Exchange;
+}
+
+namespace cppgunicorn::worker {
+
+class Worker;
+
+class Connection {
+ public:
+  explicit Connection(Worker& worker);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // Accepts from `server` and starts reading. False: nothing was accepted
+  // (another worker won the race); the caller then closes us.
+  bool accept(uv_stream_t* server, bool is_unix);
+
+  // Closes now; the Worker frees us in the close callback.
+  void close();
+  // Closes if no request is under way (graceful shutdown, idle timeout).
+  void close_if_idle();
+  // The periodic sweep: idle keep-alive and lingering-close deadlines.
+  void sweep(uint64_t now_ms, uint64_t keepalive_ms);
+  bool closing() const { return closing_; }
+
+ private:
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
+  static void on_write(uv_write_t* req, int status);
+  static void on_shutdown(uv_shutdown_t* req, int status);
+  static void on_closed(uv_handle_t* h);
+
+  void on_data(const char* data, size_t n);
+  void on_eof();
+  // Parses and serves requests from `data` until it is used up or a response
+  // has to wait for the socket; what is left is kept in pending_input_.
+  void consume(const char* data, size_t n);
+  void resume_after_response();
+  void start_request();
+  // Pulls body chunks and writes them until the body ends or the socket
+  // pushes back. Holds the GIL while it runs.
+  void pump();
+  void send_head_and_chunk(std::string_view chunk, bool last);
+  void send_error_response(std::string_view response);
+  void finish_request(bool keep_alive);
+  void reject(http::ParseError error);
+
+  // Writes with uv_try_write; whatever the kernel does not take is copied
+  // and queued behind one uv_write at a time.
+  void send(const uv_buf_t* bufs, unsigned int count);
+  size_t backlog() const { return inflight_.size() + queued_.size(); }
+  void flush_queue();
+  void close_after_writes();
+  void start_lingering_close();
+
+  Worker& worker_;
+  union {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  } h_;
+  bool initialised_ = false;
+  bool closing_ = false;
+  bool reading_ = false;
+  bool peer_eof_ = false;
+  bool close_when_flushed_ = false;
+  bool lingering_ = false;
+  bool busy_ = false;            // a request is being served
+  bool waiting_for_drain_ = false;
+
+  http::Parser parser_;
+  std::string pending_input_;   // bytes read but not yet parsed
+  wsgi::PeerInfo peer_;
+  uint64_t last_activity_ms_ = 0;
+
+  // The request being served.
+  std::unique_ptr<wsgi::Exchange> exchange_;
+  http::ResponsePlan plan_;
+  bool head_sent_ = false;
+  bool is_head_request_ = false;
+  uint64_t body_bytes_ = 0;
+  std::string head_;
+  uint64_t started_us_ = 0;
+  std::time_t started_wall_ = 0;
+
+  // Output: bytes in the one uv_write under way, and bytes queued behind it.
+  uv_write_t write_req_{};
+  uv_shutdown_t shutdown_req_{};
+  std::string inflight_;
+  std::string queued_;
+};
+
+}  // namespace cppgunicorn::worker

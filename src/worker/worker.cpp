@@ -1,0 +1,237 @@
+#include "worker/worker.h"
+
+#include <pybind11/embed.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdlib>
+#include <random>
+
+#include "log/logger.h"
+#include "worker/connection.h"
+#include "wsgi/app_loader.h"
+#include "wsgi/application.h"
+#include "wsgi/exchange.h"
+#include "wsgi/interpreter.h"
+#include "wsgi/objects.h"
+
+namespace cppgunicorn::worker {
+
+namespace {
+constexpr uint64_t kSweepIntervalMs = 1000;
+}  // namespace
+
+Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket>& listeners,
+               log::AccessLog& access_log)
+    : config_(config),
+      sockets_(listeners),
+      access_log_(access_log),
+      read_buffer_(std::make_unique<char[]>(kReadBufferSize)) {}
+
+Worker::~Worker() = default;
+
+const net::ListenSocket& Worker::listener_info(uv_stream_t* server) const {
+  return *static_cast<ListenerHandle*>(server->data)->socket;
+}
+
+bool Worker::boot() {
+  wsgi::register_embedded_module();
+  wsgi::InterpreterOptions options;
+  options.argv = {"cppgunicorn"};
+  options.pythonpath = config_.pythonpath;
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
+  try {
+    interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+  } catch (const std::exception& e) {
+    log::error_log().error(std::string("Exception in worker process: ") + e.what());
+    exit_code_ = kExitWorkerBootError;
+    return false;
+  }
+  wsgi::EnvironOptions env;
+  env.multithread = config_.threads > 1;
+  env.multiprocess = config_.workers > 1;
+  if (const char* sn = std::getenv("SCRIPT_NAME")) env.script_name = sn;
+  try {
+    app_ = std::make_unique<wsgi::Application>(config_.app_uri, env);
+  } catch (const wsgi::AppLoadError& e) {
+    log::error_log().error(e.what());
+    exit_code_ = kExitAppLoadError;
+    return false;
+  } catch (pybind11::error_already_set& e) {
+    e.restore();
+    wsgi::log_python_error("Exception in worker process");
+    exit_code_ = kExitAppLoadError;
+    return false;
+  }
+  interpreter_->release_gil();
+  return true;
+}
+
+bool Worker::listen() {
+  for (const net::ListenSocket& s : sockets_) {
+    auto l = std::make_unique<ListenerHandle>();
+    l->socket = &s;
+    uv_stream_t* stream;
+    int rc;
+    if (s.is_unix) {
+      rc = uv_pipe_init(&loop_, l->pipe.get(), 0);
+      if (rc == 0) l->pipe.mark_initialised();
+      if (rc == 0) rc = uv_pipe_open(l->pipe.get(), s.fd);
+      stream = l->pipe.as_stream();
+    } else {
+      rc = uv_tcp_init(&loop_, l->tcp.get());
+      if (rc == 0) l->tcp.mark_initialised();
+      if (rc == 0) rc = uv_tcp_open(l->tcp.get(), s.fd);
+      stream = l->tcp.as_stream();
+    }
+    stream->data = l.get();
+    if (rc == 0) rc = uv_listen(stream, config_.backlog, on_connection);
+    listeners_.push_back(std::move(l));
+    if (rc != 0) {
+      log::error_log().error("cannot listen on " + s.display + ": " + uv_strerror(rc));
+      return false;
+    }
+  }
+  return true;
+}
+
+void Worker::on_connection(uv_stream_t* server, int status) {
+  auto* l = static_cast<ListenerHandle*>(server->data);
+  auto* self = static_cast<Worker*>(server->loop->data);
+  if (status < 0 || self->stopping_) return;
+  auto conn = std::make_unique<Connection>(*self);
+  Connection* raw = conn.get();
+  self->connections_.emplace(raw, std::move(conn));
+  if (!raw->accept(server, l->socket->is_unix)) raw->close();
+}
+
+void Worker::connection_closed(Connection* c) {
+  connections_.erase(c);
+  maybe_finish();
+}
+
+void Worker::request_done() {
+  ++requests_;
+  if (config_.max_requests > 0 && !stopping_) {
+    if (requests_ >= max_requests_) {
+      log::error_log().info("Autorestarting worker after current request.");
+      begin_graceful_stop();
+    }
+  }
+}
+
+void Worker::on_signal(uv_signal_t* handle, int signum) {
+  auto* self = static_cast<Worker*>(handle->loop->data);
+  switch (signum) {
+    case SIGTERM:
+      self->begin_graceful_stop();
+      break;
+    case SIGINT:
+    case SIGQUIT:
+      // Quick shutdown: drop every connection now.
+      self->stopping_ = true;
+      self->stop_listening();
+      for (auto& [c, owned] : self->connections_) c->close();
+      self->maybe_finish();
+      break;
+    case SIGUSR1:
+      log::error_log().file().reopen();
+      self->access_log_.file().reopen();
+      break;
+    default:
+      break;
+  }
+}
+
+void Worker::on_sweep(uv_timer_t* timer) {
+  auto* self = static_cast<Worker*>(timer->loop->data);
+  uint64_t now = uv_now(&self->loop_);
+  if (!self->stopping_ && ::getppid() != self->parent_pid_) {
+    log::error_log().info("Parent changed, shutting down");
+    self->begin_graceful_stop();
+  }
+  bool force = self->stopping_ && now >= self->stop_deadline_ms_;
+  uint64_t keepalive_ms = static_cast<uint64_t>(self->config_.keepalive) * 1000;
+  std::vector<Connection*> all;
+  all.reserve(self->connections_.size());
+  for (auto& [c, owned] : self->connections_) all.push_back(c);
+  for (Connection* c : all) {
+    if (force) c->close();
+    else if (self->stopping_) c->close_if_idle();
+    else c->sweep(now, keepalive_ms);
+  }
+}
+
+void Worker::stop_listening() {
+  for (auto& l : listeners_) {
+    l->tcp.close();
+    l->pipe.close();
+  }
+  listeners_.clear();
+}
+
+void Worker::begin_graceful_stop() {
+  if (stopping_) return;
+  stopping_ = true;
+  stop_deadline_ms_ = uv_now(&loop_) + static_cast<uint64_t>(config_.graceful_timeout) * 1000;
+  stop_listening();
+  std::vector<Connection*> all;
+  for (auto& [c, owned] : connections_) all.push_back(c);
+  for (Connection* c : all) c->close_if_idle();
+  maybe_finish();
+}
+
+void Worker::maybe_finish() {
+  if (stopping_ && connections_.empty()) close_all_handles();
+}
+
+void Worker::close_all_handles() {
+  stop_listening();
+  sweep_timer_.close();
+  signals_.clear();  // each UvHandle closes its handle
+}
+
+int Worker::run() {
+  parent_pid_ = ::getppid();
+  if (config_.max_requests > 0) {
+    // The jitter spreads restarts so that workers do not all retire at once.
+    std::random_device rd;
+    uint64_t jitter = config_.max_requests_jitter > 0
+                          ? rd() % (static_cast<uint64_t>(config_.max_requests_jitter) + 1)
+                          : 0;
+    max_requests_ = static_cast<uint64_t>(config_.max_requests) + jitter;
+  }
+  std::signal(SIGPIPE, SIG_IGN);
+  if (uv_loop_init(&loop_) != 0) return kExitWorkerBootError;
+  loop_.data = this;
+  if (!boot()) {
+    uv_loop_close(&loop_);
+    return exit_code_;
+  }
+  for (int signum : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) {
+    auto h = std::make_unique<net::UvHandle<uv_signal_t>>();
+    uv_signal_init(&loop_, h->get());
+    h->mark_initialised();
+    uv_signal_start(h->get(), on_signal, signum);
+    signals_.push_back(std::move(h));
+  }
+  uv_timer_init(&loop_, sweep_timer_.get());
+  sweep_timer_.mark_initialised();
+  uv_timer_start(sweep_timer_.get(), on_sweep, kSweepIntervalMs, kSweepIntervalMs);
+  if (!listen()) {
+    exit_code_ = kExitWorkerBootError;
+    stopping_ = true;
+    close_all_handles();
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+  {
+    wsgi::Gil gil;
+    app_.reset();
+  }
+  interpreter_.reset();
+  return exit_code_;
+}
+
+}  // namespace cppgunicorn::worker

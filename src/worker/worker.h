@@ -1,0 +1,99 @@
+// A worker process: its own libuv loop, its embedded interpreter and WSGI
+// app, the listeners inherited from the master, and its connections.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "base/clock.h"
+#include "config/config.h"
+#include "http/limits.h"
+#include "log/access_log.h"
+#include "net/handle.h"
+#include "net/listener.h"
+
+namespace cppgunicorn::wsgi {
+class Application;
+class Interpreter;
+}  // namespace cppgunicorn::wsgi
+
+namespace cppgunicorn::worker {
+
+class Connection;
+
+// Exit codes shared with the master (gunicorn's values).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitWorkerBootError = 3;
+inline constexpr int kExitAppLoadError = 4;
+
+class Worker {
+ public:
+  Worker(const config::Config& config, const std::vector<net::ListenSocket>& listeners,
+         log::AccessLog& access_log);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Boots (interpreter, app), serves until told to stop, returns the exit
+  // code for the master.
+  int run();
+
+  // For connections.
+  uv_loop_t* loop() { return &loop_; }
+  const wsgi::Application& app() const { return *app_; }
+  const http::Limits& limits() const { return limits_; }
+  log::AccessLog& access_log() { return access_log_; }
+  std::string_view http_date() { return date_.now(); }
+  char* read_buffer() { return read_buffer_.get(); }
+  size_t read_buffer_size() const { return kReadBufferSize; }
+  const net::ListenSocket& listener_info(uv_stream_t* server) const;
+  void connection_closed(Connection* c);
+  void request_done();
+
+ private:
+  static constexpr size_t kReadBufferSize = 64 * 1024;
+  static void on_connection(uv_stream_t* server, int status);
+  static void on_signal(uv_signal_t* handle, int signum);
+  static void on_sweep(uv_timer_t* timer);
+
+  bool boot();
+  bool listen();
+  void begin_graceful_stop();
+  void stop_listening();
+  void maybe_finish();
+  void close_all_handles();
+
+  const config::Config& config_;
+  const std::vector<net::ListenSocket>& sockets_;
+  log::AccessLog& access_log_;
+  http::Limits limits_;
+  uv_loop_t loop_{};
+  base::HttpDate date_;
+  std::unique_ptr<char[]> read_buffer_;
+
+  std::unique_ptr<wsgi::Interpreter> interpreter_;
+  std::unique_ptr<wsgi::Application> app_;
+
+  struct ListenerHandle {
+    net::UvHandle<uv_tcp_t> tcp;
+    net::UvHandle<uv_pipe_t> pipe;
+    const net::ListenSocket* socket = nullptr;
+  };
+  std::vector<std::unique_ptr<ListenerHandle>> listeners_;
+  std::vector<std::unique_ptr<net::UvHandle<uv_signal_t>>> signals_;
+  net::UvHandle<uv_timer_t> sweep_timer_;
+  std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+
+  bool stopping_ = false;
+  uint64_t stop_deadline_ms_ = 0;
+  int exit_code_ = kExitOk;
+  pid_t parent_pid_ = 0;
+  uint64_t requests_ = 0;
+  uint64_t max_requests_ = 0;  // max_requests plus this worker's jitter
+};
+
+}  // namespace cppgunicorn::worker

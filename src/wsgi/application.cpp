@@ -1,0 +1,11 @@
+#include "wsgi/application.h"
+
+#include "wsgi/app_loader.h"
+#include "wsgi/objects.h"
+
+namespace cppgunicorn::wsgi {
+
+Application::Application(const std::string& uri, const EnvironOptions& options)
+    : callable_(load_app(uri)), environ_(options) {}
+
+}  // namespace cppgunicorn::wsgi

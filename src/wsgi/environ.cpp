@@ -1,0 +1,143 @@
+#include "wsgi/environ.h"
+
+#include "wsgi/objects.h"
+
+namespace py = pybind11;
+
+namespace cppgunicorn::wsgi {
+
+namespace {
+
+py::str interned(const char* s) {
+  return py::reinterpret_steal<py::str>(PyUnicode_InternFromString(s));
+}
+
+py::object latin1(std::string_view s) {
+  PyObject* o = PyUnicode_DecodeLatin1(s.data(), static_cast<Py_ssize_t>(s.size()), nullptr);
+  if (o == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(o);
+}
+
+void set(py::dict& d, const py::str& key, std::string_view value) {
+  if (PyDict_SetItem(d.ptr(), key.ptr(), latin1(value).ptr()) != 0) throw py::error_already_set();
+}
+
+std::string_view target_path(std::string_view target) {
+  // absolute-form (RFC 9112 section 3.2.2): skip "scheme://authority".
+  size_t scheme_end = target.find("://");
+  if (!target.empty() && target[0] != '/' && scheme_end != std::string_view::npos) {
+    size_t path_start = target.find('/', scheme_end + 3);
+    if (path_start == std::string_view::npos) return "/";
+    target = target.substr(path_start);
+  }
+  size_t end = target.find_first_of("?#");
+  return end == std::string_view::npos ? target : target.substr(0, end);
+}
+
+}  // namespace
+
+std::string decoded_path(const http::Request& request) {
+  return http::percent_decode(target_path(request.target));
+}
+
+std::string environ_key(std::string_view name) {
+  if (http::iequals(name, "content-type")) return "CONTENT_TYPE";
+  if (http::iequals(name, "content-length")) return "CONTENT_LENGTH";
+  std::string key = "HTTP_";
+  key.reserve(5 + name.size());
+  for (char c : name) {
+    if (c == '-') key += '_';
+    else if (c >= 'a' && c <= 'z') key += static_cast<char>(c - 32);
+    else key += c;
+  }
+  return key;
+}
+
+EnvironBuilder::EnvironBuilder(const EnvironOptions& options)
+    : k_request_method_(interned("REQUEST_METHOD")),
+      k_script_name_(interned("SCRIPT_NAME")),
+      k_path_info_(interned("PATH_INFO")),
+      k_query_string_(interned("QUERY_STRING")),
+      k_raw_uri_(interned("RAW_URI")),
+      k_content_type_(interned("CONTENT_TYPE")),
+      k_content_length_(interned("CONTENT_LENGTH")),
+      k_server_name_(interned("SERVER_NAME")),
+      k_server_port_(interned("SERVER_PORT")),
+      k_server_protocol_(interned("SERVER_PROTOCOL")),
+      k_remote_addr_(interned("REMOTE_ADDR")),
+      k_remote_port_(interned("REMOTE_PORT")),
+      k_wsgi_input_(interned("wsgi.input")),
+      k_url_scheme_(interned("wsgi.url_scheme")),
+      script_name_(options.script_name) {
+  while (!script_name_.empty() && script_name_.back() == '/') script_name_.pop_back();
+  py::module_ mod = py::module_::import("_cppgunicorn");
+  template_[interned("wsgi.version")] = py::make_tuple(1, 0);
+  template_[k_url_scheme_] = py::str("http");
+  template_[interned("wsgi.errors")] = mod.attr("ErrorStream")();
+  template_[interned("wsgi.multithread")] = py::bool_(options.multithread);
+  template_[interned("wsgi.multiprocess")] = py::bool_(options.multiprocess);
+  template_[interned("wsgi.run_once")] = py::bool_(false);
+  // The body is complete (or de-chunked) before the app sees it: reading to
+  // EOF is safe without CONTENT_LENGTH.
+  template_[interned("wsgi.input_terminated")] = py::bool_(true);
+  template_[interned("wsgi.file_wrapper")] = mod.attr("FileWrapper");
+  template_[interned("SERVER_SOFTWARE")] = py::str("cppgunicorn/" CPPGUNICORN_VERSION);
+  template_[k_script_name_] = py::str(script_name_);
+}
+
+py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& peer,
+                               py::object input) const {
+  py::dict env = py::reinterpret_steal<py::dict>(PyDict_Copy(template_.ptr()));
+  if (!env) throw py::error_already_set();
+  set(env, k_request_method_, request.method);
+  set(env, k_raw_uri_, request.target);
+  set(env, k_query_string_, request.query());
+  set(env, k_server_protocol_, request.protocol);
+  std::string path = decoded_path(request);
+  if (!script_name_.empty() && path.compare(0, script_name_.size(), script_name_) == 0 &&
+      (path.size() == script_name_.size() || path[script_name_.size()] == '/')) {
+    path.erase(0, script_name_.size());
+  }
+  set(env, k_path_info_, path);
+
+  std::string_view host;
+  PyObject* d = env.ptr();
+  for (const auto& [name, value] : request.headers) {
+    if (host.empty() && http::iequals(name, "host")) host = value;
+    std::string key = environ_key(name);
+    py::object k = latin1(key);
+    PyObject* existing = PyDict_GetItem(d, k.ptr());  // borrowed
+    if (existing != nullptr && key.rfind("HTTP_", 0) == 0) {
+      // RFC 9110 section 5.3: repeated fields combine into one list.
+      py::object joined = py::reinterpret_borrow<py::object>(existing) + py::str(", ") + latin1(value);
+      PyDict_SetItem(d, k.ptr(), joined.ptr());
+    } else {
+      PyDict_SetItem(d, k.ptr(), latin1(value).ptr());
+    }
+  }
+
+  // SERVER_NAME / SERVER_PORT from Host when present (as gunicorn), else the
+  // listener's address.
+  if (!host.empty()) {
+    std::string_view name = host;
+    std::string_view port;
+    size_t colon = host.rfind(':');
+    size_t bracket = host.rfind(']');
+    if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+      name = host.substr(0, colon);
+      port = host.substr(colon + 1);
+    }
+    set(env, k_server_name_, name);
+    set(env, k_server_port_, !port.empty() ? port : (peer.url_scheme == "https" ? "443" : "80"));
+  } else {
+    set(env, k_server_name_, peer.server_name);
+    set(env, k_server_port_, peer.server_port);
+  }
+  set(env, k_remote_addr_, peer.remote_addr);
+  set(env, k_remote_port_, peer.remote_port);
+  if (peer.url_scheme != "http") set(env, k_url_scheme_, peer.url_scheme);
+  PyDict_SetItem(d, k_wsgi_input_.ptr(), input.ptr());
+  return env;
+}
+
+}  // namespace cppgunicorn::wsgi

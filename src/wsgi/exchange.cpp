@@ -1,0 +1,121 @@
+#include "wsgi/exchange.h"
+
+#include "log/logger.h"
+
+namespace py = pybind11;
+
+namespace cppgunicorn::wsgi {
+
+void log_python_error(std::string_view message) {
+  std::string text(message);
+  try {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    py::object t = py::reinterpret_steal<py::object>(type);
+    py::object v = py::reinterpret_steal<py::object>(value);
+    py::object b = py::reinterpret_steal<py::object>(tb);
+    if (t) {
+      py::object lines = py::module_::import("traceback")
+                             .attr("format_exception")(t, v ? v : py::none(), b ? b : py::none());
+      text += "\n";
+      text += py::str("").attr("join")(lines).cast<std::string>();
+    }
+  } catch (...) {
+    PyErr_Clear();
+    text += " (the traceback could not be formatted)";
+  }
+  log::error_log().error(text);
+}
+
+namespace {
+// Restores a caught pybind11 error as Python's current exception so that
+// log_python_error can format it.
+void restore(py::error_already_set& e) { e.restore(); }
+}  // namespace
+
+Exchange::Exchange(const py::object& app, const EnvironBuilder& environ)
+    : app_(app), environ_(environ), state_(std::make_shared<ResponseState>()) {}
+
+Exchange::~Exchange() {
+  // The worker closes on every path; this is the last line of defence.
+  close();
+}
+
+void Exchange::log_error(const char* what) {
+  log_python_error(std::string(what) + " " + path_);
+}
+
+bool Exchange::call(http::Request& request, const PeerInfo& peer) {
+  path_ = request.target;
+  try {
+    py::object input = py::cast(InputStream(std::move(request.body)));
+    py::dict env = environ_.build(request, peer, input);
+    py::object start_response = py::cast(StartResponse(state_));
+    result_ = app_(env, start_response);
+    closed_ = false;
+    if (PyList_CheckExact(result_.ptr()) || PyTuple_CheckExact(result_.ptr())) {
+      single_chunk_ = state_->written.empty() && py::len(result_) <= 1;
+    }
+    iterator_ = py::iter(result_);
+    return true;
+  } catch (py::error_already_set& e) {
+    restore(e);
+    log_error("Error handling request");
+    close();
+    return false;
+  }
+}
+
+Exchange::Next Exchange::next(std::string_view* out) {
+  current_ = py::object();
+  if (written_index_ < state_->written.size()) {
+    *out = state_->written[written_index_++];
+    return Next::kChunk;
+  }
+  if (!iterator_) return Next::kDone;
+  try {
+    for (;;) {
+      PyObject* item = PyIter_Next(iterator_.ptr());
+      if (item == nullptr) {
+        if (PyErr_Occurred()) throw py::error_already_set();
+        iterator_ = py::object();
+        return Next::kDone;
+      }
+      current_ = py::reinterpret_steal<py::object>(item);
+      if (!PyBytes_Check(item)) {
+        throw py::type_error(std::string("response body items must be bytes, not ") +
+                             Py_TYPE(item)->tp_name);
+      }
+      if (PyBytes_GET_SIZE(item) == 0) continue;
+      *out = std::string_view(PyBytes_AS_STRING(item), static_cast<size_t>(PyBytes_GET_SIZE(item)));
+      return Next::kChunk;
+    }
+  } catch (py::error_already_set& e) {
+    restore(e);
+    log_error("Error handling request");
+  } catch (std::exception& e) {
+    log::error_log().error(std::string("Error handling request ") + path_ + ": " + e.what());
+  }
+  iterator_ = py::object();
+  current_ = py::object();
+  return Next::kError;
+}
+
+void Exchange::close() {
+  if (closed_) return;
+  closed_ = true;
+  current_ = py::object();
+  iterator_ = py::object();
+  py::object result = std::move(result_);
+  if (!result) return;
+  // PEP 3333: close() is called whether the iteration ended normally or not.
+  try {
+    if (py::hasattr(result, "close")) result.attr("close")();
+  } catch (py::error_already_set& e) {
+    restore(e);
+    log_error("Error closing the response of");
+  }
+}
+
+}  // namespace cppgunicorn::wsgi

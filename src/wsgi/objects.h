@@ -1,0 +1,57 @@
+// The Python objects a WSGI app is handed (PEP 3333): wsgi.input,
+// start_response and its write(), wsgi.errors and wsgi.file_wrapper. They
+// are defined in the embedded module `_cppgunicorn`.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "http/request.h"
+
+namespace cppgunicorn::wsgi {
+
+// What start_response and write() record for one request; shared between
+// the StartResponse object the app holds and the Exchange that sends it.
+struct ResponseState {
+  bool called = false;
+  bool headers_sent = false;  // the head is committed: exc_info re-raises
+  std::string status;
+  http::HeaderList headers;
+  std::vector<std::string> written;  // bytes given to write() before iteration
+};
+
+// wsgi.input over a body already read in full; never reads past it.
+class InputStream {
+ public:
+  explicit InputStream(std::string body) : data_(std::move(body)) {}
+  pybind11::bytes read(pybind11::object size);
+  pybind11::bytes readline(pybind11::object size);
+  pybind11::list readlines(pybind11::object hint);
+  pybind11::object next();
+  size_t remaining() const { return data_.size() - pos_; }
+
+ private:
+  size_t limit(pybind11::object size) const;
+  std::string data_;
+  size_t pos_ = 0;
+};
+
+class StartResponse {
+ public:
+  explicit StartResponse(std::shared_ptr<ResponseState> state) : state_(std::move(state)) {}
+  pybind11::object call(pybind11::object self, pybind11::object status, pybind11::object headers,
+                        pybind11::object exc_info);
+  void write(pybind11::bytes data);
+
+ private:
+  std::shared_ptr<ResponseState> state_;
+};
+
+// Makes sure `_cppgunicorn` is importable; call before the interpreter
+// starts (it registers an inittab entry).
+void register_embedded_module();
+
+}  // namespace cppgunicorn::wsgi

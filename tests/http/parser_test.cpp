@@ -1,0 +1,168 @@
+#include "http/parser.h"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using cppgunicorn::http::ParseError;
+using cppgunicorn::http::Parser;
+using cppgunicorn::http::Request;
+
+namespace {
+
+// Feeds `bytes` whole and collects every complete request, as a connection
+// does: parse, take the request, next(), continue with the rest.
+struct Fed {
+  std::vector<Request> requests;
+  ParseError error = ParseError::kNone;
+};
+
+Fed feed_all(const std::string& bytes, size_t piece = 0, cppgunicorn::http::Limits limits = {}) {
+  Parser parser(limits);
+  Fed out;
+  std::string input = bytes;
+  size_t pos = 0;
+  size_t step = piece ? piece : input.size();
+  std::string window;
+  while (pos < input.size() || !window.empty()) {
+    if (pos < input.size()) {
+      window.append(input, pos, step);
+      pos += step;
+    }
+    size_t used = 0;
+    bool progressed = false;
+    while (used < window.size()) {
+      auto r = parser.feed(window.data() + used, window.size() - used);
+      used += r.consumed;
+      if (r.status == Parser::Status::kError) {
+        out.error = parser.error();
+        return out;
+      }
+      if (r.status == Parser::Status::kNeedMore) break;
+      out.requests.push_back(parser.request());
+      parser.next();
+      progressed = true;
+    }
+    window.erase(0, used);
+    if (pos >= input.size() && !progressed) break;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a simple GET becomes one request with method, target, version and headers") {
+  auto fed = feed_all("GET /a/b?x=1 HTTP/1.1\r\nHost: example.com\r\nX-Thing:  v  \r\n\r\n");
+  REQUIRE(fed.error == ParseError::kNone);
+  REQUIRE(fed.requests.size() == 1);
+  const Request& r = fed.requests[0];
+  CHECK(r.method == "GET");
+  CHECK(r.target == "/a/b?x=1");
+  CHECK(r.path() == "/a/b");
+  CHECK(r.query() == "x=1");
+  CHECK(r.protocol == "HTTP/1.1");
+  REQUIRE(r.headers.size() == 2);
+  CHECK(r.headers[0].first == "Host");
+  CHECK(r.headers[1].second == "v");  // surrounding whitespace is not part of the value
+  CHECK(r.keep_alive);
+}
+
+TEST_CASE("bytes arriving one at a time give the same request") {
+  auto fed = feed_all("POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello", 1);
+  REQUIRE(fed.requests.size() == 1);
+  CHECK(fed.requests[0].body == "hello");
+  CHECK(fed.requests[0].has_content_length);
+  CHECK(fed.requests[0].content_length == 5);
+}
+
+TEST_CASE("pipelined requests are returned one at a time, in order") {
+  auto fed = feed_all(
+      "GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"
+      "POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+      "GET /3 HTTP/1.1\r\nHost: h\r\n\r\n");
+  REQUIRE(fed.requests.size() == 3);
+  CHECK(fed.requests[0].target == "/1");
+  CHECK(fed.requests[1].target == "/2");
+  CHECK(fed.requests[1].body == "abc");
+  CHECK(fed.requests[2].target == "/3");
+}
+
+TEST_CASE("a chunked body is de-chunked, trailers and extensions included") {
+  auto fed = feed_all(
+      "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n");
+  REQUIRE(fed.error == ParseError::kNone);
+  REQUIRE(fed.requests.size() == 1);
+  CHECK(fed.requests[0].body == "hello world");
+  CHECK(fed.requests[0].chunked);
+}
+
+TEST_CASE("HTTP/1.0 is close by default and keep-alive on request") {
+  auto closing = feed_all("GET / HTTP/1.0\r\n\r\n");
+  REQUIRE(closing.requests.size() == 1);
+  CHECK(closing.requests[0].protocol == "HTTP/1.0");
+  CHECK_FALSE(closing.requests[0].keep_alive);
+  auto kept = feed_all("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  CHECK(kept.requests[0].keep_alive);
+  auto close11 = feed_all("GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+  CHECK_FALSE(close11.requests[0].keep_alive);
+}
+
+TEST_CASE("header names with an underscore are dropped (gunicorn's header_map=drop)") {
+  auto fed = feed_all("GET / HTTP/1.1\r\nX_Forwarded_For: evil\r\nX-Real: ok\r\n\r\n");
+  REQUIRE(fed.requests.size() == 1);
+  REQUIRE(fed.requests[0].headers.size() == 1);
+  CHECK(fed.requests[0].headers[0].first == "X-Real");
+}
+
+TEST_CASE("repeated headers are all kept in order") {
+  auto fed = feed_all("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nA: 3\r\n\r\n");
+  REQUIRE(fed.requests[0].headers.size() == 3);
+  CHECK(fed.requests[0].header("a") == "1");
+}
+
+TEST_CASE("malformed input is rejected with a reason") {
+  CHECK(feed_all("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n").error == ParseError::kInvalidHeader);
+  CHECK(feed_all("GET / HTTP/1.1\r\nX: a\x01z\r\n\r\n").error == ParseError::kInvalidHeader);
+  CHECK(feed_all("G@T / HTTP/1.1\r\n\r\n").error != ParseError::kNone);
+  CHECK(feed_all("GET / HTTP/2.0\r\n\r\n").error == ParseError::kVersionNotSupported);
+  CHECK(feed_all("POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .error != ParseError::kNone);
+  CHECK(feed_all("POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd").error !=
+        ParseError::kNone);
+  CHECK(feed_all("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").error ==
+        ParseError::kInvalidChunk);
+}
+
+TEST_CASE("limits answer with their own errors") {
+  cppgunicorn::http::Limits limits;
+  limits.request_line = 20;
+  CHECK(feed_all("GET /" + std::string(40, 'a') + " HTTP/1.1\r\n\r\n", 0, limits).error ==
+        ParseError::kRequestLineTooLong);
+  limits = {};
+  limits.request_fields = 2;
+  CHECK(feed_all("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", 0, limits).error ==
+        ParseError::kTooManyHeaders);
+  limits = {};
+  limits.request_field_size = 16;
+  CHECK(feed_all("GET / HTTP/1.1\r\nA: " + std::string(30, 'x') + "\r\n\r\n", 0, limits).error ==
+        ParseError::kHeaderTooLarge);
+}
+
+TEST_CASE("a connection closed mid-request is incomplete; between requests it is not") {
+  Parser p;
+  auto r = p.feed("GET / HTTP/1.1\r\nHost", 20);
+  CHECK(r.status == Parser::Status::kNeedMore);
+  CHECK(p.finish().status == Parser::Status::kError);
+  CHECK(p.error() == ParseError::kIncomplete);
+  Parser q;
+  CHECK(q.finish().status == Parser::Status::kNeedMore);
+}
+
+TEST_CASE("percent-decoding keeps malformed escapes") {
+  using cppgunicorn::http::percent_decode;
+  CHECK(percent_decode("/a%20b%2Fc") == "/a b/c");
+  CHECK(percent_decode("/%zz%4") == "/%zz%4");
+  CHECK(percent_decode("%e9") == std::string("\xe9"));
+}

@@ -1,0 +1,14 @@
+// The unit test runner. It holds the one Python interpreter that the wsgi/
+// tests share (pybind11: no Python object may outlive it).
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include "wsgi/interpreter.h"
+#include "wsgi/objects.h"
+
+int main(int argc, char** argv) {
+  cppgunicorn::wsgi::register_embedded_module();
+  cppgunicorn::wsgi::Interpreter interpreter({{"cppgunicorn_unit_tests"}, {}, {}});
+  doctest::Context context(argc, argv);
+  return context.run();
+}

@@ -1,0 +1,93 @@
+#include "wsgi/environ.h"
+
+#include <doctest/doctest.h>
+#include <pybind11/embed.h>
+
+#include "http/parser.h"
+
+namespace py = pybind11;
+using namespace cppgunicorn;
+
+namespace {
+http::Request parse(const std::string& bytes) {
+  http::Parser p;
+  auto r = p.feed(bytes.data(), bytes.size());
+  REQUIRE(r.status == http::Parser::Status::kRequestReady);
+  return p.request();
+}
+
+py::dict environ_of(const std::string& bytes, const wsgi::EnvironOptions& options = {}) {
+  http::Request request = parse(bytes);
+  wsgi::EnvironBuilder builder(options);
+  wsgi::PeerInfo peer;
+  peer.remote_addr = "10.1.2.3";
+  peer.remote_port = "5555";
+  peer.server_name = "127.0.0.1";
+  peer.server_port = "8000";
+  return builder.build(request, peer, py::none());
+}
+
+std::string get(const py::dict& env, const char* key) {
+  return py::str(env[key]).cast<std::string>();
+}
+}  // namespace
+
+TEST_CASE("the environ carries PEP 3333's request variables") {
+  auto env = environ_of("GET /a%2Fb%20c?x=%20y HTTP/1.1\r\nHost: example.com:8080\r\n\r\n");
+  CHECK(get(env, "REQUEST_METHOD") == "GET");
+  CHECK(get(env, "PATH_INFO") == "/a/b c");  // percent-decoded
+  CHECK(get(env, "QUERY_STRING") == "x=%20y");  // raw
+  CHECK(get(env, "RAW_URI") == "/a%2Fb%20c?x=%20y");
+  CHECK(get(env, "SCRIPT_NAME") == "");
+  CHECK(get(env, "SERVER_NAME") == "example.com");
+  CHECK(get(env, "SERVER_PORT") == "8080");
+  CHECK(get(env, "SERVER_PROTOCOL") == "HTTP/1.1");
+  CHECK(get(env, "REMOTE_ADDR") == "10.1.2.3");
+  CHECK(get(env, "REMOTE_PORT") == "5555");
+  CHECK(py::str(env["wsgi.url_scheme"]).cast<std::string>() == "http");
+  CHECK(env["wsgi.version"].cast<py::tuple>().equal(py::make_tuple(1, 0)));
+  CHECK(env["wsgi.input_terminated"].cast<bool>());
+  CHECK_FALSE(env["wsgi.run_once"].cast<bool>());
+}
+
+TEST_CASE("headers become HTTP_* keys; content headers have none; repeats join with a comma") {
+  auto env = environ_of(
+      "POST / HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
+      "X-Multi: a\r\nX-Multi: b\r\nUser-Agent: t\r\n\r\n");
+  CHECK(get(env, "CONTENT_TYPE") == "text/plain");
+  CHECK(get(env, "CONTENT_LENGTH") == "0");
+  CHECK_FALSE(env.contains("HTTP_CONTENT_TYPE"));
+  CHECK(get(env, "HTTP_X_MULTI") == "a, b");
+  CHECK(get(env, "HTTP_USER_AGENT") == "t");
+}
+
+TEST_CASE("without Host the listener address is SERVER_NAME and SERVER_PORT") {
+  auto env = environ_of("GET / HTTP/1.0\r\n\r\n");
+  CHECK(get(env, "SERVER_NAME") == "127.0.0.1");
+  CHECK(get(env, "SERVER_PORT") == "8000");
+  CHECK(get(env, "SERVER_PROTOCOL") == "HTTP/1.0");
+}
+
+TEST_CASE("values are latin-1 str, never UTF-8 decoded") {
+  auto env = environ_of("GET /caf%C3%A9 HTTP/1.1\r\nX-Name: \xe9t\xe9\r\n\r\n");
+  py::str path = env["PATH_INFO"];
+  CHECK(path.cast<std::string>() == "/caf\xc3\x83\xc2\xa9");  // two latin-1 chars, in UTF-8
+  CHECK(py::len(path) == 6);
+  CHECK(py::len(env["HTTP_X_NAME"]) == 3);
+}
+
+TEST_CASE("absolute-form targets give the path; SCRIPT_NAME is stripped from PATH_INFO") {
+  auto env = environ_of("GET http://example.com/x/y?q=1 HTTP/1.1\r\nHost: example.com\r\n\r\n");
+  CHECK(get(env, "PATH_INFO") == "/x/y");
+  CHECK(get(env, "QUERY_STRING") == "q=1");
+  wsgi::EnvironOptions options;
+  options.script_name = "/app";
+  auto mounted = environ_of("GET /app/page HTTP/1.1\r\n\r\n", options);
+  CHECK(get(mounted, "SCRIPT_NAME") == "/app");
+  CHECK(get(mounted, "PATH_INFO") == "/page");
+}
+
+TEST_CASE("environ keys follow CGI naming") {
+  CHECK(wsgi::environ_key("x-forwarded-for") == "HTTP_X_FORWARDED_FOR");
+  CHECK(wsgi::environ_key("Content-Type") == "CONTENT_TYPE");
+}
