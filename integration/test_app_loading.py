@@ -1,0 +1,102 @@
+"""App URIs, --chdir/--pythonpath, the embedded interpreter's environment,
+and how a failed load is reported."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import APPS, ROOT, free_port, server_binary
+
+URI_APPS = APPS / "uri"
+
+
+@pytest.mark.parametrize("uri, body", [
+    ("plainmod", "application"),
+    ("plainmod:app", "app"),
+    ("plainmod:create_app()", "factory"),
+    ("plainmod:create_app_with('x', key=1)", "factory:x:1"),
+    ("plainmod:holder.inner", "attr"),
+    ("pkg.sub.mod:obj.attr", "package-attr"),
+])
+def test_every_app_uri_form_serves(start_server, uri, body):
+    srv = start_server(uri, chdir=URI_APPS)
+    assert requests.get(srv.url + "/", timeout=5).text == body
+
+
+def test_pythonpath_adds_directories_to_sys_path(start_server, tmp_path):
+    srv = start_server("extra_app:app", "--pythonpath", f"{tmp_path},{APPS / 'extra_path'}",
+                       cwd=tmp_path)
+    assert requests.get(srv.url + "/", timeout=5).status_code == 200
+
+
+def test_installed_binary_embeds_the_venv_it_was_installed_into(start_server, tmp_path):
+    # Run from an unrelated directory: sys.prefix must still be the venv and
+    # its site-packages (Flask) importable.
+    srv = start_server("extra_app:app", chdir=APPS / "extra_path", cwd=tmp_path)
+    prefix, module = requests.get(srv.url + "/", timeout=5).text.split()
+    assert Path(prefix).resolve() == Path(sys.prefix).resolve()
+    assert module == "flask"
+
+
+def run_failing(*args, cwd=None):
+    port = free_port()
+    proc = subprocess.run(
+        [server_binary(), "--bind", f"127.0.0.1:{port}", *args],
+        cwd=cwd, capture_output=True, text=True, timeout=30)
+    return proc
+
+
+@pytest.mark.parametrize("uri, message", [
+    ("no_such_module:app", "No module named 'no_such_module'"),
+    ("plainmod:missing", "Failed to find attribute 'missing' in 'plainmod'."),
+    ("plainmod:not_callable", "Application object must be callable"),
+    ("plainmod:returns_none", "Failed to find application object"),
+    ("plainmod:create_app(", "Failed to parse"),
+    ("plainmod:holder.nothing", "Failed to find attribute 'holder.nothing'"),
+])
+def test_an_app_that_cannot_load_exits_4_with_one_line_naming_it(uri, message):
+    proc = run_failing("--chdir", str(URI_APPS), uri)
+    assert proc.returncode == 4, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if message in l]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_import_error_inside_the_app_shows_its_traceback():
+    proc = run_failing("--chdir", str(URI_APPS), "broken_import:app")
+    assert proc.returncode == 4, proc.stderr
+    assert "Traceback" in proc.stderr
+    assert "a_module_that_does_not_exist" in proc.stderr
+
+
+def test_no_app_module_is_a_usage_error():
+    proc = run_failing()
+    assert proc.returncode != 0
+    assert "No application module specified" in proc.stderr
+
+
+def test_unknown_flag_is_reported():
+    proc = run_failing("--no-such-flag", "app:app")
+    assert proc.returncode != 0
+    assert "--no-such-flag" in proc.stderr
+
+
+def test_bad_integer_names_the_setting():
+    proc = run_failing("--workers", "many", "app:app")
+    assert proc.returncode != 0
+    assert "workers" in proc.stderr and "many" in proc.stderr
+
+
+def test_version_and_help():
+    out = subprocess.run([server_binary(), "--version"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and "cppgunicorn" in out.stdout
+    out = subprocess.run([server_binary(), "--help"], capture_output=True, text=True, timeout=10)
+    assert out.returncode == 0 and "--bind" in out.stdout
+
+
+def test_python_package_reports_version_and_finds_the_binary():
+    import cppgunicorn
+    assert cppgunicorn.__version__
+    assert Path(cppgunicorn.executable()).exists()
