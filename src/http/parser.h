@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "http/chunked_decoder.h"
 #include "http/errors.h"
 #include "http/limits.h"
 #include "http/request.h"
@@ -52,8 +53,14 @@ class Parser {
 
  private:
   Result fail(ParseError error, std::string reason);
+  Result llhttp_failure(int code);
   int check_header(const std::string& name, const std::string& value);
   int check_field_size();
+  // The request line is ours: gunicorn's rules (any token method, raw
+  // non-ASCII bytes in the target, exact limit_request_line), stricter than
+  // llhttp 8.1's. llhttp then parses headers and body after a stand-in line.
+  Result feed_request_line(const char* data, size_t length, size_t* used);
+  ParseError parse_request_line(std::string_view line);
   int on_headers_done();
 
   struct LlhttpState;
@@ -62,7 +69,10 @@ class Parser {
   Request request_;
   std::string field_;
   std::string value_;
-  size_t request_line_size_ = 0;
+  std::string line_;              // the request line read so far
+  bool reading_line_ = true;      // before the request line's CRLF
+  bool in_body_ = false;          // the head is done; a chunked body follows
+  ChunkedDecoder chunked_;
   bool in_message_ = false;
   bool message_done_ = false;
   ParseError error_ = ParseError::kNone;

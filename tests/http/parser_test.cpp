@@ -91,7 +91,7 @@ TEST_CASE("pipelined requests are returned one at a time, in order") {
 TEST_CASE("a chunked body is de-chunked, trailers and extensions included") {
   auto fed = feed_all(
       "POST /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-      "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: x\r\n\r\n");
+      "5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Checksum: x\r\n\r\n");
   REQUIRE(fed.error == ParseError::kNone);
   REQUIRE(fed.requests.size() == 1);
   CHECK(fed.requests[0].body == "hello world");
@@ -165,4 +165,69 @@ TEST_CASE("percent-decoding keeps malformed escapes") {
   CHECK(percent_decode("/a%20b%2Fc") == "/a b/c");
   CHECK(percent_decode("/%zz%4") == "/%zz%4");
   CHECK(percent_decode("%e9") == std::string("\xe9"));
+}
+
+TEST_CASE("the request line follows gunicorn's rules, not llhttp's method list") {
+  auto custom = feed_all("PURGE_ALL /x HTTP/1.1\r\n\r\n");
+  REQUIRE(custom.requests.size() == 1);
+  CHECK(custom.requests[0].method == "PURGE_ALL");
+  auto raw_utf8 = feed_all("GET /\xc3\xa0%20k HTTP/1.0\r\n\r\n");
+  REQUIRE(raw_utf8.requests.size() == 1);
+  CHECK(raw_utf8.requests[0].target == "/\xc3\xa0%20k");
+  CHECK(feed_all("get / HTTP/1.1\r\n\r\n").error == ParseError::kInvalidMethod);
+  CHECK(feed_all("GE / HTTP/1.1\r\n\r\n").error == ParseError::kInvalidMethod);
+  CHECK(feed_all("GET: / HTTP/1.1\r\n\r\n").error == ParseError::kInvalidMethod);
+  CHECK(feed_all("GET foo/bar HTTP/1.1\r\n\r\n").error == ParseError::kBadRequest);
+  CHECK(feed_all("GET /  HTTP/1.1\r\n\r\n").error == ParseError::kInvalidVersion);
+  CHECK(feed_all("GET / HTTP/0.99\r\n\r\n").error == ParseError::kInvalidVersion);
+  CHECK(feed_all("GET / HTTP/1.1\n\n").error == ParseError::kBadRequest);
+  CHECK(feed_all("PUT s://]ufd/: HTTP/1.1\r\n\r\n").error == ParseError::kBadRequest);
+  auto absolute = feed_all("GET http://[::1]:8080/foo HTTP/1.1\r\n\r\n");
+  REQUIRE(absolute.requests.size() == 1);
+  auto connect = feed_all("CONNECT example.com:443 HTTP/1.1\r\n\r\n");
+  REQUIRE(connect.requests.size() == 1);
+  CHECK(connect.requests[0].upgrade);
+  auto leading_crlf = feed_all("\r\nGET / HTTP/1.1\r\n\r\n");
+  CHECK(leading_crlf.requests.size() == 1);
+  CHECK(feed_all("GET / HTTP/1.9\r\n\r\n").requests[0].protocol == "HTTP/1.9");
+}
+
+TEST_CASE("chunked bodies: extensions with whitespace, quoted values, many zeros; strict sizes") {
+  auto ext = feed_all(
+      "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+      "5; some; parameters=stuff\r\nhello\r\n6 ;q=\"a b\"\r\n world\r\n000\r\n\r\n");
+  REQUIRE(ext.requests.size() == 1);
+  CHECK(ext.requests[0].body == "hello world");
+  auto upper = feed_all("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n0\r\n\r\n");
+  CHECK(upper.requests[0].body == "0123456789");
+  CHECK(feed_all("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n").error ==
+        ParseError::kInvalidChunk);
+  CHECK(feed_all("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n").error ==
+        ParseError::kInvalidChunk);
+  CHECK(feed_all("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;a\rb\r\nhello\r\n0\r\n\r\n").error ==
+        ParseError::kInvalidChunk);
+  CHECK(feed_all("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n").error ==
+        ParseError::kInvalidChunk);
+  CHECK(feed_all("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 9\r\n\r\n").error ==
+        ParseError::kInvalidHeader);
+  CHECK(feed_all("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n").error ==
+        ParseError::kBodyFraming);
+  CHECK(feed_all("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n").error !=
+        ParseError::kNone);
+}
+
+TEST_CASE("a chunked request fed byte by byte, followed by a pipelined one") {
+  auto fed = feed_all(
+      "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-T: 1\r\n\r\n"
+      "GET /b HTTP/1.1\r\n\r\n", 1);
+  REQUIRE(fed.error == ParseError::kNone);
+  REQUIRE(fed.requests.size() == 2);
+  CHECK(fed.requests[0].body == "abc");
+  CHECK(fed.requests[1].target == "/b");
+}
+
+TEST_CASE("duplicate Host or Content-Type is refused") {
+  CHECK(feed_all("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").error == ParseError::kInvalidHeader);
+  CHECK(feed_all("GET / HTTP/1.1\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n").error ==
+        ParseError::kInvalidHeader);
 }
