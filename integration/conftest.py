@@ -128,5 +128,13 @@ def start_server():
         return srv
 
     yield start
+    problems = []
     for srv in started:
         srv.stop()
+        err = srv.stderr_path.read_text(errors="replace")
+        # A sanitizer build (see docs/development.md) reports here.
+        for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+            if marker in err:
+                problems.append(f"{srv.args}: {marker}\n{err[-4000:]}")
+    if problems:
+        pytest.fail("sanitizer report in server stderr:\n" + "\n".join(problems))
