@@ -64,9 +64,11 @@ def test_an_app_that_cannot_load_exits_4_with_one_line_naming_it(uri, message):
     assert "Traceback" not in proc.stderr
 
 
-def test_an_import_error_inside_the_app_shows_its_traceback():
+def test_an_import_error_inside_the_app_is_a_worker_boot_error_with_its_traceback():
+    # gunicorn: an exception while importing the app exits 3 ("Worker failed
+    # to boot."); only a missing module/attribute/callable is 4.
     proc = run_failing("--chdir", str(URI_APPS), "broken_import:app")
-    assert proc.returncode == 4, proc.stderr
+    assert proc.returncode == 3, proc.stderr
     assert "Traceback" in proc.stderr
     assert "a_module_that_does_not_exist" in proc.stderr
 

@@ -4,8 +4,10 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
+#include "base/proc_title.h"
 #include "config/config.h"
 #include "log/logger.h"
 #include "master/arbiter.h"
@@ -16,6 +18,10 @@ Server::Server(std::vector<std::string> args) : args_(std::move(args)) {}
 
 int Server::run() {
   config::Config config;
+  // gunicorn's default for --workers.
+  if (const char* wc = std::getenv("WEB_CONCURRENCY"); wc != nullptr && *wc != '\0') {
+    config.workers = std::atoi(wc) > 0 ? std::atoi(wc) : 1;
+  }
   try {
     switch (config::parse_command_line(args_, config)) {
       case config::CliAction::kHelp:
@@ -38,12 +44,16 @@ int Server::run() {
     std::fprintf(stderr, "Error: %s\n", e.what());
     return 1;
   }
+  char start_dir[4096] = "";
+  if (::getcwd(start_dir, sizeof start_dir) == nullptr) start_dir[0] = '\0';
   if (!config.chdir.empty() && ::chdir(config.chdir.c_str()) != 0) {
     log::error_log().error("Invalid value for chdir: '" + config.chdir + "': " + std::strerror(errno));
     return 1;
   }
   try {
-    master::Arbiter arbiter(config);
+    std::vector<std::string> exec_argv = {program_};
+    exec_argv.insert(exec_argv.end(), args_.begin(), args_.end());
+    master::Arbiter arbiter(config, std::move(exec_argv), start_dir);
     return arbiter.run();
   } catch (const std::exception& e) {
     log::error_log().error(e.what());
@@ -53,7 +63,11 @@ int Server::run() {
 
 int main_from_command_line(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
-  return Server(std::move(args)).run();
+  Server server(std::move(args));
+  server.set_program(argv[0]);
+  // The arguments are copied: their memory now becomes the process title.
+  base::init_proc_title(argc, argv);
+  return server.run();
 }
 
 }  // namespace cppgunicorn

@@ -18,8 +18,13 @@ class Server {
   // settings or bind failure, 3 worker boot error, 4 app load error).
   int run();
 
+  // The program a USR2 upgrade re-executes (default "cppgunicorn", found
+  // on PATH).
+  void set_program(std::string program) { program_ = std::move(program); }
+
  private:
   std::vector<std::string> args_;
+  std::string program_ = "cppgunicorn";
 };
 
 // What `cppgunicorn` itself runs.

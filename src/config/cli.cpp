@@ -22,6 +22,29 @@ int parse_int(std::string_view setting, const std::string& value, int min_value)
   return static_cast<int>(v);
 }
 
+// gunicorn reads --umask with int(value, 0): "0o077", "0x3f", "63", "0".
+int parse_umask(const std::string& value) {
+  std::string digits = value;
+  int base = 10;
+  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'o' || digits[1] == 'O')) {
+    base = 8;
+    digits = digits.substr(2);
+  } else if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X')) {
+    base = 16;
+    digits = digits.substr(2);
+  } else if (digits.size() > 1 && digits[0] == '0') {
+    base = 8;  // a leading zero (as in "0022") is octal, like umask(1)
+  }
+  errno = 0;
+  char* end = nullptr;
+  long v = std::strtol(digits.c_str(), &end, base);
+  if (digits.empty() || *end != '\0' || errno == ERANGE || v < 0 || v > 0777) {
+    throw ConfigError("Invalid value for umask: '" + value +
+                      "' (expected an integer from 0 to 0o777, e.g. 0o022)");
+  }
+  return static_cast<int>(v);
+}
+
 std::vector<std::string> split_commas(const std::string& value) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -53,6 +76,9 @@ const std::vector<Setting>& settings_table() {
       {"bind", {"-b", "--bind"}, ValueKind::kList, "ADDRESS",
        "The socket to bind: HOST:PORT, [IPV6]:PORT or unix:PATH. Repeatable.",
        [](Config& c, const std::string& v) { c.bind.push_back(v); }},
+      {"reuse_port", {"--reuse-port"}, ValueKind::kBool, "",
+       "Set the SO_REUSEPORT flag on the listening socket.",
+       [](Config& c, const std::string&) { c.reuse_port = true; }},
       {"backlog", {"--backlog"}, ValueKind::kInt, "INT", "The maximum number of pending connections.",
        int_setter("backlog", &Config::backlog, 1)},
       {"workers", {"-w", "--workers"}, ValueKind::kInt, "INT",
@@ -86,6 +112,23 @@ const std::vector<Setting>& settings_table() {
       {"preload_app", {"--preload"}, ValueKind::kBool, "",
        "Load application code before the worker processes are forked.",
        [](Config& c, const std::string&) { c.preload_app = true; }},
+      {"pidfile", {"-p", "--pid"}, ValueKind::kString, "FILE",
+       "A filename to use for the PID file.", string_setter(&Config::pidfile)},
+      {"daemon", {"-D", "--daemon"}, ValueKind::kBool, "",
+       "Daemonize the cppgunicorn process.",
+       [](Config& c, const std::string&) { c.daemon = true; }},
+      {"user", {"-u", "--user"}, ValueKind::kString, "USER",
+       "Switch worker processes to run as this user (name or uid).",
+       string_setter(&Config::user)},
+      {"group", {"-g", "--group"}, ValueKind::kString, "GROUP",
+       "Switch worker process to run as this group (name or gid).",
+       string_setter(&Config::group)},
+      {"umask", {"-m", "--umask"}, ValueKind::kInt, "INT",
+       "A bit mask for the file mode on files written by cppgunicorn (0o077, 0x3f or 63).",
+       [](Config& c, const std::string& v) { c.umask = parse_umask(v); }},
+      {"worker_tmp_dir", {"--worker-tmp-dir"}, ValueKind::kString, "DIR",
+       "A directory to use for the worker heartbeat temporary file.",
+       string_setter(&Config::worker_tmp_dir)},
       {"proc_name", {"-n", "--name"}, ValueKind::kString, "STRING",
        "A base to use with setproctitle for process naming.", string_setter(&Config::proc_name)},
       {"accesslog", {"--access-logfile"}, ValueKind::kString, "FILE",

@@ -13,9 +13,10 @@ struct Config {
   // Server socket
   std::vector<std::string> bind;  // empty: "127.0.0.1:8000" (or $PORT, as gunicorn)
   int backlog = 2048;
+  bool reuse_port = false;
 
   // Worker processes
-  int workers = 1;
+  int workers = 1;  // $WEB_CONCURRENCY when not given
   int threads = 1;
   int timeout = 30;
   int graceful_timeout = 30;
@@ -27,7 +28,13 @@ struct Config {
   std::string chdir;
   std::vector<std::string> pythonpath;
   bool preload_app = false;
-  std::string proc_name;
+  std::string proc_name;   // empty: the app URI, as gunicorn
+  std::string pidfile;
+  bool daemon = false;
+  std::string user;        // name or numeric uid; empty: unchanged
+  std::string group;
+  int umask = 0;
+  std::string worker_tmp_dir;
 
   // Logging
   std::string accesslog;              // empty: no access log

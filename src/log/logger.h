@@ -26,6 +26,7 @@ class LogFile {
   void reopen();
   void write(std::string_view line);
   bool enabled() const { return file_ != nullptr; }
+  int fileno() const { return file_ ? ::fileno(file_) : -1; }
 
  private:
   void close();

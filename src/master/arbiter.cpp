@@ -1,17 +1,27 @@
 #include "master/arbiter.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <ctime>
+#include <fstream>
 
+#include "base/proc_title.h"
 #include "log/logger.h"
 #include "worker/worker.h"
+#include "wsgi/app_loader.h"
+#include "wsgi/application.h"
+#include "wsgi/exchange.h"
+#include "wsgi/interpreter.h"
 
 namespace cppgunicorn::master {
 
@@ -31,6 +41,9 @@ void on_signal(int signum) {
 constexpr int kHandledSignals[] = {SIGTERM, SIGINT,  SIGQUIT, SIGHUP,  SIGTTIN,
                                    SIGTTOU, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD};
 
+// After SIGABRT for a timeout, how long a worker has before SIGKILL.
+constexpr uint64_t kAbortGraceMs = 2000;
+
 const char* signal_name(int signum) {
   switch (signum) {
     case SIGTERM: return "term";
@@ -47,21 +60,95 @@ const char* signal_name(int signum) {
   }
 }
 
-double monotonic_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+uint64_t now_ms() { return base::Heartbeat::now_ms(); }
+
+struct Owner {
+  bool change_uid = false, change_gid = false;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string user_name;
+};
+
+Owner resolve_owner(const config::Config& c) {
+  Owner o;
+  if (!c.user.empty()) {
+    const passwd* pw = std::isdigit(static_cast<unsigned char>(c.user[0]))
+                           ? ::getpwuid(static_cast<uid_t>(std::atol(c.user.c_str())))
+                           : ::getpwnam(c.user.c_str());
+    if (pw == nullptr) {
+      if (!std::isdigit(static_cast<unsigned char>(c.user[0]))) {
+        throw std::runtime_error("Invalid value for user: '" + c.user + "' (no such user)");
+      }
+      o.uid = static_cast<uid_t>(std::atol(c.user.c_str()));
+    } else {
+      o.uid = pw->pw_uid;
+      o.user_name = pw->pw_name;
+      if (c.group.empty()) {
+        o.gid = pw->pw_gid;
+        o.change_gid = true;
+      }
+    }
+    o.change_uid = true;
+  }
+  if (!c.group.empty()) {
+    const group* gr = std::isdigit(static_cast<unsigned char>(c.group[0]))
+                          ? ::getgrgid(static_cast<gid_t>(std::atol(c.group.c_str())))
+                          : ::getgrnam(c.group.c_str());
+    if (gr == nullptr && !std::isdigit(static_cast<unsigned char>(c.group[0]))) {
+      throw std::runtime_error("Invalid value for group: '" + c.group + "' (no such group)");
+    }
+    o.gid = gr ? gr->gr_gid : static_cast<gid_t>(std::atol(c.group.c_str()));
+    o.change_gid = true;
+  }
+  return o;
+}
+
+// gunicorn's util.set_owner_process: group first, while we still may.
+void switch_owner(const Owner& o) {
+  if (o.change_gid) {
+    if (!o.user_name.empty()) ::initgroups(o.user_name.c_str(), o.gid);
+    else ::setgroups(1, &o.gid);
+    if (::setgid(o.gid) != 0) throw std::runtime_error(std::string("setgid: ") + std::strerror(errno));
+  }
+  if (o.change_uid && ::setuid(o.uid) != 0) {
+    throw std::runtime_error(std::string("setuid: ") + std::strerror(errno));
+  }
+}
+
+// Fork twice and detach from the terminal (gunicorn's util.daemonize).
+void daemonize() {
+  if (::fork() != 0) ::_exit(0);
+  ::setsid();
+  if (::fork() != 0) ::_exit(0);
+  int null = ::open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    ::dup2(null, 0);
+    ::dup2(null, 1);
+    ::dup2(null, 2);
+    if (null > 2) ::close(null);
+  }
 }
 
 }  // namespace
 
-Arbiter::Arbiter(const config::Config& config) : config_(config) {}
+Arbiter::Arbiter(const config::Config& config, std::vector<std::string> exec_argv,
+                 std::string start_dir)
+    : config_(config), exec_argv_(std::move(exec_argv)), start_dir_(std::move(start_dir)) {}
 
 Arbiter::~Arbiter() {
   for (int fd : signal_pipe_) {
     if (fd >= 0) ::close(fd);
   }
   g_signal_write_fd = -1;
+  if (preloaded_app_) {
+    wsgi::Gil gil;
+    preloaded_app_.reset();
+  }
+}
+
+std::string Arbiter::title(const char* role) const {
+  std::string name = config_.proc_name.empty() ? config_.app_uri : config_.proc_name;
+  return std::string("cppgunicorn: ") + role + " [" + name + "]";
 }
 
 void Arbiter::install_signal_handlers() {
@@ -78,16 +165,17 @@ void Arbiter::install_signal_handlers() {
 }
 
 void Arbiter::restore_signal_handlers() {
-  // In a new worker: default dispositions, so that its own loop can take
-  // the signals it wants and the rest behave as usual.
+  // In a new worker or master: default dispositions, so that its own loop
+  // can take the signals it wants and the rest behave as usual.
   struct sigaction sa {};
   sa.sa_handler = SIG_DFL;
   sigemptyset(&sa.sa_mask);
   for (int s : kHandledSignals) sigaction(s, &sa, nullptr);
   g_signal_write_fd = -1;
-  ::close(signal_pipe_[0]);
-  ::close(signal_pipe_[1]);
-  signal_pipe_[0] = signal_pipe_[1] = -1;
+  for (int& fd : signal_pipe_) {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
 }
 
 int Arbiter::live_workers() const {
@@ -98,37 +186,97 @@ int Arbiter::live_workers() const {
   return n;
 }
 
+bool Arbiter::preload() {
+  wsgi::register_embedded_module();
+  wsgi::InterpreterOptions options;
+  options.argv = {"cppgunicorn"};
+  options.pythonpath = config_.pythonpath;
+  options.fault_fd = log::error_log().file().fileno();
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
+  try {
+    preloaded_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    wsgi::EnvironOptions env;
+    env.multithread = config_.threads > 1;
+    env.multiprocess = config_.workers > 1;
+    if (const char* sn = std::getenv("SCRIPT_NAME")) env.script_name = sn;
+    preloaded_app_ = std::make_unique<wsgi::Application>(config_.app_uri, env);
+  } catch (const wsgi::AppLoadError& e) {
+    log::error_log().error(e.what());
+    halt_code_ = worker::kExitAppLoadError;
+    return false;
+  } catch (pybind11::error_already_set& e) {
+    e.restore();
+    wsgi::log_python_error("Exception while preloading the application");
+    halt_code_ = worker::kExitWorkerBootError;
+    return false;
+  } catch (const std::exception& e) {
+    log::error_log().error(e.what());
+    halt_code_ = worker::kExitWorkerBootError;
+    return false;
+  }
+  preloaded_interpreter_->release_gil();
+  return true;
+}
+
 void Arbiter::spawn_worker() {
+  std::unique_ptr<base::Heartbeat> heartbeat;
+  try {
+    heartbeat = std::make_unique<base::Heartbeat>(config_.worker_tmp_dir);
+  } catch (const std::exception& e) {
+    log::error_log().error(e.what());
+    halt_code_ = worker::kExitWorkerBootError;
+    halt_reason_ = "Worker failed to boot.";
+    return;
+  }
   int age = ++worker_age_;
+  // With a preloaded app, Python's fork hooks keep its locks consistent.
+  std::unique_ptr<wsgi::ForkGuard> fork_guard;
+  if (preloaded_app_) fork_guard = std::make_unique<wsgi::ForkGuard>();
   pid_t pid = ::fork();
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
     return;
   }
-  if (pid > 0) {
-    workers_[pid] = WorkerSlot{age, false};
-    return;
+  if (pid == 0) {
+    if (fork_guard) fork_guard->in_child();
+    is_worker_ = true;
+    run_worker(*heartbeat);
   }
-  // In the worker.
+  if (fork_guard) fork_guard->in_parent();
+  WorkerSlot slot;
+  slot.age = age;
+  slot.heartbeat = std::move(heartbeat);
+  workers_[pid] = std::move(slot);
+}
+
+void Arbiter::run_worker(base::Heartbeat& heartbeat) {
+  // In the new worker: the master's signal plumbing is not ours.
   restore_signal_handlers();
-  log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
-  int code;
-  {
-    worker::Worker w(config_, listeners_, access_log_);
+  base::set_proc_title(title("worker"));
+  int code = worker::kExitWorkerBootError;
+  try {
+    ::umask(static_cast<mode_t>(config_.umask));
+    switch_owner(resolve_owner(config_));
+    log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
+    worker::Worker w(config_, listeners_, access_log_, &heartbeat, preloaded_app_.get());
     code = w.run();
-  }
-  if (code == worker::kExitOk) {
-    log::error_log().info("Worker exiting (pid: " + std::to_string(::getpid()) + ")");
+    if (code == worker::kExitOk) {
+      log::error_log().info("Worker exiting (pid: " + std::to_string(::getpid()) + ")");
+    }
+  } catch (const std::exception& e) {
+    log::error_log().error(std::string("Exception in worker process: ") + e.what());
   }
   std::fflush(nullptr);
-  // _exit: the master's own objects (listeners, logs) are not ours to tear
-  // down.
+  // _exit: the master's objects (listeners, pid file, preloaded
+  // interpreter) are not ours to tear down.
   ::_exit(code);
 }
 
 void Arbiter::manage_workers() {
-  if (stopping_) return;
-  while (live_workers() < target_workers_) {
+  if (stopping_ || halt_code_ >= 0) return;
+  if (now_ms() < spawn_not_before_ms_) return;
+  while (live_workers() < target_workers_ && halt_code_ < 0) {
     spawn_worker();
   }
   // Too many (TTOU): retire the oldest first.
@@ -152,8 +300,18 @@ void Arbiter::reap_workers() {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, WNOHANG);
     if (pid <= 0) break;
+    if (pid == reexec_pid_) {
+      // The new master from USR2 is gone: we are the master again.
+      log::error_log().info("The re-executed master (pid: " + std::to_string(pid) + ") exited");
+      reexec_pid_ = 0;
+      if (!config_.pidfile.empty()) {
+        std::rename((config_.pidfile + ".oldbin").c_str(), config_.pidfile.c_str());
+      }
+      base::set_proc_title(title("master"));
+      continue;
+    }
     auto it = workers_.find(pid);
-    if (it == workers_.end()) continue;  // not ours (PID 1 reaps everyone)
+    if (it == workers_.end()) continue;  // not ours (as PID 1 we reap everyone)
     bool retiring = it->second.retiring;
     workers_.erase(it);
     if (WIFEXITED(status)) {
@@ -170,18 +328,43 @@ void Arbiter::reap_workers() {
       }
     } else if (WIFSIGNALED(status)) {
       int sig = WTERMSIG(status);
-      if (!stopping_ && !retiring) {
-        log::error_log().error("Worker (pid:" + std::to_string(pid) + ") was sent " +
-                               (sig == SIGKILL ? std::string("SIGKILL! Perhaps out of memory?")
-                                               : std::string("signal ") + std::to_string(sig) + "!"));
+      if (!stopping_) {
+        log::error_log().error(
+            "Worker (pid:" + std::to_string(pid) + ") was sent " +
+            (sig == SIGKILL ? std::string("SIGKILL! Perhaps out of memory?")
+                            : std::string(strsignal(sig)) + " (signal " + std::to_string(sig) + ")!"));
       }
     }
     if (!stopping_ && !retiring) {
-      // Back off a crash loop instead of forking as fast as we can.
-      double now = monotonic_seconds();
-      rapid_failures_ = (now - last_spawn_failure_ < 1.0) ? rapid_failures_ + 1 : 0;
-      last_spawn_failure_ = now;
-      if (rapid_failures_ > 3) ::usleep(static_cast<useconds_t>(std::min(rapid_failures_, 10)) * 100000);
+      // A crash loop is backed off, not spun: after a few deaths within a
+      // second of each other, wait longer before the next spawn.
+      uint64_t now = now_ms();
+      rapid_deaths_ = (now - last_death_ms_ < 1000) ? rapid_deaths_ + 1 : 0;
+      last_death_ms_ = now;
+      if (rapid_deaths_ > 3) {
+        uint64_t delay = std::min<uint64_t>(static_cast<uint64_t>(rapid_deaths_) * 200, 5000);
+        spawn_not_before_ms_ = now + delay;
+        log::error_log().warning("Workers keep dying; waiting " + std::to_string(delay) +
+                                 " ms before the next one");
+      }
+    }
+  }
+}
+
+void Arbiter::murder_stuck_workers() {
+  if (config_.timeout <= 0) return;
+  uint64_t now = now_ms();
+  uint64_t limit = static_cast<uint64_t>(config_.timeout) * 1000;
+  for (auto& [pid, slot] : workers_) {
+    if (now - slot.heartbeat->last_beat_ms() <= limit) continue;
+    if (slot.aborted_at_ms == 0) {
+      std::string request = slot.heartbeat->request();
+      log::error_log().critical("WORKER TIMEOUT (pid:" + std::to_string(pid) + ")" +
+                                (request.empty() ? std::string() : " while serving " + request));
+      slot.aborted_at_ms = now;
+      ::kill(pid, SIGABRT);
+    } else if (now - slot.aborted_at_ms > kAbortGraceMs) {
+      ::kill(pid, SIGKILL);
     }
   }
 }
@@ -195,9 +378,9 @@ void Arbiter::signal_workers(int signum, bool retiring_too) {
 void Arbiter::stop(bool graceful) {
   stopping_ = true;
   signal_workers(graceful ? SIGTERM : SIGQUIT);
-  double limit = graceful ? config_.graceful_timeout : 1.0;
-  double deadline = monotonic_seconds() + limit;
-  while (!workers_.empty() && monotonic_seconds() < deadline) {
+  uint64_t limit = graceful ? static_cast<uint64_t>(config_.graceful_timeout) * 1000 : 1000;
+  uint64_t deadline = now_ms() + limit;
+  while (!workers_.empty() && now_ms() < deadline) {
     reap_workers();
     if (workers_.empty()) break;
     ::usleep(20000);
@@ -211,6 +394,64 @@ void Arbiter::stop(bool graceful) {
       if (pid > 0) workers_.erase(pid);
     }
   }
+}
+
+void Arbiter::reexec() {
+  if (reexec_pid_ != 0) {
+    log::error_log().warning("USR2 signal ignored. Child exists.");
+    return;
+  }
+  if (!config_.pidfile.empty()) {
+    std::rename(config_.pidfile.c_str(), (config_.pidfile + ".oldbin").c_str());
+  }
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
+    return;
+  }
+  if (pid > 0) {
+    reexec_pid_ = pid;
+    base::set_proc_title(title("master (old)"));
+    return;
+  }
+  // The new master: same program, same arguments, same directory, and our
+  // listening sockets, named in the environment.
+  restore_signal_handlers();
+  std::string fds;
+  for (const auto& l : listeners_) {
+    ::fcntl(l.fd, F_SETFD, 0);
+    if (!fds.empty()) fds += ',';
+    fds += std::to_string(l.fd);
+  }
+  ::setenv(net::kInheritedFdsVariable, fds.c_str(), 1);
+  if (!start_dir_.empty() && ::chdir(start_dir_.c_str()) != 0) {
+    // Stay where we are; relative paths may then not resolve.
+  }
+  std::vector<char*> argv;
+  for (auto& a : exec_argv_) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  ::execvp(argv[0], argv.data());
+  log::error_log().error(std::string("re-exec of ") + exec_argv_[0] + " failed: " + std::strerror(errno));
+  ::_exit(1);
+}
+
+void Arbiter::write_pidfile() {
+  if (config_.pidfile.empty()) return;
+  std::string tmp = config_.pidfile + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << ::getpid() << "\n";
+    if (!out) throw std::runtime_error("Invalid value for pidfile: '" + config_.pidfile + "': cannot write");
+  }
+  std::rename(tmp.c_str(), config_.pidfile.c_str());
+}
+
+void Arbiter::remove_pidfile() {
+  if (config_.pidfile.empty() || is_worker_) return;
+  // Only our own: after USR2 the file may belong to the new master.
+  std::ifstream in(config_.pidfile);
+  long pid = 0;
+  if (in >> pid && pid == static_cast<long>(::getpid())) ::unlink(config_.pidfile.c_str());
 }
 
 void Arbiter::handle_signal(int signum) {
@@ -229,8 +470,8 @@ void Arbiter::handle_signal(int signum) {
       stop(false);
       break;
     case SIGHUP:
-      // Reload: new workers first, then the old ones stop gracefully, so
-      // that some worker is always accepting.
+      // Reload: new workers are started and the old ones stop gracefully,
+      // finishing what they serve; the listeners never close meanwhile.
       log::error_log().info("Hang up: Master");
       for (auto& [pid, slot] : workers_) {
         if (!slot.retiring) {
@@ -238,6 +479,7 @@ void Arbiter::handle_signal(int signum) {
           ::kill(pid, SIGTERM);
         }
       }
+      spawn_not_before_ms_ = 0;
       break;
     case SIGTTIN:
       ++target_workers_;
@@ -250,6 +492,21 @@ void Arbiter::handle_signal(int signum) {
       access_log_.file().reopen();
       signal_workers(SIGUSR1, false);
       break;
+    case SIGUSR2:
+      reexec();
+      break;
+    case SIGWINCH:
+      // gunicorn: only a daemon stops its workers on WINCH (a terminal
+      // sends it on every resize).
+      if (config_.daemon) {
+        log::error_log().info("graceful stop of workers");
+        target_workers_ = 0;
+        signal_workers(SIGTERM, true);
+        for (auto& [pid, slot] : workers_) slot.retiring = true;
+      } else {
+        log::error_log().debug("SIGWINCH ignored. Not daemonized");
+      }
+      break;
     default:
       break;
   }
@@ -257,16 +514,31 @@ void Arbiter::handle_signal(int signum) {
 
 int Arbiter::run() {
   target_workers_ = config_.workers;
-  if (!config_.access_log_format.empty()) {
-    access_log_.set_format(config_.access_log_format);
-  } else {
-    access_log_.set_format(log::kDefaultAccessLogFormat);
+  try {
+    resolve_owner(config_);  // a bad --user or --group stops us before binding
+    access_log_.set_format(config_.access_log_format.empty() ? log::kDefaultAccessLogFormat
+                                                             : config_.access_log_format);
+    if (!config_.accesslog.empty()) access_log_.file().open(config_.accesslog, stdout);
+  } catch (const std::exception& e) {
+    log::error_log().error(e.what());
+    return 1;
   }
-  if (!config_.accesslog.empty()) access_log_.file().open(config_.accesslog, stdout);
+  if (config_.daemon) daemonize();
+  base::set_proc_title(title("master"));
 
   log::error_log().info("Starting cppgunicorn " CPPGUNICORN_VERSION);
   try {
-    listeners_ = net::open_listeners(config_.bind_or_default(), config_.backlog);
+    std::vector<int> inherited = net::inherited_listener_fds();
+    if (!inherited.empty()) {
+      listeners_ = net::adopt_listeners(inherited);
+    } else {
+      net::ListenOptions options;
+      options.backlog = config_.backlog;
+      options.reuse_port = config_.reuse_port;
+      options.umask = config_.umask;
+      listeners_ = net::open_listeners(config_.bind_or_default(), options);
+    }
+    write_pidfile();
   } catch (const std::exception& e) {
     log::error_log().error(e.what());
     return 1;
@@ -278,10 +550,19 @@ int Arbiter::run() {
                         (config_.threads > 1 ? "threads" : "loop thread") + ")");
   install_signal_handlers();
 
+  if (config_.preload_app && !preload()) {
+    log::error_log().info("Reason: " + std::string(halt_code_ == worker::kExitAppLoadError
+                                                       ? "App failed to load."
+                                                       : "Worker failed to boot."));
+    net::close_listeners(listeners_, true);
+    remove_pidfile();
+    return halt_code_;
+  }
+
   manage_workers();
   while (!stopping_) {
     pollfd p{signal_pipe_[0], POLLIN, 0};
-    ::poll(&p, 1, 1000);
+    ::poll(&p, 1, 500);
     unsigned char sigs[64];
     ssize_t n = ::read(signal_pipe_[0], sigs, sizeof sigs);
     for (ssize_t i = 0; i < n && !stopping_; ++i) handle_signal(sigs[i]);
@@ -290,13 +571,17 @@ int Arbiter::run() {
       log::error_log().info("Shutting down: Master");
       log::error_log().info("Reason: " + halt_reason_);
       stop(true);
-      net::close_listeners(listeners_, true);
+      net::close_listeners(listeners_, reexec_pid_ == 0);
+      remove_pidfile();
       return halt_code_;
     }
+    murder_stuck_workers();
     manage_workers();
   }
   log::error_log().info("Shutting down: Master");
-  net::close_listeners(listeners_, true);
+  // After USR2 the new master serves from the same unix socket files.
+  net::close_listeners(listeners_, reexec_pid_ == 0);
+  remove_pidfile();
   return 0;
 }
 

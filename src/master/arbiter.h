@@ -1,22 +1,32 @@
 // The master process: binds the listeners, forks and supervises the workers,
-// and turns signals into gunicorn's actions. It runs no Python.
+// and turns signals into gunicorn's actions. It runs no Python on its signal
+// path (with --preload it imports the app once, before forking).
 #pragma once
 
 #include <sys/types.h>
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "base/heartbeat.h"
 #include "config/config.h"
 #include "log/access_log.h"
 #include "net/listener.h"
+
+namespace cppgunicorn::wsgi {
+class Application;
+class Interpreter;
+}  // namespace cppgunicorn::wsgi
 
 namespace cppgunicorn::master {
 
 class Arbiter {
  public:
-  explicit Arbiter(const config::Config& config);
+  // `exec_argv` is how we were started (for USR2's re-exec), `start_dir`
+  // the directory we were started in.
+  Arbiter(const config::Config& config, std::vector<std::string> exec_argv, std::string start_dir);
   ~Arbiter();
   Arbiter(const Arbiter&) = delete;
   Arbiter& operator=(const Arbiter&) = delete;
@@ -28,20 +38,31 @@ class Arbiter {
  private:
   struct WorkerSlot {
     int age = 0;
-    bool retiring = false;  // told to stop; not counted towards the target
+    bool retiring = false;        // told to stop; not counted towards the target
+    uint64_t aborted_at_ms = 0;   // SIGABRT sent for a timeout
+    std::unique_ptr<base::Heartbeat> heartbeat;
   };
 
   void install_signal_handlers();
   void restore_signal_handlers();
   void handle_signal(int signum);
   void spawn_worker();
+  [[noreturn]] void run_worker(base::Heartbeat& heartbeat);
   void manage_workers();
   void reap_workers();
+  void murder_stuck_workers();
   void signal_workers(int signum, bool retiring_too = true);
   void stop(bool graceful);
+  void reexec();
   int live_workers() const;
+  bool preload();
+  void write_pidfile();
+  void remove_pidfile();
+  std::string title(const char* role) const;
 
   config::Config config_;
+  std::vector<std::string> exec_argv_;
+  std::string start_dir_;
   std::vector<net::ListenSocket> listeners_;
   log::AccessLog access_log_;
   std::map<pid_t, WorkerSlot> workers_;
@@ -51,8 +72,13 @@ class Arbiter {
   int halt_code_ = -1;  // >= 0: stop with this exit code
   std::string halt_reason_;
   int signal_pipe_[2] = {-1, -1};
-  double last_spawn_failure_ = 0;
-  int rapid_failures_ = 0;
+  pid_t reexec_pid_ = 0;     // the new master a USR2 started
+  bool is_worker_ = false;   // set in a forked worker, which must not clean up
+  uint64_t last_death_ms_ = 0;
+  int rapid_deaths_ = 0;
+  uint64_t spawn_not_before_ms_ = 0;
+  std::unique_ptr<wsgi::Interpreter> preloaded_interpreter_;
+  std::unique_ptr<wsgi::Application> preloaded_app_;
 };
 
 }  // namespace cppgunicorn::master

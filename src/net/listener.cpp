@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <stdexcept>
 
 namespace cppgunicorn::net {
@@ -72,7 +74,8 @@ BindAddress parse_bind(std::string_view text) {
 
 namespace {
 
-ListenSocket bind_tcp(const BindAddress& a, std::string_view text, int backlog) {
+ListenSocket bind_tcp(const BindAddress& a, std::string_view text, const ListenOptions& options) {
+  int backlog = options.backlog;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -92,6 +95,7 @@ ListenSocket bind_tcp(const BindAddress& a, std::string_view text, int backlog) 
     }
     int on = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (options.reuse_port) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
     if (ai->ai_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
     if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
       last_error = errno_text();
@@ -118,7 +122,8 @@ ListenSocket bind_tcp(const BindAddress& a, std::string_view text, int backlog) 
   throw std::runtime_error("cannot bind '" + std::string(text) + "': " + last_error);
 }
 
-ListenSocket bind_unix(const BindAddress& a, std::string_view text, int backlog) {
+ListenSocket bind_unix(const BindAddress& a, std::string_view text, const ListenOptions& options) {
+  int backlog = options.backlog;
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (a.path.size() >= sizeof addr.sun_path) {
@@ -139,7 +144,11 @@ ListenSocket bind_unix(const BindAddress& a, std::string_view text, int backlog)
     }
     ::unlink(a.path.c_str());
   }
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, backlog) != 0) {
+  // The socket file's mode is 0777 less the umask (gunicorn's --umask).
+  mode_t old_umask = ::umask(static_cast<mode_t>(options.umask));
+  int bound = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  ::umask(old_umask);
+  if (bound != 0 || ::listen(fd, backlog) != 0) {
     std::string why = errno_text();
     ::close(fd);
     throw std::runtime_error("cannot bind '" + std::string(text) + "': " + why);
@@ -179,20 +188,62 @@ ListenSocket adopt_fd(const BindAddress& a, std::string_view text) {
 
 }  // namespace
 
-std::vector<ListenSocket> open_listeners(const std::vector<std::string>& binds, int backlog) {
+std::vector<ListenSocket> open_listeners(const std::vector<std::string>& binds,
+                                         const ListenOptions& options) {
   std::vector<ListenSocket> out;
   try {
     for (const std::string& text : binds) {
       BindAddress a = parse_bind(text);
       switch (a.kind) {
-        case BindAddress::Kind::kTcp: out.push_back(bind_tcp(a, text, backlog)); break;
-        case BindAddress::Kind::kUnix: out.push_back(bind_unix(a, text, backlog)); break;
+        case BindAddress::Kind::kTcp: out.push_back(bind_tcp(a, text, options)); break;
+        case BindAddress::Kind::kUnix: out.push_back(bind_unix(a, text, options)); break;
         case BindAddress::Kind::kFd: out.push_back(adopt_fd(a, text)); break;
       }
     }
   } catch (...) {
     close_listeners(out, true);
     throw;
+  }
+  return out;
+}
+
+std::vector<int> inherited_listener_fds() {
+  std::vector<int> fds;
+  if (const char* list = std::getenv(kInheritedFdsVariable); list != nullptr && *list != '\0') {
+    std::string_view rest = list;
+    while (!rest.empty()) {
+      size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      if (!item.empty()) fds.push_back(std::atoi(std::string(item).c_str()));
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    ::unsetenv(kInheritedFdsVariable);
+    return fds;
+  }
+  // systemd's sd_listen_fds(3) protocol: fds 3 .. 3+N-1, for this pid only.
+  const char* pid = std::getenv("LISTEN_PID");
+  const char* count = std::getenv("LISTEN_FDS");
+  if (pid != nullptr && count != nullptr && std::atol(pid) == static_cast<long>(::getpid())) {
+    int n = std::atoi(count);
+    for (int i = 0; i < n; ++i) fds.push_back(3 + i);
+  }
+  ::unsetenv("LISTEN_PID");
+  ::unsetenv("LISTEN_FDS");
+  ::unsetenv("LISTEN_FDNAMES");
+  return fds;
+}
+
+std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds) {
+  std::vector<ListenSocket> out;
+  for (int fd : fds) {
+    BindAddress a;
+    a.kind = BindAddress::Kind::kFd;
+    a.fd = fd;
+    ListenSocket s = adopt_fd(a, "fd://" + std::to_string(fd));
+    // Inherited: never ours to unlink, and closed on exec like our own.
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    s.address.kind = BindAddress::Kind::kFd;
+    out.push_back(std::move(s));
   }
   return out;
 }

@@ -30,9 +30,26 @@ struct ListenSocket {
   std::string server_port;
 };
 
+struct ListenOptions {
+  int backlog = 2048;
+  bool reuse_port = false;  // SO_REUSEPORT
+  int umask = 0;            // applied while creating unix socket files
+};
+
 // Binds and listens on every address. Throws std::runtime_error naming the
 // address that failed (and why).
-std::vector<ListenSocket> open_listeners(const std::vector<std::string>& binds, int backlog);
+std::vector<ListenSocket> open_listeners(const std::vector<std::string>& binds,
+                                         const ListenOptions& options);
+
+// Listening sockets handed down by a parent instead of bound here: by an
+// old master re-executing us (USR2, $CPPGUNICORN_FD="3,4") or by systemd
+// socket activation ($LISTEN_FDS with $LISTEN_PID our pid). Empty when there
+// are none. The variables are removed so that children do not see them.
+std::vector<int> inherited_listener_fds();
+std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds);
+
+// The environment variable a re-executed master finds its sockets in.
+inline constexpr const char* kInheritedFdsVariable = "CPPGUNICORN_FD";
 
 // Closes the sockets; `unlink_unix` removes unix socket files (the master
 // does, on exit).

@@ -168,6 +168,7 @@ void Connection::start_request() {
   started_wall_ = std::time(nullptr);
   http::Request& request = parser_.request();
   is_head_request_ = request.method == "HEAD";
+  if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
   wsgi::Gil gil;
   exchange_ = worker_.app().exchange();
   if (!exchange_->call(request, peer_)) {
@@ -238,7 +239,7 @@ void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
     try {
       plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
                                   is_head_request_, length_known ? &known : nullptr,
-                                  peer_eof_);
+                                  peer_eof_ || worker_.stopping());
     } catch (const std::invalid_argument& e) {
       log::error_log().error("Error handling request " + parser_.request().target + ": " +
                              e.what());
@@ -320,6 +321,7 @@ void Connection::finish_request(bool keep_alive) {
     access.log(r);
   }
   exchange_.reset();  // the caller holds the GIL
+  if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
   busy_ = false;
   waiting_for_drain_ = false;
   parser_.next();

@@ -18,15 +18,19 @@
 namespace cppgunicorn::worker {
 
 namespace {
-constexpr uint64_t kSweepIntervalMs = 1000;
+// Also the heartbeat period: well under the smallest --timeout (1 s).
+constexpr uint64_t kSweepIntervalMs = 250;
 }  // namespace
 
 Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket>& listeners,
-               log::AccessLog& access_log)
+               log::AccessLog& access_log, base::Heartbeat* heartbeat,
+               wsgi::Application* preloaded)
     : config_(config),
       sockets_(listeners),
       access_log_(access_log),
-      read_buffer_(std::make_unique<char[]>(kReadBufferSize)) {}
+      read_buffer_(std::make_unique<char[]>(kReadBufferSize)),
+      heartbeat_(heartbeat),
+      app_(preloaded) {}
 
 Worker::~Worker() = default;
 
@@ -35,14 +39,16 @@ const net::ListenSocket& Worker::listener_info(uv_stream_t* server) const {
 }
 
 bool Worker::boot() {
+  if (app_ != nullptr) return true;  // preloaded by the master
   wsgi::register_embedded_module();
   wsgi::InterpreterOptions options;
   options.argv = {"cppgunicorn"};
   options.pythonpath = config_.pythonpath;
+  options.fault_fd = log::error_log().file().fileno();
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
   try {
-    interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    own_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
   } catch (const std::exception& e) {
     log::error_log().error(std::string("Exception in worker process: ") + e.what());
     exit_code_ = kExitWorkerBootError;
@@ -53,18 +59,20 @@ bool Worker::boot() {
   env.multiprocess = config_.workers > 1;
   if (const char* sn = std::getenv("SCRIPT_NAME")) env.script_name = sn;
   try {
-    app_ = std::make_unique<wsgi::Application>(config_.app_uri, env);
+    own_app_ = std::make_unique<wsgi::Application>(config_.app_uri, env);
+    app_ = own_app_.get();
   } catch (const wsgi::AppLoadError& e) {
     log::error_log().error(e.what());
     exit_code_ = kExitAppLoadError;
     return false;
   } catch (pybind11::error_already_set& e) {
+    // gunicorn: any other exception while loading is a worker boot error.
     e.restore();
     wsgi::log_python_error("Exception in worker process");
-    exit_code_ = kExitAppLoadError;
+    exit_code_ = kExitWorkerBootError;
     return false;
   }
-  interpreter_->release_gil();
+  own_interpreter_->release_gil();
   return true;
 }
 
@@ -147,6 +155,9 @@ void Worker::on_signal(uv_signal_t* handle, int signum) {
 void Worker::on_sweep(uv_timer_t* timer) {
   auto* self = static_cast<Worker*>(timer->loop->data);
   uint64_t now = uv_now(&self->loop_);
+  // The loop is alive: tell the master. A worker stuck in one request
+  // never gets here, and the master's --timeout catches it.
+  if (self->heartbeat_) self->heartbeat_->beat();
   if (!self->stopping_ && ::getppid() != self->parent_pid_) {
     log::error_log().info("Parent changed, shutting down");
     self->begin_graceful_stop();
@@ -226,11 +237,11 @@ int Worker::run() {
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
-  {
+  if (own_app_) {
     wsgi::Gil gil;
-    app_.reset();
+    own_app_.reset();
   }
-  interpreter_.reset();
+  own_interpreter_.reset();
   return exit_code_;
 }
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/clock.h"
+#include "base/heartbeat.h"
 #include "config/config.h"
 #include "http/limits.h"
 #include "log/access_log.h"
@@ -32,8 +33,10 @@ inline constexpr int kExitAppLoadError = 4;
 
 class Worker {
  public:
+  // `preloaded`: the app the master imported (--preload); else the worker
+  // starts its own interpreter and imports the app itself.
   Worker(const config::Config& config, const std::vector<net::ListenSocket>& listeners,
-         log::AccessLog& access_log);
+         log::AccessLog& access_log, base::Heartbeat* heartbeat, wsgi::Application* preloaded);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -45,6 +48,8 @@ class Worker {
   // For connections.
   uv_loop_t* loop() { return &loop_; }
   const wsgi::Application& app() const { return *app_; }
+  bool stopping() const { return stopping_; }
+  base::Heartbeat* heartbeat() { return heartbeat_; }
   const http::Limits& limits() const { return limits_; }
   log::AccessLog& access_log() { return access_log_; }
   std::string_view http_date() { return date_.now(); }
@@ -75,8 +80,10 @@ class Worker {
   base::HttpDate date_;
   std::unique_ptr<char[]> read_buffer_;
 
-  std::unique_ptr<wsgi::Interpreter> interpreter_;
-  std::unique_ptr<wsgi::Application> app_;
+  base::Heartbeat* heartbeat_;
+  std::unique_ptr<wsgi::Interpreter> own_interpreter_;
+  std::unique_ptr<wsgi::Application> own_app_;
+  wsgi::Application* app_ = nullptr;
 
   struct ListenerHandle {
     net::UvHandle<uv_tcp_t> tcp;

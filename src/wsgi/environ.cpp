@@ -37,6 +37,8 @@ std::string_view target_path(std::string_view target) {
 }  // namespace
 
 std::string decoded_path(const http::Request& request) {
+  // authority-form (CONNECT host:port) has no path.
+  if (request.method == "CONNECT" && !request.target.empty() && request.target[0] != '/') return {};
   return http::percent_decode(target_path(request.target));
 }
 

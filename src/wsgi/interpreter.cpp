@@ -63,6 +63,14 @@ Interpreter::Interpreter(const InterpreterOptions& options) : impl_(std::make_un
   for (auto it = options.pythonpath.rbegin(); it != options.pythonpath.rend(); ++it) {
     path.insert(0, *it);
   }
+  // A worker aborted for --timeout is stuck in Python: faulthandler shows
+  // where, in the error log, before the process dies.
+  py::module_ faulthandler = py::module_::import("faulthandler");
+  if (options.fault_fd >= 0) {
+    faulthandler.attr("enable")(py::arg("file") = options.fault_fd, py::arg("all_threads") = true);
+  } else {
+    faulthandler.attr("enable")(py::arg("all_threads") = true);
+  }
 }
 
 Interpreter::~Interpreter() {
@@ -75,6 +83,17 @@ void Interpreter::release_gil() { impl_->released.emplace(); }
 Gil::Gil() : state_(static_cast<int>(PyGILState_Ensure())) {}
 Gil::~Gil() { PyGILState_Release(static_cast<PyGILState_STATE>(state_)); }
 
-void after_fork_child() { PyOS_AfterFork_Child(); }
+ForkGuard::ForkGuard() : state_(static_cast<int>(PyGILState_Ensure())) { PyOS_BeforeFork(); }
+
+void ForkGuard::in_parent() {
+  PyOS_AfterFork_Parent();
+  PyGILState_Release(static_cast<PyGILState_STATE>(state_));
+}
+
+void ForkGuard::in_child() {
+  // The documented first call in a child of a Python process.
+  PyOS_AfterFork_Child();
+  PyGILState_Release(static_cast<PyGILState_STATE>(state_));
+}
 
 }  // namespace cppgunicorn::wsgi

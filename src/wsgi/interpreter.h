@@ -13,6 +13,9 @@ struct InterpreterOptions {
   std::vector<std::string> argv;         // sys.argv
   std::vector<std::string> pythonpath;   // --pythonpath, put first on sys.path
   std::string app_dir;                   // the directory apps are imported from
+  // Where Python's faulthandler writes the stack of a worker killed for a
+  // timeout (SIGABRT) or a crash; -1: stderr.
+  int fault_fd = -1;
 };
 
 class Interpreter {
@@ -47,8 +50,19 @@ class Gil {
   int state_;  // PyGILState_STATE
 };
 
-// Python's own after-fork hook, for a child forked from a process in which
-// Python is initialised (--preload).
-void after_fork_child();
+// Python's fork hooks around a fork() in a process where Python runs
+// (--preload): construct right before fork(), then call exactly one of
+// in_parent() / in_child(). Takes the GIL for the fork and gives it back.
+class ForkGuard {
+ public:
+  ForkGuard();
+  void in_parent();
+  void in_child();
+  ForkGuard(const ForkGuard&) = delete;
+  ForkGuard& operator=(const ForkGuard&) = delete;
+
+ private:
+  int state_;  // PyGILState_STATE
+};
 
 }  // namespace cppgunicorn::wsgi
