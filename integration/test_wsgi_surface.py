@@ -199,3 +199,19 @@ def test_two_workers_serve_the_same_socket(start_server):
         env = requests.get(srv.url + "/environ", timeout=5).json()
         assert env["wsgi.multiprocess"] is True
     assert srv.stderr().count("Booting worker with pid") == 2
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(features):
+    with socket.create_connection(("127.0.0.1", features.port), timeout=5) as s:
+        s.sendall(b"POST /input HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        interim = s.recv(100)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"hello")
+        out = b""
+        while b"hello" not in out:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    assert out.startswith(b"HTTP/1.1 200 OK") and out.endswith(b'["hello"]')

@@ -286,6 +286,7 @@ int Parser::on_headers_done() {
   r.upgrade = llhttp_get_upgrade(p) != 0 || p->method == HTTP_CONNECT;
   std::string_view expect = r.header("expect");
   r.expect_continue = iequals(expect, "100-continue");
+  head_done_ = true;
   // A chunked body is ours to decode: tell llhttp the message has no body;
   // feed() hands the bytes after the head to the ChunkedDecoder.
   if (r.chunked) {
@@ -375,6 +376,7 @@ void Parser::next() {
   field_.clear();
   value_.clear();
   message_done_ = false;
+  head_done_ = false;
   line_.clear();
   reading_line_ = true;
   in_body_ = false;

@@ -41,6 +41,9 @@ class Parser {
 
   // True once any byte of the current request has been seen.
   bool in_request() const { return in_message_; }
+  // True once the current request's head is parsed and its body is not
+  // complete yet (a client waiting for "100 Continue" is here).
+  bool awaiting_body() const { return head_done_ && !message_done_; }
   Request& request() { return request_; }
   ParseError error() const { return error_; }
   const std::string& error_reason() const { return error_reason_; }
@@ -72,6 +75,7 @@ class Parser {
   std::string line_;              // the request line read so far
   bool reading_line_ = true;      // before the request line's CRLF
   bool in_body_ = false;          // the head is done; a chunked body follows
+  bool head_done_ = false;        // the head of the current request is parsed
   ChunkedDecoder chunked_;
   bool in_message_ = false;
   bool message_done_ = false;

@@ -119,7 +119,18 @@ void Connection::consume(const char* data, size_t n) {
       reject(parser_.error());
       return;
     }
-    if (r.status == http::Parser::Status::kNeedMore) break;
+    if (r.status == http::Parser::Status::kNeedMore) {
+      // RFC 9110 section 10.1.1: a client that sent "Expect: 100-continue"
+      // waits for this before its body. The body is read before the app
+      // runs, so it is asked for as soon as the head is accepted.
+      if (parser_.awaiting_body() && parser_.request().expect_continue && !continue_sent_) {
+        continue_sent_ = true;
+        uv_buf_t buf = buf_of("HTTP/1.1 100 Continue\r\n\r\n");
+        send(&buf, 1);
+      }
+      break;
+    }
+    continue_sent_ = false;
     start_request();
     if (busy_) {
       // The response waits for the socket: keep the rest for later.

@@ -86,6 +86,7 @@ class Connection {
   bool lingering_ = false;
   bool busy_ = false;            // a request is being served
   bool waiting_for_drain_ = false;
+  bool continue_sent_ = false;   // "100 Continue" went out for this request
 
   http::Parser parser_;
   std::string pending_input_;   // bytes read but not yet parsed
