@@ -74,17 +74,21 @@ class Server:
         )
 
     def stdout(self):
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return self.stdout_path.read_text(errors="replace")
 
     def stderr(self):
-        self._err.flush()
+        if not self._err.closed:
+            self._err.flush()
         return self.stderr_path.read_text(errors="replace")
 
     def wait(self, timeout=10):
         return self.proc.wait(timeout=timeout)
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self._out.closed:
+            return self.proc.returncode
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:

@@ -215,3 +215,24 @@ def test_expect_100_continue_is_answered_before_the_body_is_sent(features):
                 break
             out += d
     assert out.startswith(b"HTTP/1.1 200 OK") and out.endswith(b'["hello"]')
+
+
+def test_an_app_that_raises_gets_500_with_its_traceback_logged_and_the_worker_goes_on(features):
+    r = requests.get(features.url + "/raise", timeout=5)
+    assert r.status_code == 500
+    assert r.headers["Connection"] == "close"
+    assert requests.get(features.url + "/reason", timeout=5).status_code == 299
+    err = features.stderr()
+    assert "Error handling request /raise" in err
+    assert "Traceback" in err and "RuntimeError: raised before the response started" in err
+
+
+def test_an_app_that_never_calls_start_response_gets_500(features):
+    assert requests.get(features.url + "/no-start-response", timeout=5).status_code == 500
+    assert "without calling start_response" in features.stderr()
+
+
+def test_a_header_with_cr_lf_is_refused_with_500_not_sent(features):
+    out = raw_exchange(features.port, b"GET /bad-header HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 500 ")
+    assert b"Injected" not in out

@@ -63,6 +63,16 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(keys).encode()]
 
+    if path == "/raise":
+        raise RuntimeError("raised before the response started")
+
+    if path == "/no-start-response":
+        return [b"body without a status"]
+
+    if path == "/bad-header":
+        start_response("200 OK", [("X-Split", "a\r\nInjected: yes")])
+        return [b"never sent"]
+
     if path == "/write":
         write = start_response("200 OK", [("Content-Type", "text/plain")])
         write(b"written-")

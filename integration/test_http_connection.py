@@ -1,0 +1,208 @@
+"""Connection-level HTTP/1.x behaviour over raw sockets: keep-alive,
+pipelining, HEAD, HTTP/1.0, Connection: close, clients that go away."""
+import socket
+import time
+
+import pytest
+import requests
+
+from conftest import APPS
+
+FEATURES = APPS / "features"
+
+
+class RawClient:
+    """A socket that reads whole HTTP/1.x responses (Content-Length, chunked,
+    or until close)."""
+
+    def __init__(self, port, timeout=5):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if not data:
+            raise EOFError
+        self.buf += data
+
+    def _take(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def response(self, head_request=False):
+        status = self._line().decode("latin-1")
+        headers = {}
+        while True:
+            line = self._line()
+            if not line:
+                break
+            k, v = line.decode("latin-1").split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        code = int(status.split()[1])
+        if head_request or code in (204, 304) or 100 <= code < 200:
+            body = b""
+        elif "content-length" in headers:
+            body = self._take(int(headers["content-length"]))
+        elif headers.get("transfer-encoding") == "chunked":
+            body = b""
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():
+                        pass
+                    break
+                body += self._take(size)
+                assert self._take(2) == b"\r\n"
+        else:
+            body = self.read_to_close()
+        return status, headers, body
+
+    def read_to_close(self):
+        while True:
+            try:
+                self._fill()
+            except EOFError:
+                out, self.buf = self.buf, b""
+                return out
+
+    def closed_by_peer(self, timeout=3):
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(1) == b""
+        except (ConnectionResetError, socket.timeout):
+            return False
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server("app:app", chdir=FEATURES)
+
+
+def get(path, extra=b"", version=b"HTTP/1.1"):
+    return b"GET " + path + b" " + version + b"\r\nHost: t\r\n" + extra + b"\r\n"
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(server):
+    c = RawClient(server.port)
+    for i in range(20):
+        c.send(get(b"/reason"))
+        status, headers, body = c.response()
+        assert status.startswith("HTTP/1.1 299") and body == b"custom"
+        assert headers.get("connection") != "close"
+    c.close()
+    with requests.Session() as s:
+        for _ in range(20):
+            assert s.get(server.url + "/reason", timeout=5).status_code == 299
+    # requests' pool reused one connection: the access log is off, so count
+    # via the server's view of REMOTE_PORT instead.
+    with requests.Session() as s:
+        ports = {s.get(server.url + "/environ", timeout=5).json()["REMOTE_PORT"] for _ in range(10)}
+    assert len(ports) == 1
+
+
+def test_pipelined_requests_are_answered_in_order(server):
+    c = RawClient(server.port)
+    c.send(get(b"/reason") + get(b"/nowhere-1") + b"POST /input HTTP/1.1\r\nHost: t\r\n"
+           b"Content-Length: 3\r\n\r\nabc" + get(b"/nowhere-2"))
+    assert c.response()[2] == b"custom"
+    assert c.response()[2] == b"not found: /nowhere-1"
+    assert c.response()[2] == b'["abc"]'
+    assert c.response()[2] == b"not found: /nowhere-2"
+    c.close()
+
+
+def test_a_burst_of_100_pipelined_requests(server):
+    c = RawClient(server.port)
+    c.send(b"".join(get(b"/n%d" % i) for i in range(100)))
+    for i in range(100):
+        assert c.response()[2] == b"not found: /n%d" % i
+    c.close()
+
+
+def test_head_has_headers_but_no_body_and_keeps_the_connection(server):
+    c = RawClient(server.port)
+    c.send(b"HEAD /reason HTTP/1.1\r\nHost: t\r\n\r\n")
+    status, headers, body = c.response(head_request=True)
+    assert status.startswith("HTTP/1.1 299")
+    assert headers["content-length"] == "6"
+    c.send(get(b"/reason"))
+    assert c.response()[2] == b"custom"
+    c.close()
+
+
+def test_date_and_server_headers(server):
+    r = requests.get(server.url + "/reason", timeout=5)
+    assert r.headers["Server"] == "cppgunicorn"
+    from email.utils import parsedate_to_datetime
+    assert abs(parsedate_to_datetime(r.headers["Date"]).timestamp() - time.time()) < 5
+
+
+def test_connection_close_from_the_client_closes_after_the_response(server):
+    c = RawClient(server.port)
+    c.send(get(b"/reason", b"Connection: close\r\n"))
+    status, headers, body = c.response()
+    assert headers["connection"] == "close" and body == b"custom"
+    assert c.closed_by_peer()
+
+
+def test_http10_closes_by_default_and_keeps_alive_on_request(server):
+    c = RawClient(server.port)
+    c.send(get(b"/reason", version=b"HTTP/1.0"))
+    status, headers, body = c.response()
+    assert status.startswith("HTTP/1.0 299") and body == b"custom"
+    assert c.closed_by_peer()
+    c = RawClient(server.port)
+    c.send(get(b"/reason", b"Connection: keep-alive\r\n", version=b"HTTP/1.0"))
+    status, headers, body = c.response()
+    assert headers["connection"] == "keep-alive"
+    c.send(get(b"/reason", b"Connection: keep-alive\r\n", version=b"HTTP/1.0"))
+    assert c.response()[2] == b"custom"
+    c.close()
+
+
+def test_a_client_that_disconnects_mid_body_does_not_hurt_the_worker(server):
+    for _ in range(3):
+        c = RawClient(server.port)
+        c.send(get(b"/slow-closing"))
+        c.sock.recv(1000)
+        c.close()
+    for _ in range(5):
+        assert requests.get(server.url + "/reason", timeout=5).status_code == 299
+
+
+def test_a_client_that_sends_half_a_request_and_leaves(server):
+    c = RawClient(server.port)
+    c.send(b"POST /input HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
+    c.close()
+    assert requests.get(server.url + "/reason", timeout=5).status_code == 299
+
+
+def test_a_bad_request_gets_400_and_the_connection_closes(server):
+    c = RawClient(server.port)
+    c.send(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+    status, headers, body = c.response()
+    assert status.startswith("HTTP/1.1 400")
+    assert headers["connection"] == "close"
+    assert c.closed_by_peer()
+
+
+def test_idle_keep_alive_connections_close_after_keep_alive_seconds(start_server):
+    srv = start_server("app:app", "--keep-alive", "1", chdir=FEATURES)
+    c = RawClient(srv.port)
+    c.send(get(b"/reason"))
+    c.response()
+    assert c.closed_by_peer(timeout=5)
