@@ -2,8 +2,10 @@
 # Set-up and the two everyday commands, on a fresh machine or an old one:
 #   ./dev.sh serve   install what is missing, then serve examples/flask_app
 #                    on 127.0.0.1:8000
-#   ./dev.sh test    install what is missing, then run every test
-#                    (doctest units, then the pytest integration suite)
+#   ./dev.sh test    install what is missing, then run every test: doctest
+#                    units and the pytest integration suite against the
+#                    installed binary, then both again against an
+#                    AddressSanitizer/UBSan build
 #   ./dev.sh setup   only install
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -48,18 +50,37 @@ setup() {
   install_python_env
 }
 
+build_sanitized() {
+  echo "== building the AddressSanitizer/UBSan variant in build/asan"
+  local pybind11_dir
+  pybind11_dir=$("$VENV/bin/python" -c 'import pybind11; print(pybind11.get_cmake_dir())')
+  PATH="$VENV/bin:$PATH" cmake -S "$ROOT" -B "$ROOT/build/asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
+    -DCPPGUNICORN_SANITIZE=ON -DCPPGUNICORN_BUILD_TESTS=ON \
+    -DPython_EXECUTABLE="$VENV/bin/python" -Dpybind11_DIR="$pybind11_dir" >/dev/null
+  PATH="$VENV/bin:$PATH" cmake --build "$ROOT/build/asan" >/dev/null
+}
+
 run_tests() {
   local unit
-  unit=$(ls -t "$ROOT"/build/*/cppgunicorn_unit_tests 2>/dev/null | head -n 1 || true)
+  unit=$(ls -t "$ROOT"/build/cp*/cppgunicorn_unit_tests 2>/dev/null | head -n 1 || true)
   if [ -z "$unit" ]; then
     echo "unit test binary not found under build/" >&2
     exit 1
   fi
+  cd "$ROOT"
   echo "== unit tests (doctest)"
   "$unit"
-  echo "== integration tests (pytest)"
-  cd "$ROOT"
+  echo "== integration tests (pytest, installed binary)"
   "$VENV/bin/python" -m pytest integration -q "$@"
+  if [ "${CPPGUNICORN_SKIP_SANITIZERS:-0}" != 1 ]; then
+    build_sanitized
+    # Python's own allocations at exit are not ours to report.
+    export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+    echo "== unit tests (doctest, sanitizers)"
+    "$ROOT/build/asan/cppgunicorn_unit_tests"
+    echo "== integration tests (pytest, sanitizers)"
+    CPPGUNICORN_BIN="$ROOT/build/asan/cppgunicorn" "$VENV/bin/python" -m pytest integration -q "$@"
+  fi
 }
 
 case "${1:-}" in

@@ -452,10 +452,6 @@ void Connection::on_closed(uv_handle_t* h) {
   c->worker_.connection_closed(c);  // destroys c
 }
 
-void Connection::close_if_idle() {
-  if (!busy_ && !parser_.in_request() && backlog() == 0) close();
-}
-
 void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
   if (closing_) return;
   uint64_t idle = now_ms - last_activity_ms_;

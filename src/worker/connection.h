@@ -35,8 +35,6 @@ class Connection {
 
   // Closes now; the Worker frees us in the close callback.
   void close();
-  // Closes if no request is under way (graceful shutdown, idle timeout).
-  void close_if_idle();
   // The periodic sweep: idle keep-alive and lingering-close deadlines.
   void sweep(uint64_t now_ms, uint64_t keepalive_ms);
   bool closing() const { return closing_; }

@@ -20,6 +20,8 @@ namespace cppgunicorn::worker {
 namespace {
 // Also the heartbeat period: well under the smallest --timeout (1 s).
 constexpr uint64_t kSweepIntervalMs = 250;
+// While stopping gracefully, idle keep-alive connections get this long.
+constexpr uint64_t kStopIdleMs = 1000;
 }  // namespace
 
 Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket>& listeners,
@@ -168,9 +170,16 @@ void Worker::on_sweep(uv_timer_t* timer) {
   all.reserve(self->connections_.size());
   for (auto& [c, owned] : self->connections_) all.push_back(c);
   for (Connection* c : all) {
-    if (force) c->close();
-    else if (self->stopping_) c->close_if_idle();
-    else c->sweep(now, keepalive_ms);
+    if (force) {
+      c->close();
+    } else if (self->stopping_) {
+      // A client may be sending its next request on an idle keep-alive
+      // connection right now: give it a moment, and answer it with
+      // "Connection: close", rather than cutting the connection under it.
+      c->sweep(now, std::min<uint64_t>(keepalive_ms ? keepalive_ms : kStopIdleMs, kStopIdleMs));
+    } else {
+      c->sweep(now, keepalive_ms);
+    }
   }
 }
 
@@ -187,9 +196,6 @@ void Worker::begin_graceful_stop() {
   stopping_ = true;
   stop_deadline_ms_ = uv_now(&loop_) + static_cast<uint64_t>(config_.graceful_timeout) * 1000;
   stop_listening();
-  std::vector<Connection*> all;
-  for (auto& [c, owned] : connections_) all.push_back(c);
-  for (Connection* c : all) c->close_if_idle();
   maybe_finish();
 }
 
