@@ -12,6 +12,8 @@ cd "$(dirname "$0")"
 ROOT=$PWD
 VENV=${CPPGUNICORN_VENV:-$ROOT/.venv}
 PYTHON=${PYTHON:-python3}
+# Paths under the checkout hash the same in any clone, so ccache hits across them.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}
 
 APT_PACKAGES=(g++ pkg-config ccache libuv1-dev libtomlplusplus-dev doctest-dev node-llhttp)
 
