@@ -56,7 +56,7 @@ def wait_for_port(port, proc, timeout=20.0):
 class Server:
     """One running server process and its captured output."""
 
-    def __init__(self, args, cwd=None, env=None, port=None):
+    def __init__(self, args, cwd=None, env=None, port=None, **popen_extra):
         self.port = port
         self.url = f"http://127.0.0.1:{port}" if port else None
         self.logdir = Path(tempfile.mkdtemp(prefix="cppgunicorn-test-"))
@@ -70,7 +70,7 @@ class Server:
         self._err = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(
             args, cwd=cwd, env=full_env, stdout=self._out, stderr=self._err,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL, **popen_extra,
         )
 
     def stdout(self):
@@ -107,14 +107,16 @@ def start_server():
 
     Binds 127.0.0.1 on a free port (unless ``bind=False`` is passed, in which
     case the flags must carry their own ``--bind``), waits until it accepts,
-    and stops every server it started when the test ends.
+    and stops every server it started when the test ends. ``prefix`` goes
+    before the binary (a wrapper command); ``pass_fds`` and ``preexec_fn``
+    go to ``subprocess.Popen``.
     """
     started = []
 
     def start(app_uri, *flags, chdir=None, env=None, wait=True, bind=True,
-              cwd=None):
+              cwd=None, prefix=(), **popen_extra):
         port = free_port() if bind else None
-        args = [server_binary()]
+        args = [*prefix, server_binary()]
         if bind:
             args += ["--bind", f"127.0.0.1:{port}"]
         if chdir is not None:
@@ -122,7 +124,7 @@ def start_server():
         args += [str(f) for f in flags]
         if app_uri is not None:
             args.append(app_uri)
-        srv = Server(args, cwd=cwd, env=env, port=port)
+        srv = Server(args, cwd=cwd, env=env, port=port, **popen_extra)
         started.append(srv)
         if wait and bind and not wait_for_port(port, srv.proc):
             srv.stop()

@@ -44,6 +44,12 @@ constexpr int kHandledSignals[] = {SIGTERM, SIGINT,  SIGQUIT, SIGHUP,  SIGTTIN,
 // After SIGABRT for a timeout, how long a worker has before SIGKILL.
 constexpr uint64_t kAbortGraceMs = 2000;
 
+// Crash-loop back-off (see Arbiter::back_off_after_crash).
+constexpr uint64_t kShortLifeMs = 5000;
+constexpr int kCrashesBeforeBackoff = 3;
+constexpr uint64_t kFirstBackoffMs = 100;
+constexpr uint64_t kMaxBackoffMs = 10000;
+
 const char* signal_name(int signum) {
   switch (signum) {
     case SIGTERM: return "term";
@@ -246,6 +252,7 @@ void Arbiter::spawn_worker() {
   if (fork_guard) fork_guard->in_parent();
   WorkerSlot slot;
   slot.age = age;
+  slot.spawned_at_ms = now_ms();
   slot.heartbeat = std::move(heartbeat);
   workers_[pid] = std::move(slot);
 }
@@ -313,6 +320,7 @@ void Arbiter::reap_workers() {
     auto it = workers_.find(pid);
     if (it == workers_.end()) continue;  // not ours (as PID 1 we reap everyone)
     bool retiring = it->second.retiring;
+    uint64_t spawned_at = it->second.spawned_at_ms;
     workers_.erase(it);
     if (WIFEXITED(status)) {
       int code = WEXITSTATUS(status);
@@ -335,20 +343,26 @@ void Arbiter::reap_workers() {
                             : std::string(strsignal(sig)) + " (signal " + std::to_string(sig) + ")!"));
       }
     }
-    if (!stopping_ && !retiring) {
-      // A crash loop is backed off, not spun: after a few deaths within a
-      // second of each other, wait longer before the next spawn.
-      uint64_t now = now_ms();
-      rapid_deaths_ = (now - last_death_ms_ < 1000) ? rapid_deaths_ + 1 : 0;
-      last_death_ms_ = now;
-      if (rapid_deaths_ > 3) {
-        uint64_t delay = std::min<uint64_t>(static_cast<uint64_t>(rapid_deaths_) * 200, 5000);
-        spawn_not_before_ms_ = now + delay;
-        log::error_log().warning("Workers keep dying; waiting " + std::to_string(delay) +
-                                 " ms before the next one");
-      }
-    }
+    if (!stopping_ && !retiring) back_off_after_crash(now_ms() - spawned_at);
   }
+}
+
+void Arbiter::back_off_after_crash(uint64_t lived_ms) {
+  // A crash loop is backed off, not spun: a worker that dies within
+  // kShortLifeMs of its spawn extends the streak, and from the third one on
+  // each replacement waits twice as long as the last (up to kMaxBackoffMs).
+  // A worker that lived longer ends the streak.
+  if (lived_ms >= kShortLifeMs) {
+    crash_streak_ = 0;
+    return;
+  }
+  ++crash_streak_;
+  if (crash_streak_ < kCrashesBeforeBackoff) return;
+  int doublings = std::min(crash_streak_ - kCrashesBeforeBackoff, 10);
+  uint64_t delay = std::min<uint64_t>(kFirstBackoffMs << doublings, kMaxBackoffMs);
+  spawn_not_before_ms_ = now_ms() + delay;
+  log::error_log().warning("Workers keep dying soon after they start; waiting " +
+                           std::to_string(delay) + " ms before the next one");
 }
 
 void Arbiter::murder_stuck_workers() {
@@ -561,8 +575,13 @@ int Arbiter::run() {
 
   manage_workers();
   while (!stopping_) {
+    // Wake at least twice a second (timeouts), and when a backed-off spawn is due.
+    int wait_ms = 500;
+    if (uint64_t now = now_ms(); spawn_not_before_ms_ > now) {
+      wait_ms = static_cast<int>(std::min<uint64_t>(spawn_not_before_ms_ - now, 500));
+    }
     pollfd p{signal_pipe_[0], POLLIN, 0};
-    ::poll(&p, 1, 500);
+    ::poll(&p, 1, wait_ms);
     unsigned char sigs[64];
     ssize_t n = ::read(signal_pipe_[0], sigs, sizeof sigs);
     for (ssize_t i = 0; i < n && !stopping_; ++i) handle_signal(sigs[i]);

@@ -40,6 +40,7 @@ class Arbiter {
     int age = 0;
     bool retiring = false;        // told to stop; not counted towards the target
     uint64_t aborted_at_ms = 0;   // SIGABRT sent for a timeout
+    uint64_t spawned_at_ms = 0;
     std::unique_ptr<base::Heartbeat> heartbeat;
   };
 
@@ -50,6 +51,7 @@ class Arbiter {
   [[noreturn]] void run_worker(base::Heartbeat& heartbeat);
   void manage_workers();
   void reap_workers();
+  void back_off_after_crash(uint64_t lived_ms);
   void murder_stuck_workers();
   void signal_workers(int signum, bool retiring_too = true);
   void stop(bool graceful);
@@ -74,8 +76,7 @@ class Arbiter {
   int signal_pipe_[2] = {-1, -1};
   pid_t reexec_pid_ = 0;     // the new master a USR2 started
   bool is_worker_ = false;   // set in a forked worker, which must not clean up
-  uint64_t last_death_ms_ = 0;
-  int rapid_deaths_ = 0;
+  int crash_streak_ = 0;  // workers in a row that died soon after spawning
   uint64_t spawn_not_before_ms_ = 0;
   std::unique_ptr<wsgi::Interpreter> preloaded_interpreter_;
   std::unique_ptr<wsgi::Application> preloaded_app_;

@@ -1,0 +1,240 @@
+"""The master and its worker pool: how many workers, replacing the ones that
+die or hang, retiring them after --max-requests, boot errors, --preload,
+process titles, the pid file, reaping, --user/--group and --worker-tmp-dir."""
+import ctypes
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import APPS, free_port, server_binary
+from proc_tools import (APP_DIR, HttpClient, Load, alive, cmdline, get_once, parent_of,
+                        wait_for_workers, wait_until, workers, zombies)
+
+
+def test_workers_are_forked_and_titled_in_ps(start_server):
+    srv = start_server("app:app", "-w", "3", "--name", "shop", chdir=APP_DIR)
+    pids = wait_for_workers(srv.proc.pid, 3)
+    assert cmdline(srv.proc.pid) == "cppgunicorn: master [shop]"
+    for pid in pids:
+        assert cmdline(pid) == "cppgunicorn: worker [shop]"
+    ps = subprocess.run(["ps", "-o", "args=", "-p", ",".join(map(str, [srv.proc.pid] + pids))],
+                        capture_output=True, text=True, timeout=10).stdout.splitlines()
+    assert sorted(line.strip() for line in ps) == sorted(
+        ["cppgunicorn: master [shop]"] + ["cppgunicorn: worker [shop]"] * 3)
+
+
+def test_title_names_the_app_when_no_proc_name_is_given(start_server):
+    srv = start_server("app:app", chdir=APP_DIR)
+    (pid,) = wait_for_workers(srv.proc.pid, 1)
+    assert cmdline(srv.proc.pid) == "cppgunicorn: master [app:app]"
+    assert cmdline(pid) == "cppgunicorn: worker [app:app]"
+
+
+def test_web_concurrency_is_the_default_worker_count_and_workers_flag_wins(start_server):
+    srv = start_server("app:app", chdir=APP_DIR, env={"WEB_CONCURRENCY": "3"})
+    wait_for_workers(srv.proc.pid, 3)
+    srv = start_server("app:app", "-w", "2", chdir=APP_DIR, env={"WEB_CONCURRENCY": "3"})
+    wait_for_workers(srv.proc.pid, 2)
+
+
+def test_killed_worker_is_replaced_and_clients_of_other_workers_see_no_error(start_server):
+    srv = start_server("app:app", "-w", "3", "--keep-alive", "30", chdir=APP_DIR)
+    master = srv.proc.pid
+    before = wait_for_workers(master, 3)
+    # Keep-alive clients stay on the worker that accepted them, so a failure
+    # can be pinned on a worker: only connections to the killed one may fail.
+    with Load(srv.port, keepalive=6) as load:
+        on = load.spread(2)
+        load.wait_for_requests(50)
+        victim = sorted(on)[0]
+        load.tolerated_pids.add(victim)
+        others_before = sum(n for p, n in load.served_by().items() if p != victim)
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        replacement = wait_until(lambda: set(workers(master)) - set(before) or None, 10,
+                                 what="a replacement worker")
+        # Reaction time, not speed: the master forks on SIGCHLD.
+        assert time.monotonic() - killed_at < 1.0
+        load.wait_for_requests(100)
+        served_after = load.served_by()
+    assert load.failures == []
+    assert sum(n for p, n in served_after.items() if p != victim) > others_before
+    assert len(wait_for_workers(master, 3)) == 3
+    (new_pid,) = replacement
+    assert victim not in workers(master)
+    wait_until(lambda: not zombies(master) or None, 5, what="no <defunct> children")
+    assert f"Worker (pid:{victim}) was sent SIGKILL" in srv.stderr()
+    assert alive(new_pid)
+
+
+def test_stuck_request_is_aborted_at_timeout_and_the_server_keeps_serving(start_server):
+    srv = start_server("app:app", "-w", "2", "--timeout", "2", chdir=APP_DIR)
+    master = srv.proc.pid
+    wait_for_workers(master, 2)
+    stuck = HttpClient(srv.port, timeout=30)
+    stuck.sock.sendall(b"GET /loop HTTP/1.1\r\nHost: t\r\n\r\n")
+    with Load(srv.port, keepalive=2, fresh=1) as load:
+        # The client of the stuck request sees its connection closed.
+        started = time.monotonic()
+        try:
+            data = stuck.sock.recv(65536)
+        except ConnectionResetError:
+            data = b""
+        assert data == b""
+        assert time.monotonic() - started < 25
+        stuck.close()
+        load.wait_for_requests(30)
+    assert load.failures == []
+    wait_for_workers(master, 2)
+    log = wait_until(lambda: (lambda t: t if "WORKER TIMEOUT" in t else None)(srv.stderr()), 5,
+                     what="the timeout log line")
+    line = next(l for l in log.splitlines() if "WORKER TIMEOUT" in l)
+    assert "while serving GET /loop" in line and "(pid:" in line
+    # faulthandler says where the worker was stuck.
+    assert "app.py" in log
+    assert get_once(srv.port)[0] == 200
+    assert srv.stop() == 0
+
+
+def test_max_requests_with_jitter_retires_workers_under_load_with_no_failed_request(start_server):
+    srv = start_server("app:app", "-w", "2", "--max-requests", "40",
+                       "--max-requests-jitter", "10", chdir=APP_DIR)
+    with Load(srv.port, keepalive=3, fresh=1) as load:
+        wait_until(lambda: len(load.served_by()) >= 5 or None, 60,
+                   what="several generations of workers")
+    assert load.failures == []
+    assert "Autorestarting worker after current request." in srv.stderr()
+    # A retiring worker still answers the requests already sent on its open
+    # connections (one per client at most), with Connection: close.
+    for pid, n in load.served_by().items():
+        assert n <= 50 + 4, f"worker {pid} served {n} requests, more than 40 + jitter 10 + 4"
+    assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("preload", [False, True])
+@pytest.mark.parametrize("uri, code, message", [
+    ("broken_import:app", 3, "Worker failed to boot."),
+    ("plainmod:missing", 4, "App failed to load."),
+])
+def test_boot_error_with_several_workers_stops_the_master_with_gunicorns_code(
+        uri, code, message, preload):
+    flags = ["--preload"] if preload else []
+    proc = subprocess.run(
+        [server_binary(), "--bind", f"127.0.0.1:{free_port()}", "-w", "3", *flags,
+         "--chdir", str(APPS / "uri"), uri],
+        capture_output=True, text=True, timeout=60)
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr
+    assert proc.stderr.count("Booting worker") <= (0 if preload else 3)
+
+
+def test_preload_imports_the_app_once_in_the_master(start_server):
+    srv = start_server("app:app", "-w", "2", "--preload", chdir=APP_DIR)
+    master = srv.proc.pid
+    pids = set(wait_for_workers(master, 2))
+    seen = {}
+    with Load(srv.port, keepalive=0, fresh=4) as load:
+        wait_until(lambda: len(load.served_by()) >= 2 or None, 20, what="both workers serving")
+    assert load.failures == []
+    for _ in range(40):
+        _, _, body = get_once(srv.port, "/import")
+        fields = dict(f.split("=", 1) for f in body.split())
+        seen[int(fields["pid"])] = int(fields["imported_by"])
+        if len(seen) == 2:
+            break
+    assert set(seen) <= pids
+    assert set(seen.values()) == {master}
+    srv_plain = start_server("app:app", chdir=APP_DIR)
+    _, _, body = get_once(srv_plain.port, "/import")
+    fields = dict(f.split("=", 1) for f in body.split())
+    assert fields["pid"] == fields["imported_by"]
+
+
+def test_pid_file_holds_the_master_pid_and_is_removed_on_exit(start_server, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    srv = start_server("app:app", "--pid", pidfile, chdir=APP_DIR)
+    wait_until(pidfile.exists, 10, what="the pid file")
+    assert pidfile.read_text().strip() == str(srv.proc.pid)
+    assert srv.stop() == 0
+    assert not pidfile.exists()
+
+
+def _as_subreaper():
+    # PR_SET_CHILD_SUBREAPER survives exec: the master then adopts orphans
+    # the way PID 1 does in a container.
+    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+
+
+def test_master_reaps_orphans_and_dead_workers_like_pid_1(start_server):
+    srv = start_server("app:app", "-w", "2", chdir=APP_DIR, preexec_fn=_as_subreaper)
+    master = srv.proc.pid
+    orphans = []
+    for _ in range(3):
+        status, _, body = get_once(srv.port, "/orphan")
+        assert status == 200
+        orphans.append(int(body.split("orphan=")[1]))
+    # Re-parented to the master (unless one already exited and was reaped).
+    assert any(parent_of(o) == master for o in orphans)
+    wait_until(lambda: not any(os.path.exists(f"/proc/{o}") for o in orphans) or None, 10,
+               what="the orphans reaped, not left <defunct>")
+    for pid in wait_for_workers(master, 2):
+        os.kill(pid, signal.SIGKILL)
+    wait_for_workers(master, 2)
+    wait_until(lambda: not zombies(master) or None, 10, what="no <defunct> children of the master")
+    assert get_once(srv.port)[0] == 200
+    assert srv.stop() == 0
+
+
+def test_crash_loop_is_backed_off_not_spun(start_server):
+    srv = start_server("app:app", "-w", "1", chdir=APP_DIR,
+                       env={"PROC_APP_CRASH_AFTER_BOOT": "1"})
+
+    def delays():
+        return [int(line.split("waiting ")[1].split()[0])
+                for line in srv.stderr().splitlines() if "Workers keep dying" in line]
+
+    # Each worker dies 50 ms after booting; the wait before the next one
+    # doubles instead of replacing it as fast as it can fork.
+    wait_until(lambda: len(delays()) >= 4 or None, 30, what="four back-off messages")
+    seen = delays()
+    assert seen == sorted(seen) and seen[-1] >= 4 * seen[0], seen
+    assert srv.proc.poll() is None, "a crash loop is not a boot error: the master stays"
+    assert srv.stop() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch user")
+def test_user_group_and_umask_apply_to_workers(start_server, tmp_path):
+    import grp
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    group = grp.getgrgid(nobody.pw_gid).gr_name
+    # --preload: the interpreter this venv was made from may live where
+    # nobody cannot read it (/root/.pyenv); the master starts it as root.
+    srv = start_server("app:app", "--user", "nobody", "--group", group, "--umask", "027",
+                       "--worker-tmp-dir", tmp_path, "--preload", chdir=APP_DIR)
+    status, _, body = get_once(srv.port, "/whoami")
+    assert status == 200
+    fields = dict(f.split("=", 1) for f in body.split())
+    assert (int(fields["uid"]), int(fields["gid"])) == (nobody.pw_uid, nobody.pw_gid)
+    assert fields["umask"] == "27"
+    assert os.stat(f"/proc/{srv.proc.pid}").st_uid == 0, "the master keeps its user"
+
+
+def test_unknown_user_is_a_clear_error():
+    proc = subprocess.run([server_binary(), "--bind", f"127.0.0.1:{free_port()}",
+                           "--user", "no-such-user-here", "--chdir", str(APP_DIR), "app:app"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "user" in proc.stderr and "no-such-user-here" in proc.stderr
+
+
+def test_worker_tmp_dir_that_does_not_exist_is_a_clear_error(tmp_path):
+    missing = tmp_path / "missing"
+    proc = subprocess.run([server_binary(), "--bind", f"127.0.0.1:{free_port()}",
+                           "--worker-tmp-dir", str(missing), "--chdir", str(APP_DIR), "app:app"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 3
+    assert "worker_tmp_dir" in proc.stderr and str(missing) in proc.stderr
