@@ -84,8 +84,14 @@ def workers(master):
 
 
 def wait_for_workers(master, count, timeout=20.0):
-    return wait_until(lambda: (lambda w: w if len(w) == count else None)(workers(master)),
-                      timeout, what=f"{count} workers of master {master}")
+    found = []
+
+    def have_count():
+        found[:] = workers(master)
+        return len(found) == count
+
+    wait_until(have_count, timeout, what=f"{count} workers of master {master}")
+    return list(found)
 
 
 def terminate_tree(pid, timeout=10.0):
@@ -135,6 +141,10 @@ class HttpClient:
         exchange."""
         extra = b"Connection: close\r\n" if close else b""
         self.sock.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\n" + extra + b"\r\n")
+        return self.response(close)
+
+    def response(self, close=False):
+        """Reads the response to a request already sent."""
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -162,6 +172,27 @@ def get_once(port, target="/pid", timeout=20.0, path=None):
         return c.get(target, close=True)
     finally:
         c.close()
+
+
+def clients_on_every_worker(port, count, timeout=20.0):
+    """Keep-alive connections, one on each of ``count`` workers, by pid.
+    Each new connection is opened while every worker found so far is busy
+    in a slow request, so that only a worker not found yet can accept it."""
+    found = {}
+    deadline = time.monotonic() + timeout
+    while len(found) < count:
+        assert time.monotonic() < deadline, f"found only workers {sorted(found)}"
+        for busy in found.values():
+            busy.sock.sendall(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
+        client = HttpClient(port)
+        client.get("/pid")
+        for busy in found.values():
+            busy.response()
+        if client.pid in found:
+            client.close()
+        else:
+            found[client.pid] = client
+    return found
 
 
 class Load:

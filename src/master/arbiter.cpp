@@ -391,22 +391,40 @@ void Arbiter::signal_workers(int signum, bool retiring_too) {
 
 void Arbiter::stop(bool graceful) {
   stopping_ = true;
+  // As gunicorn: close the listeners first, so that new connections are
+  // refused at once rather than queued on a socket nobody will accept from
+  // again. After USR2 the new master serves from the same sockets (and the
+  // unix socket files are its).
+  if (reexec_pid_ == 0) net::stop_accepting(listeners_);
+  net::close_listeners(listeners_, reexec_pid_ == 0);
   signal_workers(graceful ? SIGTERM : SIGQUIT);
   uint64_t limit = graceful ? static_cast<uint64_t>(config_.graceful_timeout) * 1000 : 1000;
   uint64_t deadline = now_ms() + limit;
   while (!workers_.empty() && now_ms() < deadline) {
     reap_workers();
     if (workers_.empty()) break;
-    ::usleep(20000);
+    // INT or QUIT during a graceful stop turns it into a quick one.
+    unsigned char sigs[64];
+    ssize_t n = ::read(signal_pipe_[0], sigs, sizeof sigs);
+    for (ssize_t i = 0; i < n; ++i) {
+      if (graceful && (sigs[i] == SIGINT || sigs[i] == SIGQUIT)) {
+        log::error_log().info(std::string("Handling signal: ") + signal_name(sigs[i]));
+        graceful = false;
+        signal_workers(SIGQUIT);
+        deadline = std::min(deadline, now_ms() + 1000);
+      }
+    }
+    pollfd p{signal_pipe_[0], POLLIN, 0};
+    ::poll(&p, 1, 20);
   }
   if (!workers_.empty()) {
     signal_workers(SIGKILL);
-    while (!workers_.empty()) {
+    for (const auto& [pid, slot] : workers_) {
       int status;
-      pid_t pid = ::waitpid(-1, &status, 0);
-      if (pid < 0 && errno == ECHILD) break;
-      if (pid > 0) workers_.erase(pid);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
     }
+    workers_.clear();
   }
 }
 
@@ -462,10 +480,13 @@ void Arbiter::write_pidfile() {
 
 void Arbiter::remove_pidfile() {
   if (config_.pidfile.empty() || is_worker_) return;
-  // Only our own: after USR2 the file may belong to the new master.
-  std::ifstream in(config_.pidfile);
-  long pid = 0;
-  if (in >> pid && pid == static_cast<long>(::getpid())) ::unlink(config_.pidfile.c_str());
+  // Only our own: after USR2 the file belongs to the new master and ours
+  // is PIDFILE.oldbin (gunicorn removes that one too).
+  for (const std::string& path : {config_.pidfile, config_.pidfile + ".oldbin"}) {
+    std::ifstream in(path);
+    long pid = 0;
+    if (in >> pid && pid == static_cast<long>(::getpid())) ::unlink(path.c_str());
+  }
 }
 
 void Arbiter::handle_signal(int signum) {

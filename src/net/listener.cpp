@@ -248,6 +248,12 @@ std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds) {
   return out;
 }
 
+void stop_accepting(const std::vector<ListenSocket>& sockets) {
+  for (const ListenSocket& s : sockets) {
+    if (s.fd >= 0 && s.address.kind == BindAddress::Kind::kTcp) ::shutdown(s.fd, SHUT_RD);
+  }
+}
+
 void close_listeners(std::vector<ListenSocket>& sockets, bool unlink_unix) {
   for (ListenSocket& s : sockets) {
     if (s.fd >= 0) ::close(s.fd);

@@ -51,6 +51,13 @@ std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds);
 // The environment variable a re-executed master finds its sockets in.
 inline constexpr const char* kInheritedFdsVariable = "CPPGUNICORN_FD";
 
+// Makes the TCP sockets this process bound itself refuse new connections
+// at once, in every process that shares them (shutdown(2) acts on the
+// socket, not on one descriptor), even in a worker stuck in a request that
+// has not closed its copy yet. Sockets handed down to us (fd://, USR2,
+// systemd) are left alone: another process may still serve from them.
+void stop_accepting(const std::vector<ListenSocket>& sockets);
+
 // Closes the sockets; `unlink_unix` removes unix socket files (the master
 // does, on exit).
 void close_listeners(std::vector<ListenSocket>& sockets, bool unlink_unix);

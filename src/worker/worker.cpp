@@ -109,6 +109,13 @@ bool Worker::listen() {
 void Worker::on_connection(uv_stream_t* server, int status) {
   auto* l = static_cast<ListenerHandle*>(server->data);
   auto* self = static_cast<Worker*>(server->loop->data);
+  if (status == UV_EINVAL) {
+    // The master shut the socket down (net::stop_accepting): it will never
+    // accept again, and libuv would call us in a loop until it is closed.
+    l->tcp.close();
+    l->pipe.close();
+    return;
+  }
   if (status < 0 || self->stopping_) return;
   auto conn = std::make_unique<Connection>(*self);
   Connection* raw = conn.get();

@@ -4,7 +4,9 @@ Every answer names the worker that served it (``pid=N``) so that a test can
 tell which worker a connection landed on.  Paths:
 
 ``/pid``            this worker's pid
-``/sleep?s=N``      sleep N seconds (a slow in-flight request), then answer
+``/sleep?s=N&touch=PATH``  create PATH (so a test knows the request is in
+                    the app), sleep N seconds, then answer
+``/error``          raise: the worker logs the traceback to the error log
 ``/loop``           never return (a stuck worker, for --timeout)
 ``/import``         the pid that imported this module and the contents of
                     ``$PROC_APP_MARKER`` (a file) read at import time: shows
@@ -48,8 +50,13 @@ def app(environ, start_response):
     path = environ["PATH_INFO"]
     pid = os.getpid()
     if path == "/sleep":
+        touch = _query(environ, "touch", "")
+        if touch:
+            open(touch, "w").close()
         time.sleep(float(_query(environ, "s", "1")))
         return _answer(start_response, f"pid={pid} slept")
+    if path == "/error":
+        raise RuntimeError(f"failing on purpose in worker {pid}")
     if path == "/loop":
         while True:
             pass
