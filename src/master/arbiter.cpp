@@ -184,6 +184,15 @@ void Arbiter::restore_signal_handlers() {
   }
 }
 
+bool Arbiter::sockets_shared() const {
+  // With a USR2 upgrade under way, the other master serves from the same
+  // sockets (and unix socket files): they are not ours alone to shut down or
+  // unlink. That is so while the new master we started runs, or while the
+  // old master that started us does (gunicorn: until we are "promoted").
+  if (reexec_pid_ != 0) return true;
+  return old_master_pid_ > 0 && ::kill(old_master_pid_, 0) == 0;
+}
+
 int Arbiter::live_workers() const {
   int n = 0;
   for (const auto& [pid, slot] : workers_) {
@@ -395,8 +404,9 @@ void Arbiter::stop(bool graceful) {
   // refused at once rather than queued on a socket nobody will accept from
   // again. After USR2 the new master serves from the same sockets (and the
   // unix socket files are its).
-  if (reexec_pid_ == 0) net::stop_accepting(listeners_);
-  net::close_listeners(listeners_, reexec_pid_ == 0);
+  bool shared = sockets_shared();
+  if (!shared) net::stop_accepting(listeners_);
+  net::close_listeners(listeners_, !shared);
   signal_workers(graceful ? SIGTERM : SIGQUIT);
   uint64_t limit = graceful ? static_cast<uint64_t>(config_.graceful_timeout) * 1000 : 1000;
   uint64_t deadline = now_ms() + limit;
@@ -456,6 +466,7 @@ void Arbiter::reexec() {
     fds += std::to_string(l.fd);
   }
   ::setenv(net::kInheritedFdsVariable, fds.c_str(), 1);
+  ::setenv(net::kOldMasterVariable, std::to_string(::getppid()).c_str(), 1);
   if (!start_dir_.empty() && ::chdir(start_dir_.c_str()) != 0) {
     // Stay where we are; relative paths may then not resolve.
   }
@@ -563,9 +574,10 @@ int Arbiter::run() {
 
   log::error_log().info("Starting cppgunicorn " CPPGUNICORN_VERSION);
   try {
-    std::vector<int> inherited = net::inherited_listener_fds();
-    if (!inherited.empty()) {
-      listeners_ = net::adopt_listeners(inherited);
+    net::InheritedListeners inherited = net::inherited_listeners();
+    if (!inherited.fds.empty()) {
+      old_master_pid_ = inherited.old_master;
+      listeners_ = net::adopt_listeners(inherited.fds, inherited.old_master > 0);
     } else {
       net::ListenOptions options;
       options.backlog = config_.backlog;
@@ -589,7 +601,7 @@ int Arbiter::run() {
     log::error_log().info("Reason: " + std::string(halt_code_ == worker::kExitAppLoadError
                                                        ? "App failed to load."
                                                        : "Worker failed to boot."));
-    net::close_listeners(listeners_, true);
+    net::close_listeners(listeners_, !sockets_shared());
     remove_pidfile();
     return halt_code_;
   }
@@ -611,7 +623,6 @@ int Arbiter::run() {
       log::error_log().info("Shutting down: Master");
       log::error_log().info("Reason: " + halt_reason_);
       stop(true);
-      net::close_listeners(listeners_, reexec_pid_ == 0);
       remove_pidfile();
       return halt_code_;
     }
@@ -619,9 +630,7 @@ int Arbiter::run() {
     manage_workers();
   }
   log::error_log().info("Shutting down: Master");
-  // After USR2 the new master serves from the same unix socket files.
-  net::close_listeners(listeners_, reexec_pid_ == 0);
-  remove_pidfile();
+  remove_pidfile();  // stop() has closed the listeners
   return 0;
 }
 

@@ -57,6 +57,7 @@ class Arbiter {
   void stop(bool graceful);
   void reexec();
   int live_workers() const;
+  bool sockets_shared() const;
   bool preload();
   void write_pidfile();
   void remove_pidfile();
@@ -75,6 +76,7 @@ class Arbiter {
   std::string halt_reason_;
   int signal_pipe_[2] = {-1, -1};
   pid_t reexec_pid_ = 0;     // the new master a USR2 started
+  pid_t old_master_pid_ = 0; // the master whose USR2 started us
   bool is_worker_ = false;   // set in a forked worker, which must not clean up
   int crash_streak_ = 0;  // workers in a row that died soon after spawning
   uint64_t spawn_not_before_ms_ = 0;

@@ -174,14 +174,16 @@ ListenSocket adopt_fd(const BindAddress& a, std::string_view text) {
   s.address = a;
   s.is_unix = addr.ss_family == AF_UNIX;
   if (s.is_unix) {
-    s.display = "unix:" + std::string(reinterpret_cast<sockaddr_un*>(&addr)->sun_path);
+    s.server_name = reinterpret_cast<sockaddr_un*>(&addr)->sun_path;
+    s.display = "unix:" + s.server_name;
   } else {
     char host[NI_MAXHOST], serv[NI_MAXSERV];
     getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, host, sizeof host, serv, sizeof serv,
                 NI_NUMERICHOST | NI_NUMERICSERV);
     s.server_name = host;
     s.server_port = serv;
-    s.display = "http://" + std::string(host) + ":" + serv;
+    s.display = addr.ss_family == AF_INET6 ? "http://[" + std::string(host) + "]:" + serv
+                                           : "http://" + std::string(host) + ":" + serv;
   }
   return s;
 }
@@ -207,42 +209,48 @@ std::vector<ListenSocket> open_listeners(const std::vector<std::string>& binds,
   return out;
 }
 
-std::vector<int> inherited_listener_fds() {
-  std::vector<int> fds;
+InheritedListeners inherited_listeners() {
+  InheritedListeners out;
   if (const char* list = std::getenv(kInheritedFdsVariable); list != nullptr && *list != '\0') {
     std::string_view rest = list;
     while (!rest.empty()) {
       size_t comma = rest.find(',');
       std::string_view item = rest.substr(0, comma);
-      if (!item.empty()) fds.push_back(std::atoi(std::string(item).c_str()));
+      if (!item.empty()) out.fds.push_back(std::atoi(std::string(item).c_str()));
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
+    if (const char* pid = std::getenv(kOldMasterVariable)) out.old_master = std::atoi(pid);
     ::unsetenv(kInheritedFdsVariable);
-    return fds;
+    ::unsetenv(kOldMasterVariable);
+    return out;
   }
   // systemd's sd_listen_fds(3) protocol: fds 3 .. 3+N-1, for this pid only.
   const char* pid = std::getenv("LISTEN_PID");
   const char* count = std::getenv("LISTEN_FDS");
   if (pid != nullptr && count != nullptr && std::atol(pid) == static_cast<long>(::getpid())) {
     int n = std::atoi(count);
-    for (int i = 0; i < n; ++i) fds.push_back(3 + i);
+    for (int i = 0; i < n; ++i) out.fds.push_back(3 + i);
   }
   ::unsetenv("LISTEN_PID");
   ::unsetenv("LISTEN_FDS");
   ::unsetenv("LISTEN_FDNAMES");
-  return fds;
+  return out;
 }
 
-std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds) {
+std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds, bool from_old_master) {
   std::vector<ListenSocket> out;
   for (int fd : fds) {
     BindAddress a;
     a.kind = BindAddress::Kind::kFd;
     a.fd = fd;
     ListenSocket s = adopt_fd(a, "fd://" + std::to_string(fd));
-    // Inherited: never ours to unlink, and closed on exec like our own.
+    // Closed on exec like our own (USR2 names them again in the variable).
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    s.address.kind = BindAddress::Kind::kFd;
+    if (from_old_master) {
+      // The old master bound them from our own --bind list.
+      s.address.kind = s.is_unix ? BindAddress::Kind::kUnix : BindAddress::Kind::kTcp;
+      if (s.is_unix) s.address.path = s.display.substr(5);  // after "unix:"
+    }
     out.push_back(std::move(s));
   }
   return out;

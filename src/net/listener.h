@@ -2,6 +2,8 @@
 // listening before any worker is forked, then shared by every worker.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,11 +47,21 @@ std::vector<ListenSocket> open_listeners(const std::vector<std::string>& binds,
 // old master re-executing us (USR2, $CPPGUNICORN_FD="3,4") or by systemd
 // socket activation ($LISTEN_FDS with $LISTEN_PID our pid). Empty when there
 // are none. The variables are removed so that children do not see them.
-std::vector<int> inherited_listener_fds();
-std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds);
+struct InheritedListeners {
+  std::vector<int> fds;
+  pid_t old_master = 0;  // USR2: the master that re-executed us, else 0
+};
+InheritedListeners inherited_listeners();
 
-// The environment variable a re-executed master finds its sockets in.
+// `from_old_master`: the sockets are the ones our configuration names (USR2),
+// so once the old master is gone they are ours to shut down and unlink;
+// systemd's are never ours.
+std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds, bool from_old_master);
+
+// The environment variables a re-executed master finds its sockets and the
+// old master's pid in.
 inline constexpr const char* kInheritedFdsVariable = "CPPGUNICORN_FD";
+inline constexpr const char* kOldMasterVariable = "CPPGUNICORN_PID";
 
 // Makes the TCP sockets this process bound itself refuse new connections
 // at once, in every process that shares them (shutdown(2) acts on the

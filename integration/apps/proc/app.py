@@ -6,6 +6,7 @@ tell which worker a connection landed on.  Paths:
 ``/pid``            this worker's pid
 ``/sleep?s=N&touch=PATH``  create PATH (so a test knows the request is in
                     the app), sleep N seconds, then answer
+``/environ?NAME``   whether the worker's os.environ has NAME
 ``/error``          raise: the worker logs the traceback to the error log
 ``/loop``           never return (a stuck worker, for --timeout)
 ``/import``         the pid that imported this module and the contents of
@@ -55,6 +56,11 @@ def app(environ, start_response):
             open(touch, "w").close()
         time.sleep(float(_query(environ, "s", "1")))
         return _answer(start_response, f"pid={pid} slept")
+    if path == "/environ":
+        name = environ.get("QUERY_STRING", "")
+        return _answer(start_response,
+                       f"pid={pid} {name}={os.environ[name]}" if name in os.environ
+                       else f"pid={pid} {name} missing")
     if path == "/error":
         raise RuntimeError(f"failing on purpose in worker {pid}")
     if path == "/loop":
