@@ -236,3 +236,14 @@ def test_daemon_detaches_and_winch_stops_its_workers(start_server, tmp_path):
     finally:
         if alive(daemon):
             terminate_tree(daemon)
+
+
+def test_term_while_workers_are_being_forked_still_stops_at_once(start_server):
+    # Regression: a TERM that reached a worker between fork and its own
+    # signal set-up ran the master's handler there and was lost, so the
+    # master waited the whole graceful timeout for it.
+    for _ in range(10):
+        srv = start_server("app:app", "-w", "3", chdir=APP_DIR, wait=False)
+        wait_until(lambda: "Listening at" in srv.stderr(), 20, what="the master up")
+        srv.proc.send_signal(signal.SIGTERM)
+        assert srv.wait(timeout=10) == 0, srv.stderr()

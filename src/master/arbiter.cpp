@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -67,6 +68,29 @@ const char* signal_name(int signum) {
 }
 
 uint64_t now_ms() { return base::Heartbeat::now_ms(); }
+
+// Every signal blocked across a fork, until the child has replaced the
+// master's handlers (which write to the master's signal pipe, shared after
+// fork): a signal meant for the child in between would reach the master.
+class SignalsBlocked {
+ public:
+  SignalsBlocked() {
+    sigset_t all;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_BLOCK, &all, &saved_);
+  }
+  ~SignalsBlocked() { unblock(); }
+  SignalsBlocked(const SignalsBlocked&) = delete;
+  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+  void unblock() {
+    if (active_) ::pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+    active_ = false;
+  }
+
+ private:
+  sigset_t saved_{};
+  bool active_ = true;
+};
 
 struct Owner {
   bool change_uid = false, change_gid = false;
@@ -248,6 +272,7 @@ void Arbiter::spawn_worker() {
   // With a preloaded app, Python's fork hooks keep its locks consistent.
   std::unique_ptr<wsgi::ForkGuard> fork_guard;
   if (preloaded_app_) fork_guard = std::make_unique<wsgi::ForkGuard>();
+  SignalsBlocked blocked;
   pid_t pid = ::fork();
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
@@ -256,8 +281,13 @@ void Arbiter::spawn_worker() {
   if (pid == 0) {
     if (fork_guard) fork_guard->in_child();
     is_worker_ = true;
+    // The master's handlers are not ours: a TERM sent to us before this
+    // point waited, blocked, and now takes its default action.
+    restore_signal_handlers();
+    blocked.unblock();
     run_worker(*heartbeat);
   }
+  blocked.unblock();
   if (fork_guard) fork_guard->in_parent();
   WorkerSlot slot;
   slot.age = age;
@@ -267,8 +297,6 @@ void Arbiter::spawn_worker() {
 }
 
 void Arbiter::run_worker(base::Heartbeat& heartbeat) {
-  // In the new worker: the master's signal plumbing is not ours.
-  restore_signal_handlers();
   base::set_proc_title(title("worker"));
   int code = worker::kExitWorkerBootError;
   try {
@@ -446,19 +474,23 @@ void Arbiter::reexec() {
   if (!config_.pidfile.empty()) {
     std::rename(config_.pidfile.c_str(), (config_.pidfile + ".oldbin").c_str());
   }
+  SignalsBlocked blocked;
   pid_t pid = ::fork();
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
     return;
   }
   if (pid > 0) {
+    blocked.unblock();
     reexec_pid_ = pid;
     base::set_proc_title(title("master (old)"));
     return;
   }
   // The new master: same program, same arguments, same directory, and our
-  // listening sockets, named in the environment.
+  // listening sockets, named in the environment. (The signal mask survives
+  // exec: unblock once our handlers are gone.)
   restore_signal_handlers();
+  blocked.unblock();
   std::string fds;
   for (const auto& l : listeners_) {
     ::fcntl(l.fd, F_SETFD, 0);
