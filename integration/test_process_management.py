@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import APPS, free_port, server_binary
-from proc_tools import (APP_DIR, HttpClient, Load, alive, cmdline, get_once, parent_of,
+from proc_tools import (APP_DIR, HttpClient, Load, alive, children, cmdline, get_once, parent_of,
                         wait_for_workers, wait_until, workers, zombies)
 
 
@@ -192,6 +192,35 @@ def test_master_reaps_orphans_and_dead_workers_like_pid_1(start_server):
     wait_until(lambda: not zombies(master) or None, 10, what="no <defunct> children of the master")
     assert get_once(srv.port)[0] == 200
     assert srv.stop() == 0
+
+
+def _pid_namespaces_allowed():
+    try:
+        return subprocess.run(["unshare", "--pid", "--fork", "true"], timeout=10,
+                              capture_output=True).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.mark.skipif(not _pid_namespaces_allowed(), reason="cannot create a pid namespace")
+def test_master_as_pid_1_of_a_container_reaps_orphans_and_stops_on_term(start_server):
+    srv = start_server("app:app", "-w", "2", chdir=APP_DIR,
+                       prefix=["unshare", "--pid", "--fork", "--kill-child"])
+    master = wait_until(lambda: children(srv.proc.pid), 10, what="the master under unshare")[0]
+    wait_for_workers(master, 2)
+    for _ in range(3):
+        assert get_once(srv.port, "/orphan")[0] == 200
+    # Orphans (titled like their worker) are re-parented to PID 1: the master.
+    wait_until(lambda: len(children(master)) >= 3, 10, what="orphans adopted by the master")
+    wait_until(lambda: len(children(master)) == 2 and not zombies(master), 10,
+               what="the orphans reaped, not left <defunct>")
+    for pid in workers(master):
+        os.kill(pid, signal.SIGKILL)
+    wait_for_workers(master, 2)
+    wait_until(lambda: not zombies(master), 10, what="no <defunct> children of the master")
+    assert get_once(srv.port)[0] == 200
+    os.kill(master, signal.SIGTERM)
+    assert srv.wait(timeout=20) == 0
 
 
 def test_crash_loop_is_backed_off_not_spun(start_server):
