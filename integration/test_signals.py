@@ -85,14 +85,19 @@ def test_hup_replaces_workers_and_reimports_the_app_with_no_failed_request(start
     assert get_once(srv.port, "/import")[2].endswith("marker=v1")
     with Load(srv.port, keepalive=3, fresh=1) as load:
         load.wait_for_requests(50)
-        marker.write_text("v2")
+        marker.write_text("v2 slow")
+        before = load.served_by()
         os.kill(master, signal.SIGHUP)
         wait_until(lambda: (lambda w: len(w) == 2 and not set(w) & old)(workers(master)), 20,
                    what="two new workers")
         load.wait_for_requests(100)
+        during = load.served_by()
     assert load.failures == [], load.failures
+    # The old workers served on while the new ones took 1 s to import the
+    # app, instead of leaving the requests to wait in the backlog.
+    assert sum(during.get(p, 0) - before.get(p, 0) for p in old) > 20
     assert not [pid for pid in old if alive(pid)]
-    assert get_once(srv.port, "/import")[2].endswith("marker=v2")
+    assert get_once(srv.port, "/import")[2].endswith("marker=v2 slow")
     assert "Handling signal: hup" in srv.stderr()
 
 
@@ -177,6 +182,10 @@ def test_usr2_starts_a_new_master_on_the_same_socket_with_no_refused_connection(
             new_workers = set(wait_for_workers(new_master, 2))
             wait_until(lambda: set(load.served_by()) & new_workers, 20,
                        what="the new master's workers serving")
+            # One upgrade at a time (the new master shares our stderr).
+            os.kill(new_master, signal.SIGUSR2)
+            wait_until(lambda: "USR2 signal ignored. Parent exists." in srv.stderr(), 10,
+                       what="the second USR2 refused")
             # gunicorn's procedure: then stop the old master gracefully.
             os.kill(old_master, signal.SIGTERM)
             assert srv.wait(timeout=30) == 0
@@ -187,6 +196,8 @@ def test_usr2_starts_a_new_master_on_the_same_socket_with_no_refused_connection(
         assert sum(served_after.get(p, 0) - served_before.get(p, 0) for p in new_workers) == \
             sum(served_after.values()) - sum(served_before.values())
         assert not oldbin.exists(), "the old master removes its .oldbin pid file"
+        wait_until(lambda: "Master has been promoted." in srv.stderr(), 10,
+                   what="the new master promoted")
         assert pidfile.read_text().strip() == str(new_master)
         assert not [p for p in old_workers if alive(p)]
         os.kill(new_master, signal.SIGTERM)

@@ -48,6 +48,10 @@ Heartbeat::~Heartbeat() {
 
 void Heartbeat::beat() { page_->beat_ms.store(now_ms(), std::memory_order_relaxed); }
 
+void Heartbeat::set_ready() { page_->ready.store(1, std::memory_order_release); }
+
+bool Heartbeat::ready() const { return page_->ready.load(std::memory_order_acquire) != 0; }
+
 uint64_t Heartbeat::last_beat_ms() const { return page_->beat_ms.load(std::memory_order_relaxed); }
 
 void Heartbeat::set_request(std::string_view method, std::string_view target) {

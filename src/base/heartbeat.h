@@ -21,6 +21,9 @@ class Heartbeat {
   Heartbeat& operator=(const Heartbeat&) = delete;
 
   void beat();
+  // The worker has booted and listens (so HUP can retire its predecessors).
+  void set_ready();
+  bool ready() const;
   uint64_t last_beat_ms() const;
   void set_request(std::string_view method, std::string_view target);
   void clear_request();
@@ -32,7 +35,8 @@ class Heartbeat {
   struct Page {
     std::atomic<uint64_t> beat_ms;
     std::atomic<uint32_t> request_length;
-    char request[248];
+    std::atomic<uint32_t> ready;
+    char request[244];
   };
   Page* page_ = nullptr;
 };

@@ -220,7 +220,7 @@ bool Arbiter::sockets_shared() const {
 int Arbiter::live_workers() const {
   int n = 0;
   for (const auto& [pid, slot] : workers_) {
-    if (!slot.retiring) ++n;
+    if (!slot.retiring && !slot.outgoing) ++n;
   }
   return n;
 }
@@ -328,7 +328,7 @@ void Arbiter::manage_workers() {
     pid_t oldest = -1;
     int oldest_age = 0;
     for (const auto& [pid, slot] : workers_) {
-      if (!slot.retiring && (oldest < 0 || slot.age < oldest_age)) {
+      if (!slot.retiring && !slot.outgoing && (oldest < 0 || slot.age < oldest_age)) {
         oldest = pid;
         oldest_age = slot.age;
       }
@@ -420,6 +420,38 @@ void Arbiter::murder_stuck_workers() {
   }
 }
 
+void Arbiter::reload() {
+  // gunicorn starts the new workers and stops the old ones at once, so for
+  // as long as the new ones take to import the app nobody accepts. Here the
+  // old workers keep serving until their successors listen (or --timeout,
+  // at least 30 s, has passed), then stop gracefully; the listeners never
+  // close meanwhile.
+  log::error_log().info("Hang up: Master");
+  for (auto& [pid, slot] : workers_) {
+    if (!slot.retiring) slot.outgoing = true;
+  }
+  uint64_t wait_ms = std::max<uint64_t>(static_cast<uint64_t>(config_.timeout) * 1000, 30000);
+  reload_deadline_ms_ = now_ms() + wait_ms;
+  spawn_not_before_ms_ = 0;
+}
+
+void Arbiter::retire_replaced_workers() {
+  bool any_outgoing = false;
+  int ready = 0;
+  for (const auto& [pid, slot] : workers_) {
+    if (slot.outgoing) any_outgoing = true;
+    else if (!slot.retiring && slot.heartbeat->ready()) ++ready;
+  }
+  if (!any_outgoing) return;
+  if (ready < target_workers_ && now_ms() < reload_deadline_ms_ && halt_code_ < 0) return;
+  for (auto& [pid, slot] : workers_) {
+    if (!slot.outgoing) continue;
+    slot.outgoing = false;
+    slot.retiring = true;
+    ::kill(pid, SIGTERM);
+  }
+}
+
 void Arbiter::signal_workers(int signum, bool retiring_too) {
   for (const auto& [pid, slot] : workers_) {
     if (retiring_too || !slot.retiring) ::kill(pid, signum);
@@ -469,6 +501,12 @@ void Arbiter::stop(bool graceful) {
 void Arbiter::reexec() {
   if (reexec_pid_ != 0) {
     log::error_log().warning("USR2 signal ignored. Child exists.");
+    return;
+  }
+  if (old_master_pid_ > 0 && ::kill(old_master_pid_, 0) == 0) {
+    // gunicorn: an upgrade is finished (the old master stopped) before the
+    // next one starts.
+    log::error_log().warning("USR2 signal ignored. Parent exists.");
     return;
   }
   if (!config_.pidfile.empty()) {
@@ -548,16 +586,7 @@ void Arbiter::handle_signal(int signum) {
       stop(false);
       break;
     case SIGHUP:
-      // Reload: new workers are started and the old ones stop gracefully,
-      // finishing what they serve; the listeners never close meanwhile.
-      log::error_log().info("Hang up: Master");
-      for (auto& [pid, slot] : workers_) {
-        if (!slot.retiring) {
-          slot.retiring = true;
-          ::kill(pid, SIGTERM);
-        }
-      }
-      spawn_not_before_ms_ = 0;
+      reload();
       break;
     case SIGTTIN:
       ++target_workers_;
@@ -580,7 +609,10 @@ void Arbiter::handle_signal(int signum) {
         log::error_log().info("graceful stop of workers");
         target_workers_ = 0;
         signal_workers(SIGTERM, true);
-        for (auto& [pid, slot] : workers_) slot.retiring = true;
+        for (auto& [pid, slot] : workers_) {
+          slot.retiring = true;
+          slot.outgoing = false;
+        }
       } else {
         log::error_log().debug("SIGWINCH ignored. Not daemonized");
       }
@@ -645,6 +677,9 @@ int Arbiter::run() {
     if (uint64_t now = now_ms(); spawn_not_before_ms_ > now) {
       wait_ms = static_cast<int>(std::min<uint64_t>(spawn_not_before_ms_ - now, 500));
     }
+    for (const auto& [pid, slot] : workers_) {
+      if (slot.outgoing) wait_ms = std::min(wait_ms, 50);  // retire them soon after HUP
+    }
     pollfd p{signal_pipe_[0], POLLIN, 0};
     ::poll(&p, 1, wait_ms);
     unsigned char sigs[64];
@@ -660,6 +695,11 @@ int Arbiter::run() {
     }
     murder_stuck_workers();
     manage_workers();
+    retire_replaced_workers();
+    if (old_master_pid_ > 0 && ::kill(old_master_pid_, 0) != 0) {
+      log::error_log().info("Master has been promoted.");
+      old_master_pid_ = 0;
+    }
   }
   log::error_log().info("Shutting down: Master");
   remove_pidfile();  // stop() has closed the listeners

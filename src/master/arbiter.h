@@ -39,6 +39,7 @@ class Arbiter {
   struct WorkerSlot {
     int age = 0;
     bool retiring = false;        // told to stop; not counted towards the target
+    bool outgoing = false;        // replaced by HUP: serves until its successors are ready
     uint64_t aborted_at_ms = 0;   // SIGABRT sent for a timeout
     uint64_t spawned_at_ms = 0;
     std::unique_ptr<base::Heartbeat> heartbeat;
@@ -53,6 +54,8 @@ class Arbiter {
   void reap_workers();
   void back_off_after_crash(uint64_t lived_ms);
   void murder_stuck_workers();
+  void reload();
+  void retire_replaced_workers();
   void signal_workers(int signum, bool retiring_too = true);
   void stop(bool graceful);
   void reexec();
@@ -80,6 +83,7 @@ class Arbiter {
   bool is_worker_ = false;   // set in a forked worker, which must not clean up
   int crash_streak_ = 0;  // workers in a row that died soon after spawning
   uint64_t spawn_not_before_ms_ = 0;
+  uint64_t reload_deadline_ms_ = 0;  // HUP: retire the old workers by then at the latest
   std::unique_ptr<wsgi::Interpreter> preloaded_interpreter_;
   std::unique_ptr<wsgi::Application> preloaded_app_;
 };

@@ -247,6 +247,8 @@ int Worker::run() {
     exit_code_ = kExitWorkerBootError;
     stopping_ = true;
     close_all_handles();
+  } else if (heartbeat_) {
+    heartbeat_->set_ready();
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);

@@ -11,7 +11,8 @@ tell which worker a connection landed on.  Paths:
 ``/loop``           never return (a stuck worker, for --timeout)
 ``/import``         the pid that imported this module and the contents of
                     ``$PROC_APP_MARKER`` (a file) read at import time: shows
-                    whether the app was re-imported (HUP) or preloaded
+                    whether the app was re-imported (HUP) or preloaded; a
+                    marker containing "slow" makes the import take 1 s
 ``/whoami``         uid, gid and umask of the worker
 ``/orphan``         fork a child that forks a grandchild and exits at once:
                     the grandchild is re-parented to the nearest subreaper
@@ -25,6 +26,8 @@ import time
 IMPORTED_BY = os.getpid()
 _marker = os.environ.get("PROC_APP_MARKER")
 MARKER = open(_marker).read().strip() if _marker and os.path.exists(_marker) else ""
+if "slow" in MARKER:
+    time.sleep(1.0)  # an app that takes a while to import
 
 if os.environ.get("PROC_APP_CRASH_AFTER_BOOT"):
     # A worker that dies for no reason soon after booting: a crash loop.
