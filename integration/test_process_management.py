@@ -273,3 +273,12 @@ def test_worker_tmp_dir_that_does_not_exist_is_a_clear_error(tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 3
     assert "worker_tmp_dir" in proc.stderr and str(missing) in proc.stderr
+
+
+def test_workers_exit_when_their_master_is_killed(start_server):
+    srv = start_server("app:app", "-w", "2", chdir=APP_DIR)
+    pids = wait_for_workers(srv.proc.pid, 2)
+    srv.proc.kill()
+    srv.proc.wait(timeout=10)
+    # Each worker notices its parent changed and stops: none is left behind.
+    wait_until(lambda: not any(alive(p) for p in pids), 10, what="the orphaned workers to exit")
