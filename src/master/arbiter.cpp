@@ -373,7 +373,9 @@ void Arbiter::reap_workers() {
       }
     } else if (WIFSIGNALED(status)) {
       int sig = WTERMSIG(status);
-      if (!stopping_) {
+      // A worker told to stop before it could take SIGTERM itself (still
+      // booting) dies of it: that is no news.
+      if (!stopping_ && !(retiring && sig == SIGTERM)) {
         log::error_log().error(
             "Worker (pid:" + std::to_string(pid) + ") was sent " +
             (sig == SIGKILL ? std::string("SIGKILL! Perhaps out of memory?")
