@@ -28,6 +28,8 @@ def refused(port):
             return False
     except ConnectionRefusedError:
         return True
+    except ConnectionResetError:
+        return False  # caught in the queue as the socket shut down: ask again
 
 
 def read_until_closed(client):
