@@ -166,3 +166,41 @@ def test_usr2_upgrade_keeps_serving_on_the_same_unix_socket_file(start_server, t
     finally:
         if new_master is not None and alive(new_master):
             terminate_tree(new_master)
+
+
+def test_sockets_handed_to_the_master_stay_open_and_in_place_after_usr2(start_server,
+                                                                         tmp_path):
+    # fd:// sockets belong to whoever handed them over (as systemd's do): no
+    # master, old or new, may shut them down or unlink their files.
+    tcp = listening_tcp_socket()
+    unix_path = tmp_path / "given.sock"
+    unix = listening_unix_socket(unix_path)
+    pidfile = tmp_path / "app.pid"
+    with tcp, unix:
+        port = tcp.getsockname()[1]
+        srv = start_server("app:app", "--bind", f"fd://{tcp.fileno()}",
+                           "--bind", f"fd://{unix.fileno()}", "--pid", pidfile, chdir=APP_DIR,
+                           bind=False, pass_fds=(tcp.fileno(), unix.fileno()))
+        assert get_once(port)[0] == 200
+        old_master = srv.proc.pid
+        new_master = None
+        try:
+            os.kill(old_master, signal.SIGUSR2)
+            new_master = int(wait_until(
+                lambda: pidfile.exists() and pidfile.read_text().strip() != str(old_master)
+                and pidfile.read_text().strip(), 20, what="the new master"))
+            wait_for_workers(new_master, 1)
+            os.kill(old_master, signal.SIGTERM)
+            assert srv.wait(timeout=30) == 0
+            assert get_once(port)[0] == 200
+            assert get_once(None, path=unix_path)[0] == 200
+            os.kill(new_master, signal.SIGTERM)
+            wait_until(lambda: not alive(new_master), 20, what="the new master to exit")
+        finally:
+            if new_master is not None and alive(new_master):
+                terminate_tree(new_master)
+        assert unix_path.exists()
+        # Still listening (our copies): connections are queued, not refused.
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(unix_path))

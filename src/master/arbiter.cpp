@@ -531,13 +531,9 @@ void Arbiter::reexec() {
   // exec: unblock once our handlers are gone.)
   restore_signal_handlers();
   blocked.unblock();
-  std::string fds;
-  for (const auto& l : listeners_) {
-    ::fcntl(l.fd, F_SETFD, 0);
-    if (!fds.empty()) fds += ',';
-    fds += std::to_string(l.fd);
-  }
-  ::setenv(net::kInheritedFdsVariable, fds.c_str(), 1);
+  for (const auto& l : listeners_) ::fcntl(l.fd, F_SETFD, 0);
+  ::setenv(net::kInheritedFdsVariable, net::fd_list(listeners_, false).c_str(), 1);
+  ::setenv(net::kForeignFdsVariable, net::fd_list(listeners_, true).c_str(), 1);
   ::setenv(net::kOldMasterVariable, std::to_string(::getppid()).c_str(), 1);
   if (!start_dir_.empty() && ::chdir(start_dir_.c_str()) != 0) {
     // Stay where we are; relative paths may then not resolve.
@@ -643,7 +639,7 @@ int Arbiter::run() {
     net::InheritedListeners inherited = net::inherited_listeners();
     if (!inherited.fds.empty()) {
       old_master_pid_ = inherited.old_master;
-      listeners_ = net::adopt_listeners(inherited.fds, inherited.old_master > 0);
+      listeners_ = net::adopt_listeners(inherited);
     } else {
       net::ListenOptions options;
       options.backlog = config_.backlog;

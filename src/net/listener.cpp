@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -209,18 +210,29 @@ std::vector<ListenSocket> open_listeners(const std::vector<std::string>& binds,
   return out;
 }
 
+namespace {
+
+std::vector<int> parse_fd_list(std::string_view rest) {
+  std::vector<int> fds;
+  while (!rest.empty()) {
+    size_t comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    if (!item.empty()) fds.push_back(std::atoi(std::string(item).c_str()));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  return fds;
+}
+
+}  // namespace
+
 InheritedListeners inherited_listeners() {
   InheritedListeners out;
   if (const char* list = std::getenv(kInheritedFdsVariable); list != nullptr && *list != '\0') {
-    std::string_view rest = list;
-    while (!rest.empty()) {
-      size_t comma = rest.find(',');
-      std::string_view item = rest.substr(0, comma);
-      if (!item.empty()) out.fds.push_back(std::atoi(std::string(item).c_str()));
-      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-    }
+    out.fds = parse_fd_list(list);
+    if (const char* foreign = std::getenv(kForeignFdsVariable)) out.foreign = parse_fd_list(foreign);
     if (const char* pid = std::getenv(kOldMasterVariable)) out.old_master = std::atoi(pid);
     ::unsetenv(kInheritedFdsVariable);
+    ::unsetenv(kForeignFdsVariable);
     ::unsetenv(kOldMasterVariable);
     return out;
   }
@@ -230,6 +242,7 @@ InheritedListeners inherited_listeners() {
   if (pid != nullptr && count != nullptr && std::atol(pid) == static_cast<long>(::getpid())) {
     int n = std::atoi(count);
     for (int i = 0; i < n; ++i) out.fds.push_back(3 + i);
+    out.foreign = out.fds;
   }
   ::unsetenv("LISTEN_PID");
   ::unsetenv("LISTEN_FDS");
@@ -237,21 +250,33 @@ InheritedListeners inherited_listeners() {
   return out;
 }
 
-std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds, bool from_old_master) {
+std::vector<ListenSocket> adopt_listeners(const InheritedListeners& inherited) {
   std::vector<ListenSocket> out;
-  for (int fd : fds) {
+  for (int fd : inherited.fds) {
     BindAddress a;
     a.kind = BindAddress::Kind::kFd;
     a.fd = fd;
     ListenSocket s = adopt_fd(a, "fd://" + std::to_string(fd));
     // Closed on exec like our own (USR2 names them again in the variable).
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-    if (from_old_master) {
-      // The old master bound them from our own --bind list.
+    bool foreign = std::find(inherited.foreign.begin(), inherited.foreign.end(), fd) !=
+                   inherited.foreign.end();
+    if (!foreign) {
+      // The old master bound it from our own --bind list.
       s.address.kind = s.is_unix ? BindAddress::Kind::kUnix : BindAddress::Kind::kTcp;
-      if (s.is_unix) s.address.path = s.display.substr(5);  // after "unix:"
+      if (s.is_unix) s.address.path = s.server_name;
     }
     out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string fd_list(const std::vector<ListenSocket>& sockets, bool only_foreign) {
+  std::string out;
+  for (const ListenSocket& s : sockets) {
+    if (only_foreign && s.address.kind != BindAddress::Kind::kFd) continue;
+    if (!out.empty()) out += ',';
+    out += std::to_string(s.fd);
   }
   return out;
 }

@@ -49,19 +49,24 @@ std::vector<ListenSocket> open_listeners(const std::vector<std::string>& binds,
 // are none. The variables are removed so that children do not see them.
 struct InheritedListeners {
   std::vector<int> fds;
-  pid_t old_master = 0;  // USR2: the master that re-executed us, else 0
+  std::vector<int> foreign;  // of those, the ones the old master was handed itself
+  pid_t old_master = 0;      // USR2: the master that re-executed us, else 0
 };
 InheritedListeners inherited_listeners();
 
-// `from_old_master`: the sockets are the ones our configuration names (USR2),
-// so once the old master is gone they are ours to shut down and unlink;
-// systemd's are never ours.
-std::vector<ListenSocket> adopt_listeners(const std::vector<int>& fds, bool from_old_master);
+// Sockets from an old master (USR2) that it bound itself are ours to shut
+// down and unlink once it is gone; sockets from systemd, and the ones the
+// old master was handed (fd://, systemd), never are.
+std::vector<ListenSocket> adopt_listeners(const InheritedListeners& inherited);
 
-// The environment variables a re-executed master finds its sockets and the
-// old master's pid in.
+// The environment variables a re-executed master finds its sockets (all,
+// and the foreign ones among them) and the old master's pid in.
 inline constexpr const char* kInheritedFdsVariable = "CPPGUNICORN_FD";
+inline constexpr const char* kForeignFdsVariable = "CPPGUNICORN_FOREIGN_FD";
 inline constexpr const char* kOldMasterVariable = "CPPGUNICORN_PID";
+
+// "3,4" for the sockets; with `only_foreign`, only those not bound here.
+std::string fd_list(const std::vector<ListenSocket>& sockets, bool only_foreign);
 
 // Makes the TCP sockets this process bound itself refuse new connections
 // at once, in every process that shares them (shutdown(2) acts on the
