@@ -103,6 +103,22 @@ def test_hup_replaces_workers_and_reimports_the_app_with_no_failed_request(start
     assert "Handling signal: hup" in srv.stderr()
 
 
+def test_hup_with_preload_keeps_the_app_the_master_imported(start_server, tmp_path):
+    # As gunicorn: a preloaded app is not imported again on HUP.
+    marker = tmp_path / "version"
+    marker.write_text("v1")
+    srv = start_server("app:app", "-w", "2", "--preload", chdir=APP_DIR,
+                       env={"PROC_APP_MARKER": str(marker)})
+    master = srv.proc.pid
+    old = set(wait_for_workers(master, 2))
+    marker.write_text("v2")
+    os.kill(master, signal.SIGHUP)
+    wait_until(lambda: (lambda w: len(w) == 2 and not set(w) & old)(workers(master)), 20,
+               what="two new workers")
+    _, _, body = get_once(srv.port, "/import")
+    assert body.endswith(f"imported_by={master} marker=v1")
+
+
 def test_ttin_and_ttou_change_the_worker_count_under_load_never_below_one(start_server):
     srv = start_server("app:app", "-w", "2", chdir=APP_DIR)
     master = srv.proc.pid

@@ -97,6 +97,7 @@ def test_systemd_socket_activation_serves_on_fds_3_and_4(start_server, tmp_path)
         status, _, body = get_once(port, "/environ?LISTEN_FDS")
         assert body.endswith("missing"), "workers do not see LISTEN_FDS"
         assert srv.stop() == 0
+        assert unix_path.exists(), "systemd's socket file is not ours to unlink"
 
 
 def test_listen_fds_for_another_pid_is_ignored(start_server):
