@@ -168,10 +168,13 @@ def test_pid_file_holds_the_master_pid_and_is_removed_on_exit(start_server, tmp_
     assert not pidfile.exists()
 
 
+PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
+
+
 def _as_subreaper():
-    # PR_SET_CHILD_SUBREAPER survives exec: the master then adopts orphans
-    # the way PID 1 does in a container.
-    ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    # The flag survives exec: the master then adopts orphans the way PID 1
+    # does in a container.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
 def test_master_reaps_orphans_and_dead_workers_like_pid_1(start_server):

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from conftest import wait_for_port
 from proc_tools import (APP_DIR, HttpClient, Load, alive, clients_on_every_worker, cmdline,
                         get_once, terminate_tree, wait_for_workers, wait_until, workers)
 
