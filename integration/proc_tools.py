@@ -113,6 +113,24 @@ def terminate_tree(pid, timeout=10.0):
             pass
 
 
+def stop_new_masters(old_master, new_master=None, pidfile=None):
+    """Cleanup after a USR2 test: stops the re-executed master, whether the
+    test learnt its pid, it is named in ``pidfile``, or it is still a child
+    of the old master."""
+    candidates = set(c for c in children(old_master)
+                     if cmdline(c).startswith("cppgunicorn: master"))
+    if new_master is not None:
+        candidates.add(new_master)
+    try:
+        candidates.add(int(Path(pidfile).read_text().strip()))
+    except (TypeError, OSError, ValueError):
+        pass
+    candidates.discard(old_master)
+    for pid in candidates:
+        if alive(pid) and cmdline(pid).startswith("cppgunicorn: master"):
+            terminate_tree(pid)
+
+
 class HttpClient:
     """One keep-alive HTTP/1.1 connection (TCP, or unix with ``path``)."""
 

@@ -8,7 +8,8 @@ import time
 import pytest
 
 from proc_tools import (APP_DIR, HttpClient, Load, alive, clients_on_every_worker, cmdline,
-                        get_once, terminate_tree, wait_for_workers, wait_until, workers)
+                        get_once, stop_new_masters, terminate_tree, wait_for_workers,
+                        wait_until, workers)
 
 
 def start_slow_request(port, touch, seconds):
@@ -221,8 +222,7 @@ def test_usr2_starts_a_new_master_on_the_same_socket_with_no_refused_connection(
         wait_until(lambda: not alive(new_master), 20, what="the new master to exit")
         assert not pidfile.exists()
     finally:
-        if new_master is not None and alive(new_master):
-            terminate_tree(new_master)
+        stop_new_masters(old_master, new_master, pidfile)
 
 
 def test_winch_is_ignored_when_not_daemonized(start_server):

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import free_port, wait_for_port
-from proc_tools import (APP_DIR, Load, alive, get_once, terminate_tree, wait_for_workers,
+from proc_tools import (APP_DIR, Load, alive, get_once, stop_new_masters, wait_for_workers,
                         wait_until)
 
 
@@ -165,8 +165,7 @@ def test_usr2_upgrade_keeps_serving_on_the_same_unix_socket_file(start_server, t
         wait_until(lambda: not alive(new_master), 20, what="the new master to exit")
         assert not path.exists()
     finally:
-        if new_master is not None and alive(new_master):
-            terminate_tree(new_master)
+        stop_new_masters(old_master, new_master, pidfile)
 
 
 def test_sockets_handed_to_the_master_stay_open_and_in_place_after_usr2(start_server,
@@ -198,8 +197,7 @@ def test_sockets_handed_to_the_master_stay_open_and_in_place_after_usr2(start_se
             os.kill(new_master, signal.SIGTERM)
             wait_until(lambda: not alive(new_master), 20, what="the new master to exit")
         finally:
-            if new_master is not None and alive(new_master):
-                terminate_tree(new_master)
+            stop_new_masters(old_master, new_master, pidfile)
         assert unix_path.exists()
         # Still listening (our copies): connections are queued, not refused.
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
