@@ -301,9 +301,9 @@ void Arbiter::run_worker(base::Heartbeat& heartbeat) {
   int code = worker::kExitWorkerBootError;
   try {
     ::umask(static_cast<mode_t>(config_.umask));
-    switch_owner(resolve_owner(config_));
     log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
     worker::Worker w(config_, listeners_, access_log_, &heartbeat, preloaded_app_.get());
+    w.set_before_app_import([this] { switch_owner(resolve_owner(config_)); });
     code = w.run();
     if (code == worker::kExitOk) {
       log::error_log().info("Worker exiting (pid: " + std::to_string(::getpid()) + ")");

@@ -40,8 +40,20 @@ const net::ListenSocket& Worker::listener_info(uv_stream_t* server) const {
   return *static_cast<ListenerHandle*>(server->data)->socket;
 }
 
+bool Worker::run_before_app_import() {
+  if (!before_app_import_) return true;
+  try {
+    before_app_import_();
+  } catch (const std::exception& e) {
+    log::error_log().error(std::string("Exception in worker process: ") + e.what());
+    exit_code_ = kExitWorkerBootError;
+    return false;
+  }
+  return true;
+}
+
 bool Worker::boot() {
-  if (app_ != nullptr) return true;  // preloaded by the master
+  if (app_ != nullptr) return run_before_app_import();  // preloaded by the master
   wsgi::register_embedded_module();
   wsgi::InterpreterOptions options;
   options.argv = {"cppgunicorn"};
@@ -56,6 +68,7 @@ bool Worker::boot() {
     exit_code_ = kExitWorkerBootError;
     return false;
   }
+  if (!run_before_app_import()) return false;
   wsgi::EnvironOptions env;
   env.multithread = config_.threads > 1;
   env.multiprocess = config_.workers > 1;

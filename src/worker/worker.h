@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -41,6 +42,12 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
+  // Runs once the interpreter is up, before the app is imported: the master
+  // switches user/group there, so that the interpreter's own files are read
+  // with the master's rights and the app is imported with the worker's (as
+  // in gunicorn, where the master has started Python before any worker).
+  void set_before_app_import(std::function<void()> hook) { before_app_import_ = std::move(hook); }
+
   // Boots (interpreter, app), serves until told to stop, returns the exit
   // code for the master.
   int run();
@@ -66,6 +73,7 @@ class Worker {
   static void on_sweep(uv_timer_t* timer);
 
   bool boot();
+  bool run_before_app_import();
   bool listen();
   void begin_graceful_stop();
   void stop_listening();
@@ -84,6 +92,7 @@ class Worker {
   std::unique_ptr<wsgi::Interpreter> own_interpreter_;
   std::unique_ptr<wsgi::Application> own_app_;
   wsgi::Application* app_ = nullptr;
+  std::function<void()> before_app_import_;
 
   struct ListenerHandle {
     net::UvHandle<uv_tcp_t> tcp;
