@@ -307,3 +307,12 @@ def test_workers_exit_when_their_master_is_killed(start_server):
     srv.proc.wait(timeout=10)
     # Each worker notices its parent changed and stops: none is left behind.
     wait_until(lambda: not any(alive(p) for p in pids), 10, what="the orphaned workers to exit")
+
+
+def test_pid_file_that_cannot_be_written_is_a_clear_error(tmp_path):
+    pidfile = tmp_path / "missing-dir" / "app.pid"
+    proc = subprocess.run([server_binary(), "--bind", f"127.0.0.1:{free_port()}",
+                           "--pid", str(pidfile), "--chdir", str(APP_DIR), "app:app"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "pidfile" in proc.stderr and str(pidfile) in proc.stderr
