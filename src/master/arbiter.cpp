@@ -429,6 +429,8 @@ void Arbiter::reload() {
   // at least 30 s, has passed), then stop gracefully; the listeners never
   // close meanwhile.
   log::error_log().info("Hang up: Master");
+  // As gunicorn's reload: the configured count again (TTIN/TTOU/WINCH undone).
+  target_workers_ = config_.workers;
   for (auto& [pid, slot] : workers_) {
     if (!slot.retiring) slot.outgoing = true;
   }
