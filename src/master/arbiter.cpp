@@ -513,6 +513,7 @@ void Arbiter::reexec() {
     log::error_log().warning("USR2 signal ignored. Parent exists.");
     return;
   }
+  // Renamed before the fork: the new master writes PIDFILE as it starts.
   if (!config_.pidfile.empty()) {
     std::rename(config_.pidfile.c_str(), (config_.pidfile + ".oldbin").c_str());
   }
@@ -520,6 +521,9 @@ void Arbiter::reexec() {
   pid_t pid = ::fork();
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
+    if (!config_.pidfile.empty()) {
+      std::rename((config_.pidfile + ".oldbin").c_str(), config_.pidfile.c_str());
+    }
     return;
   }
   if (pid > 0) {
