@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from conftest import server_binary
 from proc_tools import (APP_DIR, HttpClient, Load, alive, clients_on_every_worker, cmdline,
                         get_once, stop_new_masters, terminate_tree, wait_for_workers,
                         wait_until, workers)
@@ -227,6 +228,28 @@ def test_usr2_starts_a_new_master_on_the_same_socket_with_no_refused_connection(
         assert not pidfile.exists()
     finally:
         stop_new_masters(old_master, new_master, pidfile)
+
+
+def test_usr2_that_cannot_exec_the_binary_leaves_the_old_master_in_charge(
+        start_server, tmp_path, monkeypatch):
+    link = tmp_path / "cppgunicorn"
+    link.symlink_to(server_binary())
+    monkeypatch.setenv("CPPGUNICORN_BIN", str(link))
+    pidfile = tmp_path / "app.pid"
+    srv = start_server("app:app", "--pid", pidfile, chdir=APP_DIR)
+    master = srv.proc.pid
+    wait_until(pidfile.exists, 10, what="the pid file")
+    link.unlink()  # the upgrade's binary is gone
+    os.kill(master, signal.SIGUSR2)
+    wait_until(lambda: "The re-executed master" in srv.stderr(), 20,
+               what="the failed new master reaped")
+    assert f"re-exec of {link} failed" in srv.stderr()
+    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() == str(master), 10,
+               what="the pid file back")
+    assert cmdline(master) == "cppgunicorn: master [app:app]"
+    assert get_once(srv.port)[0] == 200
+    assert srv.stop() == 0
+    assert not pidfile.exists()
 
 
 def test_winch_is_ignored_when_not_daemonized(start_server):
