@@ -147,8 +147,8 @@ def test_ttin_and_ttou_change_the_worker_count_under_load_never_below_one(start_
     assert last not in first
     # HUP goes back to the configured count, as gunicorn's reload does.
     os.kill(master, signal.SIGHUP)
-    after_hup = wait_for_workers(master, 2)
-    assert last not in after_hup
+    wait_until(lambda: (lambda w: len(w) == 2 and last not in w)(workers(master)), 20,
+               what="two new workers after HUP")
 
 
 def test_usr1_reopens_the_access_and_error_logs(start_server, tmp_path):
