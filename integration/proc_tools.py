@@ -195,7 +195,8 @@ def get_once(port, target="/pid", timeout=20.0, path=None):
 def clients_on_every_worker(port, count, timeout=20.0):
     """Keep-alive connections, one on each of ``count`` workers, by pid.
     Each new connection is opened while every worker found so far is busy
-    in a slow request, so that only a worker not found yet can accept it."""
+    in a slow request, so that only a worker not found yet can accept it.
+    (Start the server with a long --keep-alive if they are to sit idle.)"""
     found = {}
     deadline = time.monotonic() + timeout
     while len(found) < count:

@@ -153,8 +153,9 @@ def test_ttin_and_ttou_change_the_worker_count_under_load_never_below_one(start_
 
 def test_usr1_reopens_the_access_and_error_logs(start_server, tmp_path):
     access, error = tmp_path / "access.log", tmp_path / "error.log"
+    # --keep-alive 30: the connections found on each worker may sit idle a while.
     srv = start_server("app:app", "-w", "2", "--access-logfile", access,
-                       "--error-logfile", error, chdir=APP_DIR)
+                       "--error-logfile", error, "--keep-alive", "30", chdir=APP_DIR)
     master = srv.proc.pid
     wait_for_workers(master, 2)
     get_once(srv.port, "/pid?before")
