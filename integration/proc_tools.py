@@ -222,6 +222,8 @@ class Load:
     refused connection shows). A failure is any request that did not get a
     200, except connection errors on a keep-alive connection whose worker
     pid is in ``tolerated_pids`` (a worker the test killed on purpose).
+    Serve them with a long --keep-alive: a client thread starved of CPU for
+    the default 2 s would race the server closing its idle connection.
     """
 
     def __init__(self, port, keepalive=3, fresh=0, path=None, tolerated_pids=()):

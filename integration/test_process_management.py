@@ -71,7 +71,8 @@ def test_killed_worker_is_replaced_and_clients_of_other_workers_see_no_error(sta
 
 
 def test_stuck_request_is_aborted_at_timeout_and_the_server_keeps_serving(start_server):
-    srv = start_server("app:app", "-w", "2", "--timeout", "2", chdir=APP_DIR)
+    srv = start_server("app:app", "-w", "2", "--timeout", "2", "--keep-alive", "30",
+                       chdir=APP_DIR)
     master = srv.proc.pid
     wait_for_workers(master, 2)
     # Keep-alive clients, all connected before the stuck request: requests
@@ -106,7 +107,7 @@ def test_stuck_request_is_aborted_at_timeout_and_the_server_keeps_serving(start_
 
 
 def test_max_requests_with_jitter_retires_workers_under_load_with_no_failed_request(start_server):
-    srv = start_server("app:app", "-w", "2", "--max-requests", "40",
+    srv = start_server("app:app", "-w", "2", "--keep-alive", "30", "--max-requests", "40",
                        "--max-requests-jitter", "10", chdir=APP_DIR)
     with Load(srv.port, keepalive=3, fresh=1) as load:
         wait_until(lambda: len(load.served_by()) >= 5 or None, 60,

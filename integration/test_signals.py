@@ -81,7 +81,7 @@ def test_hup_replaces_workers_and_reimports_the_app_with_no_failed_request(start
                                                                             tmp_path):
     marker = tmp_path / "version"
     marker.write_text("v1")
-    srv = start_server("app:app", "-w", "2", chdir=APP_DIR,
+    srv = start_server("app:app", "-w", "2", "--keep-alive", "30", chdir=APP_DIR,
                        env={"PROC_APP_MARKER": str(marker)})
     master = srv.proc.pid
     old = set(wait_for_workers(master, 2))
@@ -121,7 +121,7 @@ def test_hup_with_preload_keeps_the_app_the_master_imported(start_server, tmp_pa
 
 
 def test_ttin_and_ttou_change_the_worker_count_under_load_never_below_one(start_server):
-    srv = start_server("app:app", "-w", "2", chdir=APP_DIR)
+    srv = start_server("app:app", "-w", "2", "--keep-alive", "30", chdir=APP_DIR)
     master = srv.proc.pid
     first = wait_for_workers(master, 2)
     with Load(srv.port, keepalive=3, fresh=1) as load:
@@ -189,6 +189,7 @@ def test_usr2_starts_a_new_master_on_the_same_socket_with_no_refused_connection(
     pidfile = tmp_path / "app.pid"
     oldbin = tmp_path / "app.pid.oldbin"
     srv = start_server("app:app", "-w", "2", "--pid", pidfile, "--name", "upgrade",
+                       "--keep-alive", "30",
                        chdir=APP_DIR)
     old_master = srv.proc.pid
     old_workers = set(wait_for_workers(old_master, 2))

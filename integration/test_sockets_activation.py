@@ -45,6 +45,7 @@ def test_unix_socket_is_created_with_the_umask_serves_several_workers_and_is_rem
         start_server, tmp_path):
     path = tmp_path / "app.sock"
     srv = start_server("app:app", "--bind", f"unix:{path}", "-w", "2", "--umask", "0o007",
+                       "--keep-alive", "30",
                        chdir=APP_DIR, bind=False)
     wait_for_unix(path, srv.proc)
     assert stat.S_ISSOCK(os.stat(path).st_mode)
@@ -83,7 +84,7 @@ def test_systemd_socket_activation_serves_on_fds_3_and_4(start_server, tmp_path)
         # server's own pid ($$ of the shell that execs it).
         script = (f'LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=web:local exec "$@" '
                   f'3<&{tcp.fileno()} 4<&{unix.fileno()} {tcp.fileno()}<&- {unix.fileno()}<&-')
-        srv = start_server("app:app", "-w", "2", chdir=APP_DIR, bind=False,
+        srv = start_server("app:app", "-w", "2", "--keep-alive", "30", chdir=APP_DIR, bind=False,
                            prefix=["bash", "-c", script, "bash"],
                            pass_fds=(tcp.fileno(), unix.fileno()))
         assert wait_for_port(port, srv.proc)
@@ -141,7 +142,8 @@ def test_backlog_sets_the_listen_queue_length(start_server):
 def test_usr2_upgrade_keeps_serving_on_the_same_unix_socket_file(start_server, tmp_path):
     path = tmp_path / "app.sock"
     pidfile = tmp_path / "app.pid"
-    srv = start_server("app:app", "--bind", f"unix:{path}", "--pid", pidfile, chdir=APP_DIR,
+    srv = start_server("app:app", "--bind", f"unix:{path}", "--pid", pidfile, "--keep-alive", "30",
+                       chdir=APP_DIR,
                        bind=False)
     wait_for_unix(path, srv.proc)
     old_master = srv.proc.pid
