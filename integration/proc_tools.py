@@ -113,18 +113,28 @@ def terminate_tree(pid, timeout=10.0):
             pass
 
 
+def read_pid(pidfile):
+    """The pid in ``pidfile``, or None: while a master renames or writes it,
+    it may be missing for a moment."""
+    try:
+        return int(Path(pidfile).read_text().strip())
+    except (TypeError, OSError, ValueError):
+        return None
+
+
+def wait_for_new_master(pidfile, old_master, timeout=20.0):
+    """After USR2: the pid the re-executed master wrote to ``pidfile``."""
+    return wait_until(lambda: (lambda p: p if p not in (None, old_master) else None)(
+        read_pid(pidfile)), timeout, what="the new master's pid file")
+
+
 def stop_new_masters(old_master, new_master=None, pidfile=None):
     """Cleanup after a USR2 test: stops the re-executed master, whether the
     test learnt its pid, it is named in ``pidfile``, or it is still a child
     of the old master."""
     candidates = set(c for c in children(old_master)
                      if cmdline(c).startswith("cppgunicorn: master"))
-    if new_master is not None:
-        candidates.add(new_master)
-    try:
-        candidates.add(int(Path(pidfile).read_text().strip()))
-    except (TypeError, OSError, ValueError):
-        pass
+    candidates.update(p for p in (new_master, read_pid(pidfile)) if p is not None)
     candidates.discard(old_master)
     for pid in candidates:
         if alive(pid) and cmdline(pid).startswith("cppgunicorn: master"):

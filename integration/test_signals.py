@@ -9,8 +9,8 @@ import pytest
 
 from conftest import server_binary
 from proc_tools import (APP_DIR, HttpClient, Load, alive, clients_on_every_worker, cmdline,
-                        get_once, stop_new_masters, terminate_tree, wait_for_workers,
-                        wait_until, workers)
+                        get_once, read_pid, stop_new_masters, terminate_tree, wait_for_new_master,
+                        wait_for_workers, wait_until, workers)
 
 
 def start_slow_request(port, touch, seconds):
@@ -199,9 +199,7 @@ def test_usr2_starts_a_new_master_on_the_same_socket_with_no_refused_connection(
             load.wait_for_requests(30)
             os.kill(old_master, signal.SIGUSR2)
             wait_until(oldbin.exists, 20, what="the pid file renamed to .oldbin")
-            new_master = int(wait_until(
-                lambda: pidfile.exists() and pidfile.read_text().strip() != str(old_master)
-                and pidfile.read_text().strip(), 20, what="the new master's pid file"))
+            new_master = wait_for_new_master(pidfile, old_master)
             assert cmdline(new_master) == "cppgunicorn: master [upgrade]"
             assert cmdline(old_master) == "cppgunicorn: master (old) [upgrade]"
             new_workers = set(wait_for_workers(new_master, 2))
@@ -246,7 +244,7 @@ def test_usr2_that_cannot_exec_the_binary_leaves_the_old_master_in_charge(
     wait_until(lambda: "The re-executed master" in srv.stderr(), 20,
                what="the failed new master reaped")
     assert f"re-exec of {link} failed" in srv.stderr()
-    wait_until(lambda: pidfile.exists() and pidfile.read_text().strip() == str(master), 10,
+    wait_until(lambda: read_pid(pidfile) == master, 10,
                what="the pid file back")
     assert cmdline(master) == "cppgunicorn: master [app:app]"
     assert get_once(srv.port)[0] == 200
@@ -272,8 +270,7 @@ def test_daemon_detaches_and_winch_stops_its_workers(start_server, tmp_path):
     srv = start_server("app:app", "--daemon", "-w", "2", "--pid", pidfile,
                        "--error-logfile", error, chdir=APP_DIR, wait=False)
     assert srv.wait(timeout=20) == 0, "the command returns once the daemon is started"
-    daemon = int(wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 20,
-                            what="the daemon's pid file"))
+    daemon = wait_until(lambda: read_pid(pidfile), 20, what="the daemon's pid file")
     try:
         assert daemon != srv.proc.pid
         assert cmdline(daemon) == "cppgunicorn: master [app:app]"

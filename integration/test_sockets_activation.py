@@ -10,8 +10,8 @@ import subprocess
 import pytest
 
 from conftest import free_port, wait_for_port
-from proc_tools import (APP_DIR, Load, alive, get_once, stop_new_masters, wait_for_workers,
-                        wait_until)
+from proc_tools import (APP_DIR, Load, alive, get_once, stop_new_masters, wait_for_new_master,
+                        wait_for_workers, wait_until)
 
 
 def wait_for_unix(path, proc, timeout=20.0):
@@ -152,9 +152,7 @@ def test_usr2_upgrade_keeps_serving_on_the_same_unix_socket_file(start_server, t
         with Load(None, keepalive=1, fresh=2, path=path) as load:
             load.wait_for_requests(20)
             os.kill(old_master, signal.SIGUSR2)
-            new_master = int(wait_until(
-                lambda: pidfile.exists() and pidfile.read_text().strip() != str(old_master)
-                and pidfile.read_text().strip(), 20, what="the new master"))
+            new_master = wait_for_new_master(pidfile, old_master)
             (new_worker,) = wait_for_workers(new_master, 1)
             wait_until(lambda: new_worker in load.served_by(), 20, what="the new worker serving")
             os.kill(old_master, signal.SIGTERM)
@@ -188,9 +186,7 @@ def test_sockets_handed_to_the_master_stay_open_and_in_place_after_usr2(start_se
         new_master = None
         try:
             os.kill(old_master, signal.SIGUSR2)
-            new_master = int(wait_until(
-                lambda: pidfile.exists() and pidfile.read_text().strip() != str(old_master)
-                and pidfile.read_text().strip(), 20, what="the new master"))
+            new_master = wait_for_new_master(pidfile, old_master)
             wait_for_workers(new_master, 1)
             os.kill(old_master, signal.SIGTERM)
             assert srv.wait(timeout=30) == 0
