@@ -53,7 +53,7 @@ uv_buf_t buf_of(std::string_view s) {
 }
 }  // namespace
 
-Connection::Connection(Worker& worker) : worker_(worker), parser_(worker.limits()) {
+Connection::Connection(Worker& worker) : worker_(worker), parser_(worker.parser_options()) {
   std::memset(&h_, 0, sizeof h_);
 }
 
@@ -68,6 +68,11 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   if (!is_unix) {
     uv_tcp_nodelay(&h_.tcp, 1);
     peer_ = peer_of(&h_.tcp);
+  }
+  if (worker_.parser_options().proxy_protocol != http::ProxyProtocol::kOff) {
+    // gunicorn: a unix socket peer may always send a PROXY header.
+    parser_.set_proxy_peer_allowed(
+        is_unix || http::address_allowed(peer_.remote_addr, worker_.config().proxy_allow_ips));
   }
   const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
@@ -178,6 +183,11 @@ void Connection::start_request() {
   started_us_ = uv_hrtime() / 1000;
   started_wall_ = std::time(nullptr);
   http::Request& request = parser_.request();
+  if (const http::ProxyInfo& proxy = parser_.proxy_info(); !proxy.client_addr.empty()) {
+    // REMOTE_ADDR/REMOTE_PORT are the client the PROXY header names.
+    peer_.remote_addr = proxy.client_addr;
+    peer_.remote_port = proxy.client_port;
+  }
   is_head_request_ = request.method == "HEAD";
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
   wsgi::Gil gil;

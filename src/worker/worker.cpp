@@ -9,6 +9,7 @@
 
 #include "log/logger.h"
 #include "worker/connection.h"
+#include "worker/http_options.h"
 #include "wsgi/app_loader.h"
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
@@ -30,6 +31,7 @@ Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket
     : config_(config),
       sockets_(listeners),
       access_log_(access_log),
+      parser_options_(worker::parser_options(config)),
       read_buffer_(std::make_unique<char[]>(kReadBufferSize)),
       heartbeat_(heartbeat),
       app_(preloaded) {}

@@ -50,7 +50,8 @@ class Worker {
   const wsgi::Application& app() const { return *app_; }
   bool stopping() const { return stopping_; }
   base::Heartbeat* heartbeat() { return heartbeat_; }
-  const http::Limits& limits() const { return limits_; }
+  const http::ParserOptions& parser_options() const { return parser_options_; }
+  const config::Config& config() const { return config_; }
   log::AccessLog& access_log() { return access_log_; }
   std::string_view http_date() { return date_.now(); }
   char* read_buffer() { return read_buffer_.get(); }
@@ -75,7 +76,7 @@ class Worker {
   const config::Config& config_;
   const std::vector<net::ListenSocket>& sockets_;
   log::AccessLog& access_log_;
-  http::Limits limits_;
+  http::ParserOptions parser_options_;
   uv_loop_t loop_{};
   base::HttpDate date_;
   std::unique_ptr<char[]> read_buffer_;
