@@ -11,6 +11,7 @@ int status_for(ParseError error) {
     case ParseError::kForbiddenProxy: return 403;
     case ParseError::kBodyTooLarge: return 413;
     case ParseError::kExpectationFailed: return 417;
+    case ParseError::kRequestTimeout: return 408;
     case ParseError::kTooManyHeaders:
     case ParseError::kHeaderTooLarge: return 431;
     default: return 400;
@@ -31,6 +32,9 @@ std::string_view canned_response(ParseError error) {
     case 403:
       return "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\n"
              "Content-Length: 10\r\n\r\nForbidden\n";
+    case 408:
+      return "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 16\r\n\r\nRequest Timeout\n";
     case 413:
       return "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Type: text/plain\r\n"
              "Content-Length: 18\r\n\r\nContent Too Large\n";

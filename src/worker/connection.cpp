@@ -22,8 +22,9 @@ constexpr size_t kLowWater = 256 * 1024;
 constexpr size_t kMaxPendingInput = 1024 * 1024;
 // How long a closing connection may drain the client's unread bytes.
 constexpr uint64_t kLingerMs = 2000;
-// A partial request head or body idle this long is dropped.
-constexpr uint64_t kPartialRequestIdleMs = 30000;
+// Deadlines for a request head, an idle body and a stalled write use
+// --timeout; with --timeout 0 (no worker timeout) they are this long.
+constexpr uint64_t kDefaultRequestTimeoutMs = 30000;
 
 constexpr std::string_view kInternalErrorBody =
     "<html><head><title>Internal Server Error</title></head><body><h1><p>"
@@ -117,6 +118,8 @@ void Connection::on_data(const char* data, size_t n) {
 
 void Connection::consume(const char* data, size_t n) {
   while (n > 0 && !closing_ && !close_when_flushed_) {
+    // The head deadline runs from a request's first byte (slowloris).
+    if (!parser_.in_request()) head_started_ms_ = uv_now(worker_.loop());
     http::Parser::Result r = parser_.feed(data, n);
     data += r.consumed;
     n -= r.consumed;
@@ -469,9 +472,28 @@ void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
     if (idle > kLingerMs) close();
     return;
   }
+  uint64_t timeout_ms = worker_.config().timeout > 0
+                            ? static_cast<uint64_t>(worker_.config().timeout) * 1000
+                            : kDefaultRequestTimeoutMs;
+  // A client that stops reading: the bytes libuv holds for it have not
+  // shrunk for a whole timeout.
+  size_t queued = uv_stream_get_write_queue_size(&h_.stream);
+  if (queued == 0 || queued < write_queue_seen_) write_progress_ms_ = now_ms;
+  write_queue_seen_ = queued;
+  if (queued > 0 && now_ms - write_progress_ms_ > timeout_ms) {
+    log::error_log().debug("Closing a connection from " + peer_.remote_addr +
+                           " that read nothing for " + std::to_string(timeout_ms / 1000) + " s");
+    close();
+    return;
+  }
   if (busy_) return;
+  if (parser_.reading_head()) {
+    // The whole head must arrive within the timeout, however it trickles.
+    if (now_ms - head_started_ms_ > timeout_ms) reject(http::ParseError::kRequestTimeout);
+    return;
+  }
   if (parser_.in_request()) {
-    if (idle > kPartialRequestIdleMs) close();
+    if (idle > timeout_ms) reject(http::ParseError::kRequestTimeout);
     return;
   }
   if (backlog() == 0 && pending_input_.empty() && idle >= keepalive_ms) close();

@@ -90,6 +90,9 @@ class Connection {
   std::string pending_input_;   // bytes read but not yet parsed
   wsgi::PeerInfo peer_;
   uint64_t last_activity_ms_ = 0;
+  uint64_t head_started_ms_ = 0;    // first byte of the request being read
+  uint64_t write_progress_ms_ = 0;  // last time the write queue shrank
+  size_t write_queue_seen_ = 0;
 
   // The request being served.
   std::unique_ptr<wsgi::Exchange> exchange_;

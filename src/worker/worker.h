@@ -95,6 +95,10 @@ class Worker {
   std::vector<std::unique_ptr<net::UvHandle<uv_signal_t>>> signals_;
   net::UvHandle<uv_timer_t> sweep_timer_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+  // Listeners with a connection left unaccepted at --worker-connections.
+  std::vector<uv_stream_t*> waiting_listeners_;
+  uint64_t last_emfile_log_ms_ = 0;
+  size_t max_connections_ = 1000;  // --worker-connections, fitted to RLIMIT_NOFILE
 
   bool stopping_ = false;
   uint64_t stop_deadline_ms_ = 0;
