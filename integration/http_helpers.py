@@ -6,6 +6,9 @@ import time
 from conftest import APPS
 
 HARDENING = APPS / "hardening"
+# The keys of BAD_HEADERS in apps/hardening/app.py.
+BAD_HEADER_KINDS = ["crlf-value", "lf-value", "cr-value", "nul-value", "crlf-name", "space-name",
+                    "colon-name", "empty-name", "nonascii-name", "ctl-value"]
 IO_TIMEOUT = 5.0
 
 

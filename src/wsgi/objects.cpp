@@ -2,6 +2,7 @@
 
 #include <pybind11/embed.h>
 
+#include "http/parser.h"
 #include "log/logger.h"
 
 namespace py = pybind11;
@@ -110,8 +111,17 @@ py::object StartResponse::call(py::object self, py::object status, py::object he
     std::string value = native_string(PyTuple_GET_ITEM(item.ptr(), 1), "header value");
     check_no_controls(name, "header name");
     check_no_controls(value, "header value");
-    if (name.empty() || name.find(':') != std::string::npos || name.find(' ') != std::string::npos) {
-      throw py::value_error("invalid header name " + name);
+    // RFC 9110 section 5.1: a field name is a token; section 5.5: a value
+    // holds no control character but HTAB. Anything else could split the
+    // response or be read differently by a proxy.
+    bool token = !name.empty();
+    for (char c : name) token = token && http::is_tchar(static_cast<unsigned char>(c));
+    if (!token) throw py::value_error("invalid header name (not an RFC 9110 token)");
+    for (char c : value) {
+      unsigned char u = static_cast<unsigned char>(c);
+      if ((u < 0x20 && c != '\t') || u == 0x7F) {
+        throw py::value_error("header value of " + name + " contains a control character");
+      }
     }
     parsed.emplace_back(std::move(name), std::move(value));
   }
