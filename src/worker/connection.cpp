@@ -18,6 +18,8 @@ namespace {
 // Pull no further chunk from the app while this much is queued for the socket.
 constexpr size_t kHighWater = 1024 * 1024;
 constexpr size_t kLowWater = 256 * 1024;
+// Request body bytes kept in memory; the rest is spooled to a file.
+constexpr size_t kBodyInMemory = 1024 * 1024;
 // Stop reading when this much pipelined input waits behind a response.
 constexpr size_t kMaxPendingInput = 1024 * 1024;
 // How long a closing connection may drain the client's unread bytes.
@@ -127,6 +129,7 @@ void Connection::consume(const char* data, size_t n) {
       reject(parser_.error());
       return;
     }
+    if (!spool_body()) return;
     if (r.status == http::Parser::Status::kNeedMore) {
       // RFC 9110 section 10.1.1: a client that sent "Expect: 100-continue"
       // waits for this before its body. The body is read before the app
@@ -153,6 +156,25 @@ void Connection::consume(const char* data, size_t n) {
       close_after_writes();
     }
   }
+}
+
+bool Connection::spool_body() {
+  // A body past this size goes to a temporary file, so an upload costs at
+  // most this much memory (plus one read) whatever its size.
+  http::Request& request = parser_.request();
+  if (request.body.size() < kBodyInMemory) return true;
+  try {
+    if (!request.body_file) request.body_file = base::SpoolFile::create();
+    if (request.body_file->append(request.body)) {
+      request.body.clear();
+      return true;
+    }
+    log::error_log().error("Cannot spool a request body to a temporary file (disk full?)");
+  } catch (const std::exception& e) {
+    log::error_log().error(std::string("Cannot spool a request body: ") + e.what());
+  }
+  close();
+  return false;
 }
 
 void Connection::on_eof() {

@@ -52,6 +52,9 @@ class Connection {
   // has to wait for the socket; what is left is kept in pending_input_.
   void consume(const char* data, size_t n);
   void resume_after_response();
+  // Moves a large request body from memory to a temporary file; false when
+  // that failed and the connection was closed.
+  bool spool_body();
   void start_request();
   // Pulls body chunks and writes them until the body ends or the socket
   // pushes back. Holds the GIL while it runs.

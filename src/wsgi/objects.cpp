@@ -2,6 +2,8 @@
 
 #include <pybind11/embed.h>
 
+#include <cstring>
+
 #include "http/parser.h"
 #include "log/logger.h"
 
@@ -17,20 +19,57 @@ size_t InputStream::limit(py::object size) const {
   return std::min(left, static_cast<size_t>(n));
 }
 
+void InputStream::take(char* out, size_t n) {
+  while (n > 0) {
+    size_t got;
+    if (pos_ < file_size_) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(n, file_size_ - pos_));
+      got = file_->read_at(pos_, out, want);
+      if (got == 0) throw std::runtime_error("the spooled request body could not be read");
+    } else {
+      size_t at = static_cast<size_t>(pos_ - file_size_);
+      got = std::min(n, data_.size() - at);
+      std::memcpy(out, data_.data() + at, got);
+    }
+    out += got;
+    n -= got;
+    pos_ += got;
+  }
+}
+
 py::bytes InputStream::read(py::object size) {
   size_t n = limit(size);
-  py::bytes out(data_.data() + pos_, n);
-  pos_ += n;
-  return out;
+  PyObject* out = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n));
+  if (out == nullptr) throw py::error_already_set();
+  py::bytes result = py::reinterpret_steal<py::bytes>(out);
+  take(PyBytes_AS_STRING(out), n);
+  return result;
 }
 
 py::bytes InputStream::readline(py::object size) {
   size_t n = limit(size);
-  size_t nl = data_.find('\n', pos_);
-  if (nl != std::string::npos && nl - pos_ + 1 < n) n = nl - pos_ + 1;
-  py::bytes out(data_.data() + pos_, n);
-  pos_ += n;
-  return out;
+  if (pos_ >= file_size_) {
+    size_t at = static_cast<size_t>(pos_ - file_size_);
+    size_t nl = data_.find('\n', at);
+    if (nl != std::string::npos && nl - at + 1 < n) n = nl - at + 1;
+    py::bytes out(data_.data() + at, n);
+    pos_ += n;
+    return out;
+  }
+  // In the spooled part: look for the newline a block at a time.
+  std::string line;
+  char block[8192];
+  while (line.size() < n) {
+    uint64_t start = pos_;
+    size_t want = std::min(sizeof block, n - line.size());
+    take(block, want);
+    const void* nl = std::memchr(block, '\n', want);
+    size_t keep = nl ? static_cast<size_t>(static_cast<const char*>(nl) - block) + 1 : want;
+    line.append(block, keep);
+    pos_ = start + keep;
+    if (nl) break;
+  }
+  return py::bytes(line);
 }
 
 py::list InputStream::readlines(py::object hint) {
