@@ -60,6 +60,10 @@ class Connection {
   // pushes back. Holds the GIL while it runs.
   void pump();
   void send_head_and_chunk(std::string_view chunk, bool last);
+  // wsgi.file_wrapper over a regular file: the head with its size, then
+  // sendfile(2) while the socket takes it. Needs the GIL.
+  bool start_file_body();
+  void send_file();
   void send_error_response(std::string_view response);
   void finish_request(bool keep_alive);
   void reject(http::ParseError error);
@@ -103,6 +107,9 @@ class Connection {
   bool head_sent_ = false;
   bool is_head_request_ = false;
   uint64_t body_bytes_ = 0;
+  int file_fd_ = -1;             // a file body being sent (owned by the app's wrapper)
+  uint64_t file_offset_ = 0;
+  uint64_t file_left_ = 0;
   std::string head_;
   uint64_t started_us_ = 0;
   std::time_t started_wall_ = 0;

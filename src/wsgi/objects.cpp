@@ -1,6 +1,8 @@
 #include "wsgi/objects.h"
 
 #include <pybind11/embed.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -202,6 +204,31 @@ struct FileWrapper {
 };
 
 }  // namespace
+
+bool file_body_of(py::handle result, FileBody* out) {
+  if (!py::isinstance<FileWrapper>(result)) return false;
+  py::object filelike = result.cast<FileWrapper&>().filelike;
+  try {
+    if (!py::hasattr(filelike, "fileno")) return false;
+    int fd = filelike.attr("fileno")().cast<int>();
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    // The object's own position (a buffered reader may have read ahead).
+    long long pos = py::hasattr(filelike, "tell") ? filelike.attr("tell")().cast<long long>()
+                                                   : static_cast<long long>(::lseek(fd, 0, SEEK_CUR));
+    if (pos < 0) return false;
+    out->fd = fd;
+    out->offset = static_cast<uint64_t>(pos);
+    uint64_t end = static_cast<uint64_t>(st.st_size);
+    out->size = end > out->offset ? end - out->offset : 0;
+    return true;
+  } catch (py::error_already_set&) {
+    PyErr_Clear();
+    return false;
+  } catch (py::cast_error&) {
+    return false;
+  }
+}
 
 PYBIND11_EMBEDDED_MODULE(_cppgunicorn, m) {
   m.doc() = "The objects cppgunicorn hands to WSGI applications.";

@@ -58,6 +58,19 @@ class StartResponse {
   std::shared_ptr<ResponseState> state_;
 };
 
+// A response body that is a regular file the server may send itself
+// (sendfile(2)): what wsgi.file_wrapper wrapped, from its current position.
+struct FileBody {
+  int fd = -1;
+  uint64_t offset = 0;
+  uint64_t size = 0;  // bytes from offset to the end of the file
+};
+
+// True when `result` (what the app returned) is our wsgi.file_wrapper over
+// an object whose fileno() is a regular file. Needs the GIL; Python errors
+// from fileno()/tell() mean "no" (the wrapper is then iterated).
+bool file_body_of(pybind11::handle result, FileBody* out);
+
 // Makes sure `_cppgunicorn` is importable; call before the interpreter
 // starts (it registers an inittab entry).
 void register_embedded_module();
