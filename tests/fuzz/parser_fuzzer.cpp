@@ -52,7 +52,9 @@ void check_request(Parser& parser, const ParserOptions& o) {
   require(r.protocol.size() == 8 && r.http_major == 1);
   require(!(r.chunked && r.has_content_length));
   require(!(r.chunked && r.http_minor == 0));
-  if (r.has_content_length) require(r.body.size() == r.content_length);
+  // After CONNECT (or an upgrade without a body) the bytes are a tunnel's,
+  // not a body: llhttp stops at the head.
+  if (r.has_content_length && !r.upgrade) require(r.body.size() == r.content_length);
   if (o.limits.request_body) require(r.body.size() <= o.limits.request_body);
   require(r.headers.size() <= o.limits.request_fields);
   for (const auto& [name, value] : r.headers) {
