@@ -12,10 +12,10 @@ BAD_HEADER_KINDS = ["crlf-value", "lf-value", "cr-value", "nul-value", "crlf-nam
 IO_TIMEOUT = 5.0
 
 
-def start_hardening(start_server, tmp_path, *flags):
+def start_hardening(start_server, tmp_path, *flags, env=None):
     log = tmp_path / "calls.log"
     log.touch()
-    srv = start_server("app:app", *flags, chdir=HARDENING, env={"CALL_LOG": str(log)})
+    srv = start_server("app:app", *flags, chdir=HARDENING, env={"CALL_LOG": str(log), **(env or {})})
     srv.call_log = log
     return srv
 

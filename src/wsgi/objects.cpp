@@ -26,7 +26,11 @@ void InputStream::take(char* out, size_t n) {
     size_t got;
     if (pos_ < file_size_) {
       size_t want = static_cast<size_t>(std::min<uint64_t>(n, file_size_ - pos_));
-      got = file_->read_at(pos_, out, want);
+      {
+        // Disk I/O: other Python threads may run meanwhile.
+        py::gil_scoped_release unlocked;
+        got = file_->read_at(pos_, out, want);
+      }
       if (got == 0) throw std::runtime_error("the spooled request body could not be read");
     } else {
       size_t at = static_cast<size_t>(pos_ - file_size_);
