@@ -128,3 +128,20 @@ def test_a_200_mib_chunked_upload_keeps_worker_memory_bounded(start_server, tmp_
     print(f"worker RSS: baseline {baseline // 1024} MiB, peak {peak[0] // 1024} MiB, "
           f"growth {growth_mib:.1f} MiB for a {total // (1024 * 1024)} MiB upload")
     assert growth_mib < 32, f"the worker grew {growth_mib:.1f} MiB"
+
+
+def test_readline_over_a_spooled_chunked_body_sees_every_line(start_server, tmp_path):
+    srv = start_hardening(start_server, tmp_path)
+    # About 3 MiB of lines of varying length: past the 1 MiB kept in memory.
+    lines = [b"%d:%s\n" % (i, b"z" * (i % 300)) for i in range(20000)]
+    payload = b"".join(lines)
+    assert len(payload) > 2 * 1024 * 1024
+    pieces = [payload[i:i + 100003] for i in range(0, len(payload), 100003)]
+    raw = (b"POST /lines HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+           + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(raw)
+        data, closed = read_until_close(sock, deadline=20)
+    status, body = _upload_answer(data)
+    assert status == 200
+    assert body == b"%d %s True" % (len(lines), hashlib.sha256(payload).hexdigest().encode())

@@ -11,6 +11,8 @@ a test can tell that a rejected request never reached the app. Routes:
 * ``/short``, ``/long``  a body shorter / longer than its Content-Length
 * ``/file?path=P&len=1``  wsgi.file_wrapper over open(P, "rb")
 * ``/bytesio``      wsgi.file_wrapper over a BytesIO (no fileno)
+* ``/lines``        reads wsgi.input with readline(); answers
+                    "<lines> <sha256> <wsgi.input_terminated>"
 * ``/pid``          the worker's pid
 """
 import hashlib
@@ -83,6 +85,16 @@ def app(environ, start_response):
         data = bytes(range(256)) * 4096
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return environ["wsgi.file_wrapper"](io.BytesIO(data), 8192)
+    if path == "/lines":
+        stream = environ["wsgi.input"]
+        digest = hashlib.sha256()
+        lines = 0
+        for line in iter(stream.readline, b""):
+            lines += 1
+            digest.update(line)
+        body = f"{lines} {digest.hexdigest()} {environ['wsgi.input_terminated']}".encode()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
     if path == "/pid":
         body = str(os.getpid()).encode()
         start_response("200 OK", [("Content-Length", str(len(body)))])
