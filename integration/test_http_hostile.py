@@ -97,6 +97,15 @@ CASES = [
     ("target-control-char", b"GET /a\x01b HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("connect-origin-form", b"CONNECT /x HTTP/1.1\r\n" + H + b"\r\n", 400),
     ("connect-no-port", b"CONNECT example.com HTTP/1.1\r\n" + H + b"\r\n", 400),
+    # Leniencies of llhttp 8.1 fixed later upstream (CRLF strictness, chunk
+    # size whitespace, folded or listed Transfer-Encoding)
+    ("chunk-size-trailing-space", chunked(b"5 \r\nhello\r\n0\r\n\r\n"), 400),
+    ("chunk-data-end-bare-cr", chunked(b"5\r\nhello\rX0\r\n\r\n"), 400),
+    ("te-folded-onto-next-line", post(b"Transfer-Encoding: chunked", b" , gzip", body=b"0\r\n\r\n"), 400),
+    ("te-trailing-comma", post(b"Transfer-Encoding: chunked,", body=b"0\r\n\r\n"), 501),
+    ("version-trailing-space", b"GET / HTTP/1.1 \r\n" + H + b"\r\n", 400),
+    ("whitespace-first-header-line", b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400),
+    ("cr-cr-lf-end-of-head", b"GET / HTTP/1.1\r\nHost: a\r\r\n\r\n", 400),
     # gunicorn's limits
     ("request-line-too-long", b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
     ("too-many-fields", get_with(*[b"X-%d: 1" % i for i in range(101)]), 431),
