@@ -67,6 +67,13 @@ def exchange(port, raw, half_close=True, deadline=IO_TIMEOUT):
     return status_of(data), data, closed
 
 
+def serving_worker_pid(port):
+    """The pid of the worker that answers (the app's /pid route): the port
+    accepts as soon as the master binds it, before any worker runs."""
+    import requests
+    return int(requests.get(f"http://127.0.0.1:{port}/pid", timeout=20).text)
+
+
 def worker_pids(master_pid):
     with open(f"/proc/{master_pid}/task/{master_pid}/children") as f:
         return [int(p) for p in f.read().split()]

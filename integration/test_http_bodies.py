@@ -9,7 +9,7 @@ import time
 
 import requests
 
-from http_helpers import app_calls, read_until_close, start_hardening, status_of, vm_rss_kib, worker_pids
+from http_helpers import app_calls, read_until_close, start_hardening, status_of, vm_rss_kib, serving_worker_pid
 
 
 def _upload_answer(data):
@@ -95,7 +95,7 @@ def test_a_200_mib_chunked_upload_keeps_worker_memory_bounded(start_server, tmp_
     asan = os.environ.get("ASAN_OPTIONS", "")
     srv = start_hardening(start_server, tmp_path, "--timeout", "60",
                           env={"ASAN_OPTIONS": asan + ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64"})
-    (pid,) = worker_pids(srv.proc.pid)
+    pid = serving_worker_pid(srv.port)
     assert requests.get(srv.url + "/", timeout=5).text == "ok"
     baseline = vm_rss_kib(pid)
     total = 200 * 1024 * 1024

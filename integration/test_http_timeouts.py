@@ -7,7 +7,7 @@ import time
 import requests
 
 from conftest import Server, free_port, server_binary, wait_for_port
-from http_helpers import HARDENING, app_calls, exchange, read_until_close, start_hardening, status_of, worker_pids
+from http_helpers import HARDENING, serving_worker_pid, app_calls, exchange, read_until_close, start_hardening, status_of, worker_pids
 
 
 def test_idle_keep_alive_connection_is_closed_after_keep_alive_seconds(start_server, tmp_path):
@@ -110,7 +110,7 @@ def test_a_low_open_files_limit_lowers_the_cap_instead_of_spinning(tmp_path):
     clients = []
     try:
         assert wait_for_port(port, srv.proc), srv.stderr()
-        (pid,) = worker_pids(srv.proc.pid)
+        pid = serving_worker_pid(port)
         for _ in range(80):  # more than the 64 descriptors the worker may have
             clients.append(socket.create_connection(("127.0.0.1", port), timeout=2))
         time.sleep(0.5)
