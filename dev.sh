@@ -15,7 +15,8 @@ PYTHON=${PYTHON:-python3}
 # Paths under the checkout hash the same in any clone, so ccache hits across them.
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}
 
-APT_PACKAGES=(g++ pkg-config ccache libuv1-dev libtomlplusplus-dev doctest-dev node-llhttp)
+APT_PACKAGES=(g++ pkg-config ccache libuv1-dev libtomlplusplus-dev doctest-dev node-llhttp
+  clang libclang-rt-14-dev)  # clang + libFuzzer: the request-parser fuzzer
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -62,6 +63,27 @@ build_sanitized() {
   PATH="$VENV/bin:$PATH" cmake --build "$ROOT/build/asan" >/dev/null
 }
 
+# A bounded libFuzzer run over the request parser (tests/fuzz): new inputs
+# go to build/fuzz/corpus, the committed seeds stay as they are.
+# CPPGUNICORN_FUZZ_SECONDS sets its length (0 skips it).
+run_fuzzer() {
+  local secs=${CPPGUNICORN_FUZZ_SECONDS:-60}
+  [ "$secs" = 0 ] && return 0
+  echo "== fuzzing the request parser (libFuzzer, ${secs} s)"
+  PATH="$VENV/bin:$PATH" cmake -S "$ROOT/tests/fuzz" -B "$ROOT/build/fuzz" -G Ninja \
+    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+  PATH="$VENV/bin:$PATH" cmake --build "$ROOT/build/fuzz" >/dev/null
+  mkdir -p "$ROOT/build/fuzz/corpus"
+  if ! "$ROOT/build/fuzz/http_parser_fuzzer" -max_total_time="$secs" -print_final_stats=1 \
+      -artifact_prefix="$ROOT/build/fuzz/" "$ROOT/build/fuzz/corpus" "$ROOT/tests/fuzz/corpus" \
+      >"$ROOT/build/fuzz/last-run.log" 2>&1; then
+    tail -n 60 "$ROOT/build/fuzz/last-run.log"
+    echo "the fuzzer found a failing input: see build/fuzz/crash-* and build/fuzz/last-run.log" >&2
+    exit 1
+  fi
+  grep -E "^Done|average_exec_per_sec" "$ROOT/build/fuzz/last-run.log"
+}
+
 run_tests() {
   local unit
   unit=$(ls -t "$ROOT"/build/cp*/cppgunicorn_unit_tests 2>/dev/null | head -n 1 || true)
@@ -72,6 +94,7 @@ run_tests() {
   cd "$ROOT"
   echo "== unit tests (doctest)"
   "$unit"
+  run_fuzzer
   echo "== integration tests (pytest, installed binary)"
   "$VENV/bin/python" -m pytest integration -q "$@"
   if [ "${CPPGUNICORN_SKIP_SANITIZERS:-0}" != 1 ]; then

@@ -1,3 +1,5 @@
+#include <arpa/inet.h>
+
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -148,6 +150,71 @@ const std::vector<Setting>& settings_table() {
                              "' (expected one of debug, info, warning, error, critical)");
          }
          c.loglevel = v;
+       }},
+      // HTTP parsing, limits and connections (src/http, src/worker/connection)
+      {"limit_request_line", {"--limit-request-line"}, ValueKind::kInt, "INT",
+       "The maximum size of HTTP request line in bytes (0: unlimited; at most 8190).",
+       int_setter("limit_request_line", &Config::limit_request_line, 0)},
+      {"limit_request_fields", {"--limit-request-fields"}, ValueKind::kInt, "INT",
+       "Limit the number of HTTP headers fields in a request (at most 32768).",
+       int_setter("limit_request_fields", &Config::limit_request_fields, 0)},
+      {"limit_request_field_size", {"--limit-request-field_size"}, ValueKind::kInt, "INT",
+       "Limit the allowed size of an HTTP request header field (0: the default, 8190).",
+       int_setter("limit_request_field_size", &Config::limit_request_field_size, 0)},
+      {"limit_request_body", {"--limit-request-body"}, ValueKind::kInt, "INT",
+       "The maximum size of a request body in bytes, answered 413 beyond it (0: unlimited).",
+       [](Config& c, const std::string& v) {
+         errno = 0;
+         char* end = nullptr;
+         long long n = std::strtoll(v.c_str(), &end, 10);
+         if (v.empty() || *end != '\0' || errno == ERANGE || n < 0) {
+           throw ConfigError("Invalid value for limit_request_body: '" + v +
+                             "' (expected an integer >= 0)");
+         }
+         c.limit_request_body = n;
+       }},
+      {"permit_obsolete_folding", {"--permit-obsolete-folding"}, ValueKind::kBool, "",
+       "Permit requests employing obsolete HTTP line folding mechanism.",
+       [](Config& c, const std::string&) { c.permit_obsolete_folding = true; }},
+      {"permit_unconventional_http_method", {"--permit-unconventional-http-method"},
+       ValueKind::kBool, "", "Permit HTTP methods not matching conventions (lower case, short, long).",
+       [](Config& c, const std::string&) { c.permit_unconventional_http_method = true; }},
+      {"casefold_http_method", {"--casefold-http-method"}, ValueKind::kBool, "",
+       "Transform received HTTP methods to uppercase.",
+       [](Config& c, const std::string&) { c.casefold_http_method = true; }},
+      {"header_map", {"--header-map"}, ValueKind::kString, "STRING",
+       "Configure how header field names with underscores are handled: drop, refuse, dangerous.",
+       [](Config& c, const std::string& v) {
+         if (v != "drop" && v != "refuse" && v != "dangerous") {
+           throw ConfigError("Invalid value for header_map: '" + v +
+                             "' (expected one of drop, refuse, dangerous)");
+         }
+         c.header_map = v;
+       }},
+      {"strip_header_spaces", {"--strip-header-spaces"}, ValueKind::kBool, "",
+       "Strip spaces present between the header name and the colon (dangerous).",
+       [](Config& c, const std::string&) { c.strip_header_spaces = true; }},
+      {"worker_connections", {"--worker-connections"}, ValueKind::kInt, "INT",
+       "The maximum number of simultaneous clients per worker.",
+       int_setter("worker_connections", &Config::worker_connections, 1)},
+      {"proxy_protocol", {"--proxy-protocol"}, ValueKind::kBool, "",
+       "Accept a PROXY protocol header (v1 or v2) before the first request of a connection.",
+       [](Config& c, const std::string&) { c.proxy_protocol = "auto"; }},
+      {"proxy_allow_ips", {"--proxy-allow-from"}, ValueKind::kString, "STRING",
+       "Front-end's IPs from which allowed accept proxy requests (comma separated, '*' for all).",
+       [](Config& c, const std::string& v) {
+         // Each entry: '*', an address, or a network as address/prefix.
+         for (const std::string& item : split_commas(v)) {
+           std::string addr = item.substr(0, item.find('/'));
+           unsigned char buf[16];
+           bool ok = item == "*" || inet_pton(AF_INET, addr.c_str(), buf) == 1 ||
+                     inet_pton(AF_INET6, addr.c_str(), buf) == 1;
+           if (!ok) {
+             throw ConfigError("Invalid value for proxy_allow_ips: '" + v + "' ('" + item +
+                               "' is not an IP address or network)");
+           }
+         }
+         c.proxy_allow_ips = split_commas(v);
        }},
   };
   return table;

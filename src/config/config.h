@@ -45,6 +45,20 @@ struct Config {
   // The WSGI application, "module:variable".
   std::string app_uri;
 
+  // HTTP parsing, limits and connections (src/http, src/worker/connection)
+  int limit_request_line = 4094;        // 0: unlimited; above 8190: 8190
+  int limit_request_fields = 100;       // 0 or above 32768: 32768
+  int limit_request_field_size = 8190;  // 0: 8190
+  long long limit_request_body = 0;     // ours: 0 is unlimited
+  bool permit_obsolete_folding = false;
+  bool permit_unconventional_http_method = false;
+  bool casefold_http_method = false;
+  std::string header_map = "drop";      // drop, refuse or dangerous
+  bool strip_header_spaces = false;
+  int worker_connections = 1000;
+  std::string proxy_protocol = "off";   // off, v1, v2 or auto
+  std::vector<std::string> proxy_allow_ips = {"127.0.0.1", "::1"};
+
   std::vector<std::string> bind_or_default() const;
 };
 

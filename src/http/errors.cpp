@@ -8,6 +8,10 @@ int status_for(ParseError error) {
     case ParseError::kVersionNotSupported: return 505;
     case ParseError::kUnsupportedEncoding: return 501;
     case ParseError::kRequestLineTooLong: return 414;
+    case ParseError::kForbiddenProxy: return 403;
+    case ParseError::kBodyTooLarge: return 413;
+    case ParseError::kExpectationFailed: return 417;
+    case ParseError::kRequestTimeout: return 408;
     case ParseError::kTooManyHeaders:
     case ParseError::kHeaderTooLarge: return 431;
     default: return 400;
@@ -25,6 +29,18 @@ std::string_view canned_response(ParseError error) {
       return "HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
              "Content-Type: text/plain\r\nContent-Length: 32\r\n\r\n"
              "Request Header Fields Too Large\n";
+    case 403:
+      return "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 10\r\n\r\nForbidden\n";
+    case 408:
+      return "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 16\r\n\r\nRequest Timeout\n";
+    case 413:
+      return "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 18\r\n\r\nContent Too Large\n";
+    case 417:
+      return "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 19\r\n\r\nExpectation Failed\n";
     case 501:
       return "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Type: text/plain\r\n"
              "Content-Length: 16\r\n\r\nNot Implemented\n";

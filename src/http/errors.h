@@ -21,6 +21,11 @@ enum class ParseError {
   kTooManyHeaders,         // 431
   kHeaderTooLarge,         // 431
   kIncomplete,             // 400: the peer closed mid-request
+  kInvalidProxy,           // 400: a malformed PROXY protocol header
+  kForbiddenProxy,         // 403: a PROXY header from a peer not in proxy_allow_ips
+  kBodyTooLarge,           // 413: the body is larger than limit_request_body
+  kExpectationFailed,      // 417: an Expect other than 100-continue
+  kRequestTimeout,         // 408: the head (or body) did not arrive in time
 };
 
 int status_for(ParseError error);

@@ -15,55 +15,23 @@ struct Parser::LlhttpState {
 
 namespace {
 Parser* self(llhttp_t* p) { return static_cast<Parser*>(p->data); }
-
-bool is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7F; }
-
-void trim_trailing_ows(std::string& s) {
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.pop_back();
-}
 }  // namespace
 
 // llhttp calls plain functions; each forwards to the Parser that owns the
 // llhttp_t (its `data`). They are members so they can reach private state.
+// Header fields are not collected here: the parser read them already and
+// gave llhttp a canonical copy.
 struct Parser::Callbacks {
-  static int on_message_begin(llhttp_t* p) {
-    self(p)->in_message_ = true;
-    return 0;
-  }
-  static int on_header_field(llhttp_t* p, const char* at, size_t n) {
-    Parser* s = self(p);
-    s->field_.append(at, n);
-    return s->check_field_size();
-  }
-  static int on_header_value(llhttp_t* p, const char* at, size_t n) {
-    Parser* s = self(p);
-    s->value_.append(at, n);
-    return s->check_field_size();
-  }
-  static int on_header_value_complete(llhttp_t* p) {
-    Parser* s = self(p);
-    int rc = s->check_header(s->field_, s->value_);
-    s->field_.clear();
-    s->value_.clear();
-    return rc;
-  }
-  static int on_headers_complete(llhttp_t* p) {
-    Parser* s = self(p);
-    // A header line with an empty value never reaches on_header_value_complete
-    // in some llhttp versions: flush what is pending.
-    if (!s->field_.empty()) {
-      int rc = on_header_value_complete(p);
-      if (rc != 0) return rc;
-    }
-    return s->on_headers_done();
-  }
+  static int on_headers_complete(llhttp_t* p) { return self(p)->on_headers_done(); }
   static int on_body(llhttp_t* p, const char* at, size_t n) {
-    self(p)->request_.body.append(at, n);
-    return 0;
+    Parser* s = self(p);
+    size_t before = s->request_.body.size();
+    s->request_.body.append(at, n);
+    return s->count_body(before) ? 0 : HPE_USER;
   }
   static int on_message_complete(llhttp_t* p) {
     Parser* s = self(p);
-    s->request_.keep_alive = llhttp_should_keep_alive(p) != 0;
+    s->request_.keep_alive = llhttp_should_keep_alive(p) != 0 && !s->force_close_;
     s->in_message_ = s->in_body_;
     s->message_done_ = true;
     // Stop right after this request: pipelined bytes wait for next().
@@ -76,10 +44,6 @@ const llhttp_settings_t* request_settings() {
   static const llhttp_settings_t settings = [] {
     llhttp_settings_t s;
     llhttp_settings_init(&s);
-    s.on_message_begin = &Parser::Callbacks::on_message_begin;
-    s.on_header_field = &Parser::Callbacks::on_header_field;
-    s.on_header_value = &Parser::Callbacks::on_header_value;
-    s.on_header_value_complete = &Parser::Callbacks::on_header_value_complete;
     s.on_headers_complete = &Parser::Callbacks::on_headers_complete;
     s.on_body = &Parser::Callbacks::on_body;
     s.on_message_complete = &Parser::Callbacks::on_message_complete;
@@ -89,25 +53,20 @@ const llhttp_settings_t* request_settings() {
 }
 }  // namespace
 
-Parser::Parser(const Limits& limits) : state_(std::make_unique<LlhttpState>()), limits_(limits) {
+Parser::Parser(const ParserOptions& options)
+    : state_(std::make_unique<LlhttpState>()), options_(options) {
   llhttp_init(&state_->parser, HTTP_REQUEST, request_settings());
   state_->parser.data = this;
+  if (options_.proxy_protocol != ProxyProtocol::kOff) {
+    proxy_ = std::make_unique<ProxyHeaderDecoder>(options_.proxy_protocol, true);
+  }
 }
 
 Parser::~Parser() = default;
 
-int Parser::check_field_size() {
-  // gunicorn counts the whole field line with its CRLF; ": " is assumed.
-  if (limits_.request_field_size &&
-      field_.size() + value_.size() + 4 > limits_.request_field_size) {
-    pending_error_ = ParseError::kHeaderTooLarge;
-    error_reason_ = "header field is larger than limit_request_field_size";
-    return HPE_USER;
-  }
-  return 0;
+void Parser::set_proxy_peer_allowed(bool allowed) {
+  if (proxy_) proxy_ = std::make_unique<ProxyHeaderDecoder>(options_.proxy_protocol, allowed);
 }
-
-namespace {
 
 bool is_tchar(unsigned char c) {
   // RFC 9110 section 5.6.2 token characters.
@@ -115,14 +74,6 @@ bool is_tchar(unsigned char c) {
   if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
   return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
 }
-
-// Fields that may appear only once; two differing copies are a smuggling
-// or cache-poisoning vector (RFC 9112 section 3.2 for Host).
-bool is_singleton(std::string_view name) {
-  return iequals(name, "host") || iequals(name, "content-type") || iequals(name, "content-length");
-}
-
-}  // namespace
 
 ParseError Parser::parse_request_line(std::string_view line) {
   // request-line = method SP request-target SP HTTP-version (RFC 9112 s3),
@@ -138,10 +89,15 @@ ParseError Parser::parse_request_line(std::string_view line) {
   if (method.empty()) return ParseError::kBadRequest;
   for (char c : method) {
     if (!is_tchar(static_cast<unsigned char>(c))) return ParseError::kInvalidMethod;
-    // gunicorn's conventional methods: no lower case, no '#', 3 to 20 long.
-    if ((c >= 'a' && c <= 'z') || c == '#') return ParseError::kInvalidMethod;
+    // gunicorn's conventional methods: no lower case, no '#', 3 to 20 long
+    // (permit_unconventional_http_method lifts this).
+    if (!options_.permit_unconventional_http_method && ((c >= 'a' && c <= 'z') || c == '#')) {
+      return ParseError::kInvalidMethod;
+    }
   }
-  if (method.size() < 3 || method.size() > 20) return ParseError::kInvalidMethod;
+  if (!options_.permit_unconventional_http_method && (method.size() < 3 || method.size() > 20)) {
+    return ParseError::kInvalidMethod;
+  }
 
   if (target.empty()) return ParseError::kBadRequest;
   for (char c : target) {
@@ -152,7 +108,8 @@ ParseError Parser::parse_request_line(std::string_view line) {
   if (target[0] == '/') {
     if (is_connect) return ParseError::kBadRequest;
   } else if (target == "*") {
-    // asterisk-form (RFC 9112 section 3.2.4)
+    // asterisk-form (RFC 9112 section 3.2.4): only for OPTIONS.
+    if (method != "OPTIONS") return ParseError::kBadRequest;
   } else if (size_t colon = target.find("://"); colon != std::string_view::npos && !is_connect) {
     // absolute-form: scheme "://" authority [path]
     std::string_view scheme = target.substr(0, colon);
@@ -186,6 +143,9 @@ ParseError Parser::parse_request_line(std::string_view line) {
   if (major > 1) return ParseError::kVersionNotSupported;  // RFC 9112 section 2.3
 
   request_.method.assign(method);
+  if (options_.casefold_http_method) {
+    for (char& c : request_.method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
   request_.target.assign(target);
   request_.protocol.assign(version);
   request_.http_major = major;
@@ -208,7 +168,7 @@ Parser::Result Parser::feed_request_line(const char* data, size_t length, size_t
     *used += take;
     in_message_ = true;
     size_t content = nl ? line_.size() - 2 : line_.size();
-    if (limits_.request_line && content > limits_.request_line) {
+    if (options_.limits.request_line && content > options_.limits.request_line) {
       return fail(ParseError::kRequestLineTooLong, "request line is longer than limit_request_line");
     }
     if (!nl) break;
@@ -220,72 +180,27 @@ Parser::Result Parser::feed_request_line(const char* data, size_t length, size_t
     }
     ParseError e = parse_request_line(std::string_view(line_).substr(0, line_.size() - 2));
     if (e != ParseError::kNone) return fail(e, "invalid request line");
+    line_.clear();
     reading_line_ = false;
-    // llhttp parses the rest after a stand-in request line with the same
-    // version; only CONNECT changes how it treats what follows.
-    std::string stand_in = request_.method == "CONNECT" ? "CONNECT a:1 " : "GET / ";
-    stand_in += request_.http_minor == 0 ? "HTTP/1.0\r\n" : "HTTP/1.1\r\n";
-    llhttp_errno_t err = llhttp_execute(&state_->parser, stand_in.data(), stand_in.size());
-    if (err != HPE_OK) return fail(ParseError::kBadRequest, "request line rejected");
+    reading_head_ = true;
   }
   return {Status::kNeedMore, *used};
 }
 
-int Parser::check_header(const std::string& name, const std::string& value) {
-  // llhttp 8.1 lets control characters through in values; RFC 9110 section
-  // 5.5 allows only VCHAR, obs-text, SP and HTAB.
-  for (char c : value) {
-    if (is_ctl(static_cast<unsigned char>(c))) {
-      pending_error_ = ParseError::kInvalidHeader;
-      error_reason_ = "control character in header value";
-      return HPE_USER;
-    }
+bool Parser::count_body(size_t before) {
+  body_bytes_ += request_.body.size() - before;
+  if (options_.limits.request_body && body_bytes_ > options_.limits.request_body) {
+    pending_error_ = ParseError::kBodyTooLarge;
+    error_reason_ = "request body larger than limit_request_body";
+    return false;
   }
-  if (is_singleton(name)) {
-    for (const auto& [k, v] : request_.headers) {
-      if (iequals(k, name)) {
-        pending_error_ = ParseError::kInvalidHeader;
-        error_reason_ = "duplicate " + name + " header";
-        return HPE_USER;
-      }
-    }
-  }
-  if (limits_.request_fields && request_.headers.size() + 1 > limits_.request_fields) {
-    pending_error_ = ParseError::kTooManyHeaders;
-    error_reason_ = "more header fields than limit_request_fields";
-    return HPE_USER;
-  }
-  // gunicorn's default header_map ("drop"): a name with '_' could pose as
-  // one with '-' once both become HTTP_* keys in the environ, so drop it.
-  if (name.find('_') != std::string::npos) return 0;
-  request_.headers.emplace_back(name, value);
-  trim_trailing_ows(request_.headers.back().second);
-  return 0;
+  return true;
 }
 
 int Parser::on_headers_done() {
   llhttp_t* p = &state_->parser;
   Request& r = request_;
-  r.chunked = (p->flags & F_CHUNKED) != 0;
-  r.has_content_length = (p->flags & F_CONTENT_LENGTH) != 0;
-  if (r.chunked) {
-    // RFC 9112 section 6.1: Content-Length beside Transfer-Encoding is a
-    // smuggling attempt, and HTTP/1.0 has no chunked coding.
-    if (!r.header("content-length").empty() || r.has_content_length) {
-      pending_error_ = ParseError::kBodyFraming;
-      error_reason_ = "both Content-Length and Transfer-Encoding";
-      return -1;
-    }
-    if (r.http_minor == 0) {
-      pending_error_ = ParseError::kBodyFraming;
-      error_reason_ = "chunked Transfer-Encoding in an HTTP/1.0 request";
-      return -1;
-    }
-  }
-  if (r.has_content_length) r.content_length = p->content_length;
-  r.upgrade = llhttp_get_upgrade(p) != 0 || p->method == HTTP_CONNECT;
-  std::string_view expect = r.header("expect");
-  r.expect_continue = iequals(expect, "100-continue");
+  r.upgrade = llhttp_get_upgrade(p) != 0 || r.method == "CONNECT";
   head_done_ = true;
   // A chunked body is ours to decode: tell llhttp the message has no body;
   // feed() hands the bytes after the head to the ChunkedDecoder.
@@ -297,6 +212,32 @@ int Parser::on_headers_done() {
   return 0;
 }
 
+Parser::Result Parser::hand_head_to_llhttp() {
+  // llhttp parses a canonical copy: a stand-in request line with the same
+  // version (CONNECT for CONNECT, the only method that changes how it reads
+  // what follows), the kept fields without framing ones, and our framing.
+  Request& r = request_;
+  canonical_head_ = r.method == "CONNECT" ? "CONNECT a:1 " : "GET / ";
+  canonical_head_ += r.http_minor == 0 ? "HTTP/1.0\r\n" : "HTTP/1.1\r\n";
+  for (const auto& [name, value] : r.headers) {
+    if (iequals(name, "content-length") || iequals(name, "transfer-encoding")) continue;
+    canonical_head_ += name;
+    canonical_head_ += ": ";
+    canonical_head_ += value;
+    canonical_head_ += "\r\n";
+  }
+  if (r.has_content_length) canonical_head_ += "Content-Length: " + std::to_string(r.content_length) + "\r\n";
+  canonical_head_ += "\r\n";
+  message_done_ = false;
+  llhttp_errno_t err = llhttp_execute(&state_->parser, canonical_head_.data(), canonical_head_.size());
+  if (err == HPE_OK) return {Status::kNeedMore, 0};  // a Content-Length body follows
+  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && message_done_) {
+    state_->paused = err == HPE_PAUSED;
+    return {Status::kNeedMore, 0};
+  }
+  return llhttp_failure(err);
+}
+
 Parser::Result Parser::fail(ParseError error, std::string reason) {
   error_ = error;
   if (error_reason_.empty()) error_reason_ = std::move(reason);
@@ -306,11 +247,51 @@ Parser::Result Parser::fail(ParseError error, std::string reason) {
 Parser::Result Parser::feed(const char* data, size_t length) {
   if (error_ != ParseError::kNone) return {Status::kError, 0};
   if (length == 0) return {Status::kNeedMore, 0};
+  size_t used = 0;
+  if (proxy_) {
+    // Only a connection's first bytes may be a PROXY header.
+    switch (proxy_->feed(data, length)) {
+      case ProxyHeaderDecoder::Status::kNeedMore:
+        return {Status::kNeedMore, length};
+      case ProxyHeaderDecoder::Status::kError:
+        return fail(proxy_->error(), proxy_->reason());
+      case ProxyHeaderDecoder::Status::kDone:
+        proxy_info_ = proxy_->info();
+        used = proxy_->used_of_last_feed();
+        proxy_.reset();
+        break;
+      case ProxyHeaderDecoder::Status::kAbsent: {
+        // Bytes held while undecided are the start of the first request;
+        // too few (under 16) to complete one.
+        std::string held = proxy_->held();
+        proxy_.reset();
+        if (!held.empty()) {
+          Result r = feed_message(held.data(), held.size());
+          if (r.status == Status::kError) return r;
+        }
+        break;
+      }
+    }
+    if (used == length) return {Status::kNeedMore, length};
+  }
+  Result r = feed_message(data + used, length - used);
+  r.consumed += used;
+  return r;
+}
+
+Parser::Result Parser::feed_message(const char* data, size_t length) {
   message_done_ = false;
   size_t used = 0;
   if (reading_line_) {
     Result r = feed_request_line(data, length, &used);
     if (r.status == Status::kError || reading_line_ || used == length) return r;
+  }
+  if (reading_head_) {
+    Result r = feed_header_lines(data, length, &used);
+    if (r.status == Status::kError || reading_head_) return r;
+    if (message_done_ && !in_body_) return {Status::kRequestReady, used};
+    message_done_ = false;
+    if (used == length) return {Status::kNeedMore, used};
   }
   data += used;
   length -= used;
@@ -323,14 +304,12 @@ Parser::Result Parser::feed(const char* data, size_t length) {
     state_->paused = err == HPE_PAUSED;
     const char* stop = llhttp_get_error_pos(&state_->parser);
     size_t consumed = stop ? static_cast<size_t>(stop - data) : length;
-    used += consumed;
-    if (!in_body_) return {Status::kRequestReady, used};
-    data += consumed;
-    length -= consumed;
-    message_done_ = false;
+    return {Status::kRequestReady, used + consumed};
   }
+  size_t before = request_.body.size();
   ChunkedDecoder::Result c = chunked_.feed(data, length, request_.body);
   used += c.consumed;
+  if (!count_body(before)) return fail(pending_error_, error_reason_);
   if (c.status == ChunkedDecoder::Status::kError) return fail(chunked_.error(), chunked_.reason());
   if (c.status == ChunkedDecoder::Status::kNeedMore) return {Status::kNeedMore, used};
   in_body_ = false;
@@ -367,18 +346,26 @@ Parser::Result Parser::llhttp_failure(int code) {
 
 Parser::Result Parser::finish() {
   if (error_ != ParseError::kNone) return {Status::kError, 0};
+  if (proxy_ && !proxy_->held().empty()) return fail(ParseError::kIncomplete, "connection closed mid-PROXY header");
   if (in_message_ || in_body_) return fail(ParseError::kIncomplete, "connection closed mid-request");
   return {Status::kNeedMore, 0};
 }
 
 void Parser::next() {
   request_.clear();
-  field_.clear();
-  value_.clear();
   message_done_ = false;
   head_done_ = false;
   line_.clear();
   reading_line_ = true;
+  reading_head_ = false;
+  field_name_.clear();
+  field_value_.clear();
+  field_bytes_ = 0;
+  have_field_ = false;
+  field_count_ = 0;
+  canonical_head_.clear();
+  force_close_ = false;
+  body_bytes_ = 0;
   in_body_ = false;
   if (state_->paused) {
     llhttp_resume(&state_->parser);

@@ -1,7 +1,7 @@
 // The HTTP/1.x request parser: bytes in, `Request`s out. It wraps llhttp
-// (the only file that includes llhttp.h), adds the checks llhttp 8.1 leaves
-// to its user, and never sees a socket or a Python object, so unit tests and
-// fuzzers can feed it byte arrays.
+// (the only file that includes llhttp.h), reads the request head itself with
+// gunicorn's and RFC 9112's rules, and never sees a socket or a Python
+// object, so unit tests and fuzzers can feed it byte arrays.
 #pragma once
 
 #include <cstddef>
@@ -11,6 +11,7 @@
 #include "http/chunked_decoder.h"
 #include "http/errors.h"
 #include "http/limits.h"
+#include "http/proxy_protocol.h"
 #include "http/request.h"
 
 namespace cppgunicorn::http {
@@ -27,7 +28,10 @@ class Parser {
     size_t consumed;
   };
 
-  explicit Parser(const Limits& limits = {});
+  explicit Parser(const ParserOptions& options = {});
+  // The connection's peer may send a PROXY header (it is in proxy_allow_ips);
+  // call before the first feed() when options.proxy_protocol is not off.
+  void set_proxy_peer_allowed(bool allowed);
   ~Parser();
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
@@ -44,6 +48,10 @@ class Parser {
   // True once the current request's head is parsed and its body is not
   // complete yet (a client waiting for "100 Continue" is here).
   bool awaiting_body() const { return head_done_ && !message_done_; }
+  // True while the head of a request is being read (slowloris deadline).
+  bool reading_head() const { return in_message_ && !head_done_; }
+  // What a PROXY header before the first request said (seen=false: none).
+  const ProxyInfo& proxy_info() const { return proxy_info_; }
   Request& request() { return request_; }
   ParseError error() const { return error_; }
   const std::string& error_reason() const { return error_reason_; }
@@ -57,23 +65,42 @@ class Parser {
  private:
   Result fail(ParseError error, std::string reason);
   Result llhttp_failure(int code);
-  int check_header(const std::string& name, const std::string& value);
-  int check_field_size();
+  Result feed_message(const char* data, size_t length);
   // The request line is ours: gunicorn's rules (any token method, raw
   // non-ASCII bytes in the target, exact limit_request_line), stricter than
-  // llhttp 8.1's. llhttp then parses headers and body after a stand-in line.
+  // llhttp 8.1's.
   Result feed_request_line(const char* data, size_t length, size_t* used);
   ParseError parse_request_line(std::string_view line);
+  // So are the header lines (field_rules.cpp): CRLF only, no whitespace
+  // before the colon, token names, no controls in values, obs-fold, the
+  // limits and header_map. llhttp then parses a canonical copy of the head
+  // (a stand-in request line and the kept fields) and a Content-Length body.
+  Result feed_header_lines(const char* data, size_t length, size_t* used);
+  bool take_header_line(std::string_view line);
+  bool finish_field();
+  bool decide_framing();
+  Result hand_head_to_llhttp();
+  bool head_error(ParseError error, std::string reason);
   int on_headers_done();
+  bool count_body(size_t before);
 
   struct LlhttpState;
   std::unique_ptr<LlhttpState> state_;
-  Limits limits_;
+  ParserOptions options_;
+  std::unique_ptr<ProxyHeaderDecoder> proxy_;  // until the PROXY header is decided
+  ProxyInfo proxy_info_;
   Request request_;
-  std::string field_;
-  std::string value_;
-  std::string line_;              // the request line read so far
+  std::string line_;              // the request line or header line read so far
   bool reading_line_ = true;      // before the request line's CRLF
+  bool reading_head_ = false;     // between the request line and the blank line
+  std::string field_name_;        // the field being read (obs-fold may extend it)
+  std::string field_value_;
+  size_t field_bytes_ = 0;        // its size on the wire, CRLFs included
+  bool have_field_ = false;
+  size_t field_count_ = 0;
+  std::string canonical_head_;    // what llhttp is given
+  bool force_close_ = false;      // a transfer coding before chunked
+  uint64_t body_bytes_ = 0;       // body bytes decoded so far (limit_request_body)
   bool in_body_ = false;          // the head is done; a chunked body follows
   bool head_done_ = false;        // the head of the current request is parsed
   ChunkedDecoder chunked_;
@@ -83,5 +110,7 @@ class Parser {
   std::string error_reason_;
   ParseError pending_error_ = ParseError::kNone;
 };
+
+bool is_tchar(unsigned char c);
 
 }  // namespace cppgunicorn::http

@@ -43,7 +43,10 @@ void Request::clear() {
   http_major = 1;
   http_minor = 1;
   headers.clear();
+  // A large body's buffer is not kept for the next request.
+  if (body.capacity() > 64 * 1024) std::string().swap(body);
   body.clear();
+  body_file.reset();
   has_content_length = false;
   content_length = 0;
   chunked = false;

@@ -3,10 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "base/spool_file.h"
 
 namespace cppgunicorn::http {
 
@@ -18,7 +21,9 @@ struct Request {
   int http_major = 1;
   int http_minor = 1;
   HeaderList headers;  // names as sent, values with surrounding OWS removed
-  std::string body;    // de-chunked body bytes
+  std::string body;    // de-chunked body bytes (after those in body_file)
+  // A large body's first bytes, moved out of memory by the connection.
+  std::shared_ptr<base::SpoolFile> body_file;
   bool has_content_length = false;
   uint64_t content_length = 0;
   bool chunked = false;     // body arrived with Transfer-Encoding: chunked

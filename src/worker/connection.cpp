@@ -2,7 +2,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 
 #include "http/errors.h"
@@ -18,12 +22,19 @@ namespace {
 // Pull no further chunk from the app while this much is queued for the socket.
 constexpr size_t kHighWater = 1024 * 1024;
 constexpr size_t kLowWater = 256 * 1024;
+// sendfile(2) at most this much per call; when the socket is full, this
+// much is read and queued instead, to learn when it drains.
+constexpr size_t kSendfileMax = 4 * 1024 * 1024;
+constexpr size_t kFilePieceSize = 64 * 1024;
+// Request body bytes kept in memory; the rest is spooled to a file.
+constexpr size_t kBodyInMemory = 1024 * 1024;
 // Stop reading when this much pipelined input waits behind a response.
 constexpr size_t kMaxPendingInput = 1024 * 1024;
 // How long a closing connection may drain the client's unread bytes.
 constexpr uint64_t kLingerMs = 2000;
-// A partial request head or body idle this long is dropped.
-constexpr uint64_t kPartialRequestIdleMs = 30000;
+// Deadlines for a request head, an idle body and a stalled write use
+// --timeout; with --timeout 0 (no worker timeout) they are this long.
+constexpr uint64_t kDefaultRequestTimeoutMs = 30000;
 
 constexpr std::string_view kInternalErrorBody =
     "<html><head><title>Internal Server Error</title></head><body><h1><p>"
@@ -53,7 +64,7 @@ uv_buf_t buf_of(std::string_view s) {
 }
 }  // namespace
 
-Connection::Connection(Worker& worker) : worker_(worker), parser_(worker.limits()) {
+Connection::Connection(Worker& worker) : worker_(worker), parser_(worker.parser_options()) {
   std::memset(&h_, 0, sizeof h_);
 }
 
@@ -68,6 +79,11 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   if (!is_unix) {
     uv_tcp_nodelay(&h_.tcp, 1);
     peer_ = peer_of(&h_.tcp);
+  }
+  if (worker_.parser_options().proxy_protocol != http::ProxyProtocol::kOff) {
+    // gunicorn: a unix socket peer may always send a PROXY header.
+    parser_.set_proxy_peer_allowed(
+        is_unix || http::address_allowed(peer_.remote_addr, worker_.config().proxy_allow_ips));
   }
   const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
@@ -112,6 +128,8 @@ void Connection::on_data(const char* data, size_t n) {
 
 void Connection::consume(const char* data, size_t n) {
   while (n > 0 && !closing_ && !close_when_flushed_) {
+    // The head deadline runs from a request's first byte (slowloris).
+    if (!parser_.in_request()) head_started_ms_ = uv_now(worker_.loop());
     http::Parser::Result r = parser_.feed(data, n);
     data += r.consumed;
     n -= r.consumed;
@@ -119,6 +137,7 @@ void Connection::consume(const char* data, size_t n) {
       reject(parser_.error());
       return;
     }
+    if (!spool_body()) return;
     if (r.status == http::Parser::Status::kNeedMore) {
       // RFC 9110 section 10.1.1: a client that sent "Expect: 100-continue"
       // waits for this before its body. The body is read before the app
@@ -145,6 +164,25 @@ void Connection::consume(const char* data, size_t n) {
       close_after_writes();
     }
   }
+}
+
+bool Connection::spool_body() {
+  // A body past this size goes to a temporary file, so an upload costs at
+  // most this much memory (plus one read) whatever its size.
+  http::Request& request = parser_.request();
+  if (request.body.size() < kBodyInMemory) return true;
+  try {
+    if (!request.body_file) request.body_file = base::SpoolFile::create();
+    if (request.body_file->append(request.body)) {
+      request.body.clear();
+      return true;
+    }
+    log::error_log().error("Cannot spool a request body to a temporary file (disk full?)");
+  } catch (const std::exception& e) {
+    log::error_log().error(std::string("Cannot spool a request body: ") + e.what());
+  }
+  close();
+  return false;
 }
 
 void Connection::on_eof() {
@@ -174,10 +212,16 @@ void Connection::resume_after_response() {
 void Connection::start_request() {
   busy_ = true;
   head_sent_ = false;
+  file_fd_ = -1;
   body_bytes_ = 0;
   started_us_ = uv_hrtime() / 1000;
   started_wall_ = std::time(nullptr);
   http::Request& request = parser_.request();
+  if (const http::ProxyInfo& proxy = parser_.proxy_info(); !proxy.client_addr.empty()) {
+    // REMOTE_ADDR/REMOTE_PORT are the client the PROXY header names.
+    peer_.remote_addr = proxy.client_addr;
+    peer_.remote_port = proxy.client_port;
+  }
   is_head_request_ = request.method == "HEAD";
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
   wsgi::Gil gil;
@@ -190,7 +234,12 @@ void Connection::start_request() {
 }
 
 void Connection::pump() {
+  if (file_fd_ >= 0) {
+    send_file();  // no GIL: the file is ours until the exchange closes
+    return;
+  }
   wsgi::Gil gil;
+  if (!head_sent_ && busy_ && exchange_->responded() && start_file_body()) return;
   while (busy_ && !closing_) {
     if (backlog() > kHighWater) {
       waiting_for_drain_ = true;
@@ -239,6 +288,89 @@ void Connection::pump() {
       return;
     }
   }
+}
+
+bool Connection::start_file_body() {
+  // PEP 3333 "Optional Platform-Specific File Handling": the body is a
+  // regular file, so its size is known (Content-Length, no chunking) and
+  // the kernel can copy it straight to the socket.
+  wsgi::FileBody file;
+  if (!exchange_->file_body(&file)) return false;
+  try {
+    plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
+                                is_head_request_, &file.size, peer_eof_ || worker_.stopping());
+  } catch (const std::invalid_argument& e) {
+    log::error_log().error("Error handling request " + parser_.request().target + ": " + e.what());
+    send_error_response(kInternalErrorBody);
+    return true;
+  }
+  head_.clear();
+  http::append_response_head(head_, parser_.request(), exchange_->status(), exchange_->headers(),
+                             plan_, worker_.http_date());
+  exchange_->mark_headers_sent();
+  head_sent_ = true;
+  uv_buf_t buf = buf_of(head_);
+  send(&buf, 1);
+  file_fd_ = file.fd;
+  file_offset_ = file.offset;
+  file_left_ = plan_.body_allowed ? std::min<uint64_t>(file.size, plan_.length) : 0;
+  send_file();
+  return true;
+}
+
+void Connection::send_file() {
+  while (busy_ && !closing_ && file_left_ > 0) {
+    // Only straight to the socket when nothing else is queued for it.
+    if (backlog() > 0) {
+      waiting_for_drain_ = true;
+      return;
+    }
+    int sock = -1;
+    if (uv_fileno(&h_.handle, &sock) != 0) {
+      close();
+      return;
+    }
+    off_t offset = static_cast<off_t>(file_offset_);
+    size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, kSendfileMax));
+    ssize_t n = ::sendfile(sock, file_fd_, &offset, want);
+    if (n > 0) {
+      file_offset_ += static_cast<uint64_t>(n);
+      file_left_ -= static_cast<uint64_t>(n);
+      body_bytes_ += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n == 0) break;  // the file is shorter than it was: finish short
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) {
+      close();  // the peer is gone
+      return;
+    }
+    // The socket is full. One ordinary queued write of the next piece
+    // tells us (in on_write) when it drains; sendfile resumes then.
+    std::string piece(static_cast<size_t>(std::min<uint64_t>(file_left_, kFilePieceSize)), '\0');
+    ssize_t got = ::pread(file_fd_, piece.data(), piece.size(), static_cast<off_t>(file_offset_));
+    if (got <= 0) break;
+    file_offset_ += static_cast<uint64_t>(got);
+    file_left_ -= static_cast<uint64_t>(got);
+    body_bytes_ += static_cast<uint64_t>(got);
+    uv_buf_t buf = uv_buf_init(piece.data(), static_cast<unsigned int>(got));
+    send(&buf, 1);
+    if (backlog() == 0) continue;  // the kernel took it after all
+    waiting_for_drain_ = true;
+    return;
+  }
+  if (!busy_ || closing_) return;
+  file_fd_ = -1;
+  bool keep_alive = plan_.keep_alive;
+  if (plan_.framing == http::Framing::kContentLength && body_bytes_ < plan_.length) {
+    log::error_log().error("Response to " + parser_.request().target + " ended after " +
+                           std::to_string(body_bytes_) + " of " + std::to_string(plan_.length) +
+                           " bytes its Content-Length promised; closing the connection");
+    keep_alive = false;
+  }
+  wsgi::Gil gil;
+  exchange_->close();  // the wrapper's close() closes the file
+  finish_request(keep_alive);
 }
 
 void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
@@ -434,6 +566,7 @@ void Connection::on_shutdown(uv_shutdown_t* req, int status) {
 void Connection::close() {
   if (closing_) return;
   closing_ = true;
+  file_fd_ = -1;  // closed by the exchange's close()
   if (exchange_) {
     wsgi::Gil gil;
     exchange_->close();
@@ -459,9 +592,28 @@ void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
     if (idle > kLingerMs) close();
     return;
   }
+  uint64_t timeout_ms = worker_.config().timeout > 0
+                            ? static_cast<uint64_t>(worker_.config().timeout) * 1000
+                            : kDefaultRequestTimeoutMs;
+  // A client that stops reading: the bytes libuv holds for it have not
+  // shrunk for a whole timeout.
+  size_t queued = uv_stream_get_write_queue_size(&h_.stream);
+  if (queued == 0 || write_queue_seen_ == 0 || queued < write_queue_seen_) write_progress_ms_ = now_ms;
+  write_queue_seen_ = queued;
+  if (queued > 0 && now_ms - write_progress_ms_ > timeout_ms) {
+    log::error_log().debug("Closing a connection from " + peer_.remote_addr +
+                           " that read nothing for " + std::to_string(timeout_ms / 1000) + " s");
+    close();
+    return;
+  }
   if (busy_) return;
+  if (parser_.reading_head()) {
+    // The whole head must arrive within the timeout, however it trickles.
+    if (now_ms - head_started_ms_ > timeout_ms) reject(http::ParseError::kRequestTimeout);
+    return;
+  }
   if (parser_.in_request()) {
-    if (idle > kPartialRequestIdleMs) close();
+    if (idle > timeout_ms) reject(http::ParseError::kRequestTimeout);
     return;
   }
   if (backlog() == 0 && pending_input_.empty() && idle >= keepalive_ms) close();

@@ -52,11 +52,18 @@ class Connection {
   // has to wait for the socket; what is left is kept in pending_input_.
   void consume(const char* data, size_t n);
   void resume_after_response();
+  // Moves a large request body from memory to a temporary file; false when
+  // that failed and the connection was closed.
+  bool spool_body();
   void start_request();
   // Pulls body chunks and writes them until the body ends or the socket
   // pushes back. Holds the GIL while it runs.
   void pump();
   void send_head_and_chunk(std::string_view chunk, bool last);
+  // wsgi.file_wrapper over a regular file: the head with its size, then
+  // sendfile(2) while the socket takes it. Needs the GIL.
+  bool start_file_body();
+  void send_file();
   void send_error_response(std::string_view response);
   void finish_request(bool keep_alive);
   void reject(http::ParseError error);
@@ -90,6 +97,9 @@ class Connection {
   std::string pending_input_;   // bytes read but not yet parsed
   wsgi::PeerInfo peer_;
   uint64_t last_activity_ms_ = 0;
+  uint64_t head_started_ms_ = 0;    // first byte of the request being read
+  uint64_t write_progress_ms_ = 0;  // last time the write queue shrank
+  size_t write_queue_seen_ = 0;
 
   // The request being served.
   std::unique_ptr<wsgi::Exchange> exchange_;
@@ -97,6 +107,9 @@ class Connection {
   bool head_sent_ = false;
   bool is_head_request_ = false;
   uint64_t body_bytes_ = 0;
+  int file_fd_ = -1;             // a file body being sent (owned by the app's wrapper)
+  uint64_t file_offset_ = 0;
+  uint64_t file_left_ = 0;
   std::string head_;
   uint64_t started_us_ = 0;
   std::time_t started_wall_ = 0;

@@ -1,6 +1,7 @@
 #include "worker/worker.h"
 
 #include <pybind11/embed.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -9,6 +10,7 @@
 
 #include "log/logger.h"
 #include "worker/connection.h"
+#include "worker/http_options.h"
 #include "wsgi/app_loader.h"
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
@@ -24,12 +26,35 @@ constexpr uint64_t kSweepIntervalMs = 250;
 constexpr uint64_t kStopIdleMs = 1000;
 }  // namespace
 
+namespace {
+// Descriptors a worker needs besides its clients: listeners, logs, the
+// heartbeat, the loop's own, and whatever the app opens.
+constexpr rlim_t kReservedFds = 32;
+
+// --worker-connections, lowered to fit the open-files limit: a worker that
+// runs out of descriptors cannot accept, and libuv then drops clients.
+size_t connection_cap(int worker_connections) {
+  size_t cap = static_cast<size_t>(worker_connections);
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+      nofile.rlim_cur < cap + kReservedFds) {
+    size_t fit = nofile.rlim_cur > kReservedFds + 1 ? nofile.rlim_cur - kReservedFds : 1;
+    log::error_log().warning("worker_connections " + std::to_string(cap) + " lowered to " +
+                             std::to_string(fit) + " to fit the open-files limit (" +
+                             std::to_string(nofile.rlim_cur) + ")");
+    cap = fit;
+  }
+  return cap;
+}
+}  // namespace
+
 Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket>& listeners,
                log::AccessLog& access_log, base::Heartbeat* heartbeat,
                wsgi::Application* preloaded)
     : config_(config),
       sockets_(listeners),
       access_log_(access_log),
+      parser_options_(worker::parser_options(config)),
       read_buffer_(std::make_unique<char[]>(kReadBufferSize)),
       heartbeat_(heartbeat),
       app_(preloaded) {}
@@ -129,7 +154,25 @@ void Worker::on_connection(uv_stream_t* server, int status) {
     l->pipe.close();
     return;
   }
+  if (status == UV_EMFILE || status == UV_ENFILE) {
+    // libuv has already dropped the connections it could not take (it keeps
+    // a spare descriptor for that); say so once a second, not per attempt.
+    uint64_t now = uv_now(&self->loop_);
+    if (now - self->last_emfile_log_ms_ >= 1000) {
+      self->last_emfile_log_ms_ = now;
+      log::error_log().warning(std::string("accept() failed: ") + uv_strerror(status) +
+                               "; lower --worker-connections or raise the open-files limit");
+    }
+    return;
+  }
   if (status < 0 || self->stopping_) return;
+  if (self->connections_.size() >= self->max_connections_) {
+    // At --worker-connections: leave this one unaccepted. libuv then stops
+    // watching the listener until uv_accept, so further clients wait in the
+    // kernel's backlog (or go to another worker) instead of spinning here.
+    self->waiting_listeners_.push_back(server);
+    return;
+  }
   auto conn = std::make_unique<Connection>(*self);
   Connection* raw = conn.get();
   self->connections_.emplace(raw, std::move(conn));
@@ -138,6 +181,11 @@ void Worker::on_connection(uv_stream_t* server, int status) {
 
 void Worker::connection_closed(Connection* c) {
   connections_.erase(c);
+  if (!waiting_listeners_.empty() && !stopping_) {
+    uv_stream_t* server = waiting_listeners_.front();
+    waiting_listeners_.erase(waiting_listeners_.begin());
+    on_connection(server, 0);
+  }
   maybe_finish();
 }
 
@@ -204,6 +252,7 @@ void Worker::on_sweep(uv_timer_t* timer) {
 }
 
 void Worker::stop_listening() {
+  waiting_listeners_.clear();
   for (auto& l : listeners_) {
     l->tcp.close();
     l->pipe.close();
@@ -239,6 +288,7 @@ int Worker::run() {
                           : 0;
     max_requests_ = static_cast<uint64_t>(config_.max_requests) + jitter;
   }
+  max_connections_ = connection_cap(config_.worker_connections);
   std::signal(SIGPIPE, SIG_IGN);
   if (uv_loop_init(&loop_) != 0) return kExitWorkerBootError;
   loop_.data = this;

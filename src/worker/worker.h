@@ -57,7 +57,8 @@ class Worker {
   const wsgi::Application& app() const { return *app_; }
   bool stopping() const { return stopping_; }
   base::Heartbeat* heartbeat() { return heartbeat_; }
-  const http::Limits& limits() const { return limits_; }
+  const http::ParserOptions& parser_options() const { return parser_options_; }
+  const config::Config& config() const { return config_; }
   log::AccessLog& access_log() { return access_log_; }
   std::string_view http_date() { return date_.now(); }
   char* read_buffer() { return read_buffer_.get(); }
@@ -83,7 +84,7 @@ class Worker {
   const config::Config& config_;
   const std::vector<net::ListenSocket>& sockets_;
   log::AccessLog& access_log_;
-  http::Limits limits_;
+  http::ParserOptions parser_options_;
   uv_loop_t loop_{};
   base::HttpDate date_;
   std::unique_ptr<char[]> read_buffer_;
@@ -103,6 +104,10 @@ class Worker {
   std::vector<std::unique_ptr<net::UvHandle<uv_signal_t>>> signals_;
   net::UvHandle<uv_timer_t> sweep_timer_;
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
+  // Listeners with a connection left unaccepted at --worker-connections.
+  std::vector<uv_stream_t*> waiting_listeners_;
+  uint64_t last_emfile_log_ms_ = 0;
+  size_t max_connections_ = 1000;  // --worker-connections, fitted to RLIMIT_NOFILE
 
   bool stopping_ = false;
   uint64_t stop_deadline_ms_ = 0;

@@ -49,7 +49,7 @@ void Exchange::log_error(const char* what) {
 bool Exchange::call(http::Request& request, const PeerInfo& peer) {
   path_ = request.target;
   try {
-    py::object input = py::cast(InputStream(std::move(request.body)));
+    py::object input = py::cast(InputStream(std::move(request.body), std::move(request.body_file)));
     py::dict env = environ_.build(request, peer, input);
     py::object start_response = py::cast(StartResponse(state_));
     result_ = app_(env, start_response);

@@ -45,6 +45,12 @@ class Exchange {
   // tuple of at most one item and write() was not used.
   bool body_is_single_chunk() const { return single_chunk_; }
 
+  // The body is a regular file behind wsgi.file_wrapper (and write() was
+  // not used): the server may send it with sendfile(2) instead of next().
+  bool file_body(FileBody* out) const {
+    return state_->written.empty() && result_ && file_body_of(result_, out);
+  }
+
   // The head went out: a later start_response(exc_info) must re-raise.
   void mark_headers_sent() { state_->headers_sent = true; }
 

@@ -1,7 +1,12 @@
 #include "wsgi/objects.h"
 
 #include <pybind11/embed.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cstring>
+
+#include "http/parser.h"
 #include "log/logger.h"
 
 namespace py = pybind11;
@@ -16,20 +21,61 @@ size_t InputStream::limit(py::object size) const {
   return std::min(left, static_cast<size_t>(n));
 }
 
+void InputStream::take(char* out, size_t n) {
+  while (n > 0) {
+    size_t got;
+    if (pos_ < file_size_) {
+      size_t want = static_cast<size_t>(std::min<uint64_t>(n, file_size_ - pos_));
+      {
+        // Disk I/O: other Python threads may run meanwhile.
+        py::gil_scoped_release unlocked;
+        got = file_->read_at(pos_, out, want);
+      }
+      if (got == 0) throw std::runtime_error("the spooled request body could not be read");
+    } else {
+      size_t at = static_cast<size_t>(pos_ - file_size_);
+      got = std::min(n, data_.size() - at);
+      std::memcpy(out, data_.data() + at, got);
+    }
+    out += got;
+    n -= got;
+    pos_ += got;
+  }
+}
+
 py::bytes InputStream::read(py::object size) {
   size_t n = limit(size);
-  py::bytes out(data_.data() + pos_, n);
-  pos_ += n;
-  return out;
+  PyObject* out = PyBytes_FromStringAndSize(nullptr, static_cast<Py_ssize_t>(n));
+  if (out == nullptr) throw py::error_already_set();
+  py::bytes result = py::reinterpret_steal<py::bytes>(out);
+  take(PyBytes_AS_STRING(out), n);
+  return result;
 }
 
 py::bytes InputStream::readline(py::object size) {
   size_t n = limit(size);
-  size_t nl = data_.find('\n', pos_);
-  if (nl != std::string::npos && nl - pos_ + 1 < n) n = nl - pos_ + 1;
-  py::bytes out(data_.data() + pos_, n);
-  pos_ += n;
-  return out;
+  if (pos_ >= file_size_) {
+    size_t at = static_cast<size_t>(pos_ - file_size_);
+    size_t nl = data_.find('\n', at);
+    if (nl != std::string::npos && nl - at + 1 < n) n = nl - at + 1;
+    py::bytes out(data_.data() + at, n);
+    pos_ += n;
+    return out;
+  }
+  // In the spooled part: look for the newline a block at a time.
+  std::string line;
+  char block[8192];
+  while (line.size() < n) {
+    uint64_t start = pos_;
+    size_t want = std::min(sizeof block, n - line.size());
+    take(block, want);
+    const void* nl = std::memchr(block, '\n', want);
+    size_t keep = nl ? static_cast<size_t>(static_cast<const char*>(nl) - block) + 1 : want;
+    line.append(block, keep);
+    pos_ = start + keep;
+    if (nl) break;
+  }
+  return py::bytes(line);
 }
 
 py::list InputStream::readlines(py::object hint) {
@@ -110,8 +156,17 @@ py::object StartResponse::call(py::object self, py::object status, py::object he
     std::string value = native_string(PyTuple_GET_ITEM(item.ptr(), 1), "header value");
     check_no_controls(name, "header name");
     check_no_controls(value, "header value");
-    if (name.empty() || name.find(':') != std::string::npos || name.find(' ') != std::string::npos) {
-      throw py::value_error("invalid header name " + name);
+    // RFC 9110 section 5.1: a field name is a token; section 5.5: a value
+    // holds no control character but HTAB. Anything else could split the
+    // response or be read differently by a proxy.
+    bool token = !name.empty();
+    for (char c : name) token = token && http::is_tchar(static_cast<unsigned char>(c));
+    if (!token) throw py::value_error("invalid header name (not an RFC 9110 token)");
+    for (char c : value) {
+      unsigned char u = static_cast<unsigned char>(c);
+      if ((u < 0x20 && c != '\t') || u == 0x7F) {
+        throw py::value_error("header value of " + name + " contains a control character");
+      }
     }
     parsed.emplace_back(std::move(name), std::move(value));
   }
@@ -153,6 +208,31 @@ struct FileWrapper {
 };
 
 }  // namespace
+
+bool file_body_of(py::handle result, FileBody* out) {
+  if (!py::isinstance<FileWrapper>(result)) return false;
+  py::object filelike = result.cast<FileWrapper&>().filelike;
+  try {
+    if (!py::hasattr(filelike, "fileno")) return false;
+    int fd = filelike.attr("fileno")().cast<int>();
+    struct stat st {};
+    if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    // The object's own position (a buffered reader may have read ahead).
+    long long pos = py::hasattr(filelike, "tell") ? filelike.attr("tell")().cast<long long>()
+                                                   : static_cast<long long>(::lseek(fd, 0, SEEK_CUR));
+    if (pos < 0) return false;
+    out->fd = fd;
+    out->offset = static_cast<uint64_t>(pos);
+    uint64_t end = static_cast<uint64_t>(st.st_size);
+    out->size = end > out->offset ? end - out->offset : 0;
+    return true;
+  } catch (py::error_already_set&) {
+    PyErr_Clear();
+    return false;
+  } catch (py::cast_error&) {
+    return false;
+  }
+}
 
 PYBIND11_EMBEDDED_MODULE(_cppgunicorn, m) {
   m.doc() = "The objects cppgunicorn hands to WSGI applications.";

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "base/spool_file.h"
 #include "http/request.h"
 
 namespace cppgunicorn::wsgi {
@@ -23,20 +24,27 @@ struct ResponseState {
   std::vector<std::string> written;  // bytes given to write() before iteration
 };
 
-// wsgi.input over a body already read in full; never reads past it.
+// wsgi.input over a body already read in full: the bytes spooled to a
+// temporary file (a large body), then those in memory. Never reads past it.
 class InputStream {
  public:
-  explicit InputStream(std::string body) : data_(std::move(body)) {}
+  InputStream(std::string body, std::shared_ptr<base::SpoolFile> file)
+      : data_(std::move(body)), file_(std::move(file)),
+        file_size_(file_ ? file_->size() : 0) {}
   pybind11::bytes read(pybind11::object size);
   pybind11::bytes readline(pybind11::object size);
   pybind11::list readlines(pybind11::object hint);
   pybind11::object next();
-  size_t remaining() const { return data_.size() - pos_; }
+  size_t remaining() const { return static_cast<size_t>(file_size_ + data_.size() - pos_); }
 
  private:
   size_t limit(pybind11::object size) const;
+  // Copies `n` bytes from the current position and advances.
+  void take(char* out, size_t n);
   std::string data_;
-  size_t pos_ = 0;
+  std::shared_ptr<base::SpoolFile> file_;
+  uint64_t file_size_ = 0;
+  uint64_t pos_ = 0;
 };
 
 class StartResponse {
@@ -49,6 +57,19 @@ class StartResponse {
  private:
   std::shared_ptr<ResponseState> state_;
 };
+
+// A response body that is a regular file the server may send itself
+// (sendfile(2)): what wsgi.file_wrapper wrapped, from its current position.
+struct FileBody {
+  int fd = -1;
+  uint64_t offset = 0;
+  uint64_t size = 0;  // bytes from offset to the end of the file
+};
+
+// True when `result` (what the app returned) is our wsgi.file_wrapper over
+// an object whose fileno() is a regular file. Needs the GIL; Python errors
+// from fileno()/tell() mean "no" (the wrapper is then iterated).
+bool file_body_of(pybind11::handle result, FileBody* out);
 
 // Makes sure `_cppgunicorn` is importable; call before the interpreter
 // starts (it registers an inittab entry).

@@ -19,7 +19,9 @@ struct Fed {
 };
 
 Fed feed_all(const std::string& bytes, size_t piece = 0, cppgunicorn::http::Limits limits = {}) {
-  Parser parser(limits);
+  cppgunicorn::http::ParserOptions options;
+  options.limits = limits;
+  Parser parser(options);
   Fed out;
   std::string input = bytes;
   size_t pos = 0;
@@ -230,4 +232,109 @@ TEST_CASE("duplicate Host or Content-Type is refused") {
   CHECK(feed_all("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n").error == ParseError::kInvalidHeader);
   CHECK(feed_all("GET / HTTP/1.1\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n").error ==
         ParseError::kInvalidHeader);
+}
+
+namespace {
+Fed feed_with(const std::string& bytes, const cppgunicorn::http::ParserOptions& options,
+              size_t piece = 0) {
+  Parser parser(options);
+  Fed out;
+  size_t step = piece ? piece : bytes.size();
+  std::string window;
+  for (size_t pos = 0; pos < bytes.size(); pos += step) {
+    window.append(bytes, pos, step);
+    size_t used = 0;
+    while (used < window.size()) {
+      auto r = parser.feed(window.data() + used, window.size() - used);
+      used += r.consumed;
+      if (r.status == Parser::Status::kError) {
+        out.error = parser.error();
+        return out;
+      }
+      if (r.status == Parser::Status::kNeedMore) break;
+      out.requests.push_back(parser.request());
+      parser.next();
+    }
+    window.erase(0, used);
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("gunicorn's permissive switches: obs-fold, spaces before the colon, methods") {
+  cppgunicorn::http::ParserOptions o;
+  CHECK(feed_with("GET / HTTP/1.1\r\nA: one\r\n two\r\n\r\n", o).error == ParseError::kInvalidHeader);
+  CHECK(feed_with("GET / HTTP/1.1\r\nA : one\r\n\r\n", o).error == ParseError::kInvalidHeader);
+  CHECK(feed_with("get / HTTP/1.1\r\n\r\n", o).error == ParseError::kInvalidMethod);
+  o.permit_obsolete_folding = true;
+  o.strip_header_spaces = true;
+  o.permit_unconventional_http_method = true;
+  auto folded = feed_with("GET / HTTP/1.1\r\nA: one\r\n\t two \r\nB : 2\r\n\r\n", o, 1);
+  REQUIRE(folded.requests.size() == 1);
+  CHECK(folded.requests[0].header("a") == "one two");
+  CHECK(folded.requests[0].header("b") == "2");
+  auto lower = feed_with("get / HTTP/1.1\r\n\r\n", o);
+  REQUIRE(lower.requests.size() == 1);
+  CHECK(lower.requests[0].method == "get");
+  o.casefold_http_method = true;
+  CHECK(feed_with("get / HTTP/1.1\r\n\r\n", o).requests[0].method == "GET");
+}
+
+TEST_CASE("header_map: drop, refuse or keep names with an underscore") {
+  cppgunicorn::http::ParserOptions o;
+  std::string req = "GET / HTTP/1.1\r\nX_Y: 1\r\n\r\n";
+  CHECK(feed_with(req, o).requests[0].headers.empty());
+  o.header_map = cppgunicorn::http::HeaderMap::kRefuse;
+  CHECK(feed_with(req, o).error == ParseError::kInvalidHeader);
+  o.header_map = cppgunicorn::http::HeaderMap::kDangerous;
+  CHECK(feed_with(req, o).requests[0].header("x_y") == "1");
+}
+
+TEST_CASE("PROXY v1 and v2 headers name the client; absent ones change nothing") {
+  cppgunicorn::http::ParserOptions o;
+  o.proxy_protocol = cppgunicorn::http::ProxyProtocol::kAuto;
+  Parser v1(o);
+  std::string a = "PROXY TCP4 10.0.0.1 10.0.0.2 1234 80\r\nGET / HTTP/1.1\r\n\r\n";
+  for (size_t i = 0; i < a.size(); ++i) {
+    auto r = v1.feed(a.data() + i, 1);
+    if (i + 1 < a.size()) REQUIRE(r.status == Parser::Status::kNeedMore);
+    else CHECK(r.status == Parser::Status::kRequestReady);
+  }
+  CHECK(v1.proxy_info().client_addr == "10.0.0.1");
+  CHECK(v1.proxy_info().client_port == "1234");
+  std::string sig("\r\n\r\n\0\r\nQUIT\n", 12);
+  std::string v2 = sig + std::string("\x21\x11\x00\x0c\x0a\x00\x00\x07\x0a\x00\x00\x08\x00\x50\x00\x51", 16) +
+                   "GET / HTTP/1.1\r\n\r\n";
+  Parser p2(o);
+  CHECK(p2.feed(v2.data(), v2.size()).status == Parser::Status::kRequestReady);
+  CHECK(p2.proxy_info().client_addr == "10.0.0.7");
+  CHECK(p2.proxy_info().client_port == "80");
+  CHECK(feed_with("GET / HTTP/1.1\r\n\r\n", o, 1).requests.size() == 1);
+  CHECK(feed_with("PROXY TCP4 1.2.3.4 5.6.7.8 65iii 10\r\nGET / HTTP/1.1\r\n\r\n", o).error ==
+        ParseError::kInvalidProxy);
+  Parser forbidden(o);
+  forbidden.set_proxy_peer_allowed(false);
+  CHECK(forbidden.feed(a.data(), a.size()).status == Parser::Status::kError);
+  CHECK(forbidden.error() == ParseError::kForbiddenProxy);
+  CHECK(cppgunicorn::http::address_allowed("10.1.2.3", {"10.0.0.0/8"}));
+  CHECK_FALSE(cppgunicorn::http::address_allowed("11.1.2.3", {"10.0.0.0/8", "::1"}));
+}
+
+TEST_CASE("transfer codings: chunked last and once; unknown ones are 501") {
+  cppgunicorn::http::ParserOptions o;
+  auto gz = feed_with("POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", o);
+  REQUIRE(gz.requests.size() == 1);
+  CHECK_FALSE(gz.requests[0].keep_alive);
+  CHECK(feed_with("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", o).error ==
+        ParseError::kBodyFraming);
+  CHECK(feed_with("POST / HTTP/1.1\r\nTransfer-Encoding: foo, chunked\r\n\r\n", o).error ==
+        ParseError::kUnsupportedEncoding);
+  CHECK(feed_with("POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n", o).error ==
+        ParseError::kBodyFraming);
+  CHECK(feed_with("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello", o).error == ParseError::kBodyFraming);
+  o.limits.request_body = 4;
+  CHECK(feed_with("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", o).error == ParseError::kBodyTooLarge);
+  CHECK(feed_with("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", o).error ==
+        ParseError::kBodyTooLarge);
+  CHECK(feed_with("POST / HTTP/1.1\r\nExpect: teapot\r\n\r\n", o).error == ParseError::kExpectationFailed);
 }

@@ -1,0 +1,133 @@
+"""Deadlines and per-worker limits over real sockets: idle keep-alive, a
+request head that trickles in (slowloris), a client that stops reading,
+--worker-connections, and running out of file descriptors."""
+import socket
+import time
+
+import requests
+
+from conftest import Server, free_port, server_binary, wait_for_port
+from http_helpers import HARDENING, serving_worker_pid, app_calls, exchange, read_until_close, start_hardening, status_of, worker_pids
+
+
+def test_idle_keep_alive_connection_is_closed_after_keep_alive_seconds(start_server, tmp_path):
+    srv = start_hardening(start_server, tmp_path, "--keep-alive", "1")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        first = b""
+        while not first.endswith(b"ok"):
+            first += sock.recv(4096)
+        assert status_of(first) == 200
+        data, closed = read_until_close(sock, deadline=5)
+        assert closed and data == b""
+
+
+def test_a_head_trickling_in_past_the_timeout_gets_408_and_is_closed(start_server, tmp_path):
+    srv = start_hardening(start_server, tmp_path, "--timeout", "2", "--keep-alive", "30")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n")
+        deadline = time.monotonic() + 6
+        answer = b""
+        # One header byte every 0.2 s: never idle, never complete.
+        while time.monotonic() < deadline:
+            try:
+                sock.sendall(b"X")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sock.settimeout(0.2)
+            try:
+                chunk = sock.recv(4096)
+            except socket.timeout:
+                continue
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+        assert status_of(answer) == 408, answer
+    assert app_calls(srv) == []
+
+
+def test_an_idle_partial_body_is_dropped_after_the_timeout(start_server, tmp_path):
+    srv = start_hardening(start_server, tmp_path, "--timeout", "1")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc")
+        data, closed = read_until_close(sock, deadline=5)
+    assert closed and status_of(data) == 408
+    assert app_calls(srv) == []
+
+
+def test_a_client_that_stops_reading_is_dropped_and_others_are_served(start_server, tmp_path):
+    srv = start_hardening(start_server, tmp_path, "--timeout", "1")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect(("127.0.0.1", srv.port))
+    try:
+        sock.sendall(b"GET /big?mb=256 HTTP/1.1\r\nHost: a\r\n\r\n")
+        # Others are served while it stalls.
+        assert requests.get(srv.url + "/", timeout=5).text == "ok"
+        time.sleep(3.5)
+        received, closed = read_until_close(sock, deadline=10)
+        assert closed
+        assert len(received) < 256 * 1024 * 1024, "the whole body was sent: nothing stalled"
+    finally:
+        sock.close()
+    assert requests.get(srv.url + "/", timeout=5).text == "ok"
+
+
+def test_worker_connections_caps_clients_per_worker(start_server, tmp_path):
+    srv = start_hardening(start_server, tmp_path, "--worker-connections", "2", "--keep-alive", "30")
+    held = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(2)]
+    try:
+        for s in held:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert status_of(s.recv(4096)) == 200
+        third = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        third.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        third.settimeout(1.0)
+        try:
+            early = third.recv(4096)
+        except socket.timeout:
+            early = b""
+        assert early == b"", "a third client was served beyond --worker-connections 2"
+        held.pop().close()  # a slot frees: the waiting client is accepted
+        data, closed = read_until_close(third, deadline=5)
+        assert status_of(data) == 200 and closed
+        third.close()
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_a_low_open_files_limit_lowers_the_cap_instead_of_spinning(tmp_path):
+    log = tmp_path / "calls.log"
+    log.touch()
+    port = free_port()
+    srv = Server(["prlimit", "--nofile=64:64", server_binary(), "--bind", f"127.0.0.1:{port}",
+                  "--keep-alive", "30", "--chdir", str(HARDENING), "app:app"],
+                 env={"CALL_LOG": str(log)}, port=port)
+    clients = []
+    try:
+        assert wait_for_port(port, srv.proc), srv.stderr()
+        pid = serving_worker_pid(port)
+        for _ in range(80):  # more than the 64 descriptors the worker may have
+            clients.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+        time.sleep(0.5)
+        with open(f"/proc/{pid}/stat") as f:
+            before = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+        time.sleep(1.0)
+        with open(f"/proc/{pid}/stat") as f:
+            after = sum(int(x) for x in f.read().rsplit(")", 1)[1].split()[11:13])
+        # Clock ticks (1/100 s): a loop spinning on accept() burns ~100.
+        assert after - before < 50, f"the worker used {after - before} ticks in 1 s"
+        for c in clients:
+            c.close()
+        clients = []
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).text == "ok"
+        assert worker_pids(srv.proc.pid) == [pid]
+        assert "worker_connections 1000 lowered to 32" in srv.stderr()
+    finally:
+        for c in clients:
+            c.close()
+        srv.stop()

@@ -1,0 +1,34 @@
+// An anonymous temporary file that holds a large request body, so that a
+// huge upload costs disk, not memory. Unlinked at creation: the descriptor
+// is its only name, and closing it frees the space.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace cppgunicorn::base {
+
+class SpoolFile {
+ public:
+  // In $TMPDIR (or /tmp). Throws std::runtime_error naming the directory.
+  static std::shared_ptr<SpoolFile> create();
+  ~SpoolFile();
+  SpoolFile(const SpoolFile&) = delete;
+  SpoolFile& operator=(const SpoolFile&) = delete;
+
+  // Appends at the end; false on a write error (disk full).
+  bool append(std::string_view data);
+  // Copies up to `n` bytes from `offset`; returns how many.
+  size_t read_at(uint64_t offset, char* out, size_t n) const;
+  uint64_t size() const { return size_; }
+
+ private:
+  explicit SpoolFile(int fd) : fd_(fd) {}
+  int fd_;
+  uint64_t size_ = 0;
+};
+
+}  // namespace cppgunicorn::base

@@ -1,0 +1,207 @@
+// The request head after the request line: header lines read with
+// gunicorn's rules (message.py parse_headers / set_body_reader) and RFC 9112,
+// then handed to llhttp as a canonical copy. Part of Parser (parser.h).
+#include <cstring>
+
+#include "http/parser.h"
+
+namespace cppgunicorn::http {
+
+namespace {
+
+// RFC 9110 section 5.5: a field value is VCHAR, obs-text, SP and HTAB only.
+bool is_ctl(unsigned char c) { return (c < 0x20 && c != '\t') || c == 0x7F; }
+
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+// Fields that may appear only once (RFC 9110 section 5.3; RFC 9112 section
+// 3.2 for Host): two copies are a smuggling or cache-poisoning vector.
+bool is_singleton(std::string_view name) {
+  return iequals(name, "host") || iequals(name, "content-type") || iequals(name, "content-length");
+}
+
+}  // namespace
+
+bool Parser::head_error(ParseError error, std::string reason) {
+  pending_error_ = error;
+  if (error_reason_.empty()) error_reason_ = std::move(reason);
+  return false;
+}
+
+Parser::Result Parser::feed_header_lines(const char* data, size_t length, size_t* used) {
+  const Limits& limits = options_.limits;
+  while (*used < length && reading_head_) {
+    const char* start = data + *used;
+    const void* nl = std::memchr(start, '\n', length - *used);
+    size_t take = nl ? static_cast<size_t>(static_cast<const char*>(nl) - start) + 1 : length - *used;
+    line_.append(start, take);
+    *used += take;
+    // gunicorn counts a field's line(s) with their CRLFs against
+    // limit_request_field_size; an unfinished line is refused as soon as it
+    // cannot fit, so a head never grows without bound.
+    size_t folded = line_[0] == ' ' || line_[0] == '\t' ? field_bytes_ : 0;
+    if (limits.request_field_size && folded + line_.size() > limits.request_field_size) {
+      return fail(ParseError::kHeaderTooLarge, "header field is larger than limit_request_field_size");
+    }
+    if (!nl) break;
+    // RFC 9112 section 2.2: every line of the head ends with CRLF; a bare
+    // LF or a bare CR elsewhere is a framing difference between parsers.
+    if (line_.size() < 2 || line_[line_.size() - 2] != '\r') {
+      return fail(ParseError::kBadRequest, "header line not ended by CRLF (bare LF)");
+    }
+    if (line_.find('\r') != line_.size() - 2) return fail(ParseError::kInvalidHeader, "bare CR in a header line");
+    std::string_view line(line_.data(), line_.size() - 2);
+    bool ok = take_header_line(line);
+    line_.clear();
+    if (!ok) return fail(pending_error_, error_reason_);
+    if (!reading_head_) {
+      Result r = hand_head_to_llhttp();
+      if (r.status == Status::kError) return r;
+      return {Status::kNeedMore, *used};
+    }
+  }
+  return {Status::kNeedMore, *used};
+}
+
+bool Parser::take_header_line(std::string_view line) {
+  const Limits& limits = options_.limits;
+  if (line.empty()) {
+    if (have_field_ && !finish_field()) return false;
+    reading_head_ = false;
+    return decide_framing();
+  }
+  if (is_ows(line[0])) {
+    // obs-fold (RFC 9112 section 5.2): refused unless
+    // permit_obsolete_folding, then replaced by one space.
+    if (!options_.permit_obsolete_folding) return head_error(ParseError::kInvalidHeader, "obsolete line folding");
+    if (!have_field_) return head_error(ParseError::kInvalidHeader, "continuation line before any header");
+    field_bytes_ += line.size() + 2;
+    field_value_ += ' ';
+    field_value_.append(trim_ows(line));
+    return true;
+  }
+  if (have_field_ && !finish_field()) return false;
+  if (limits.request_fields && field_count_ >= limits.request_fields) {
+    return head_error(ParseError::kTooManyHeaders, "more header fields than limit_request_fields");
+  }
+  size_t colon = line.find(':');
+  if (colon == 0 || colon == std::string_view::npos) return head_error(ParseError::kInvalidHeader, "header line without a name and colon");
+  std::string_view name = line.substr(0, colon);
+  // RFC 9112 section 5.1: no whitespace between name and colon; gunicorn's
+  // strip_header_spaces forgives it.
+  if (options_.strip_header_spaces) {
+    while (!name.empty() && is_ows(name.back())) name.remove_suffix(1);
+  }
+  if (name.empty()) return head_error(ParseError::kInvalidHeader, "empty header name");
+  for (char c : name) {
+    if (!is_tchar(static_cast<unsigned char>(c))) return head_error(ParseError::kInvalidHeader, "invalid character in a header name");
+  }
+  ++field_count_;
+  field_name_.assign(name);
+  field_value_.assign(trim_ows(line.substr(colon + 1)));
+  field_bytes_ = line.size() + 2;
+  have_field_ = true;
+  return true;
+}
+
+bool Parser::finish_field() {
+  have_field_ = false;
+  const std::string& name = field_name_;
+  const std::string& value = field_value_;
+  for (char c : value) {
+    if (is_ctl(static_cast<unsigned char>(c))) return head_error(ParseError::kInvalidHeader, "control character in a header value");
+  }
+  if (is_singleton(name)) {
+    for (const auto& [k, v] : request_.headers) {
+      if (iequals(k, name)) return head_error(ParseError::kInvalidHeader, "duplicate " + name + " header");
+    }
+  }
+  if (iequals(name, "expect")) {
+    // RFC 9110 section 10.1.1: 100-continue is the only expectation; a
+    // server MUST ignore it in an HTTP/1.0 request. Others get 417.
+    if (!iequals(value, "100-continue")) return head_error(ParseError::kExpectationFailed, "unsupported expectation");
+    if (request_.http_minor >= 1) request_.expect_continue = true;
+  }
+  if (name.find('_') != std::string::npos) {
+    // gunicorn's header_map: "X_Forwarded_For" would become the same
+    // environ key as "X-Forwarded-For".
+    switch (options_.header_map) {
+      case HeaderMap::kDrop:
+        return true;
+      case HeaderMap::kRefuse:
+        return head_error(ParseError::kInvalidHeader, "header name with an underscore (header_map=refuse)");
+      case HeaderMap::kDangerous:
+        break;
+    }
+  }
+  request_.headers.emplace_back(name, value);
+  return true;
+}
+
+bool Parser::decide_framing() {
+  // RFC 9112 section 6 with gunicorn's set_body_reader rules.
+  Request& r = request_;
+  bool has_te = false;
+  bool chunked = false;
+  bool has_length = false;
+  std::string_view content_length;
+  for (const auto& [name, value] : r.headers) {
+    if (iequals(name, "content-length")) {
+      has_length = true;
+      content_length = value;
+    } else if (iequals(name, "transfer-encoding")) {
+      has_te = true;
+      std::string_view list = value;
+      while (true) {
+        size_t comma = list.find(',');
+        std::string_view coding = trim_ows(list.substr(0, comma));
+        if (iequals(coding, "chunked")) {
+          // Stacked chunked codings are never meant: refuse them.
+          if (chunked) return head_error(ParseError::kBodyFraming, "chunked applied twice");
+          chunked = true;
+        } else if (iequals(coding, "identity")) {
+          if (chunked) return head_error(ParseError::kBodyFraming, "a coding after chunked");
+        } else if (iequals(coding, "gzip") || iequals(coding, "deflate") || iequals(coding, "compress")) {
+          if (chunked) return head_error(ParseError::kBodyFraming, "a coding after chunked");
+          force_close_ = true;  // the app sees the coded bytes; no reuse after
+        } else {
+          return head_error(ParseError::kUnsupportedEncoding, "unsupported transfer coding");
+        }
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+      }
+    }
+  }
+  // RFC 9112 section 6.3: a request whose Transfer-Encoding does not end in
+  // chunked has no knowable length: 400.
+  if (has_te && !chunked) return head_error(ParseError::kBodyFraming, "Transfer-Encoding not ending in chunked");
+  if (chunked) {
+    // RFC 9112 section 6.1: HTTP/1.0 has no chunked coding, and
+    // Content-Length beside Transfer-Encoding is a smuggling attempt.
+    if (r.http_minor == 0) return head_error(ParseError::kBodyFraming, "chunked Transfer-Encoding in an HTTP/1.0 request");
+    if (has_length) return head_error(ParseError::kBodyFraming, "both Content-Length and Transfer-Encoding");
+    r.chunked = true;
+  } else if (has_length) {
+    // 1*DIGIT only: no sign, no list ("5, 5"), no whitespace inside.
+    if (content_length.empty() || content_length.size() > 18) return head_error(ParseError::kBodyFraming, "invalid Content-Length");
+    uint64_t n = 0;
+    for (char c : content_length) {
+      if (c < '0' || c > '9') return head_error(ParseError::kBodyFraming, "invalid Content-Length");
+      n = n * 10 + static_cast<uint64_t>(c - '0');
+    }
+    r.has_content_length = true;
+    r.content_length = n;
+    if (options_.limits.request_body && n > options_.limits.request_body) {
+      return head_error(ParseError::kBodyTooLarge, "Content-Length larger than limit_request_body");
+    }
+  }
+  return true;
+}
+
+}  // namespace cppgunicorn::http
