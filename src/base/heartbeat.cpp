@@ -48,6 +48,8 @@ Heartbeat::~Heartbeat() {
 
 void Heartbeat::beat() { page_->beat_ms.store(now_ms(), std::memory_order_relaxed); }
 
+void Heartbeat::beat_at(uint64_t ms) { page_->beat_ms.store(ms, std::memory_order_relaxed); }
+
 uint64_t Heartbeat::last_beat_ms() const { return page_->beat_ms.load(std::memory_order_relaxed); }
 
 void Heartbeat::set_request(std::string_view method, std::string_view target) {

@@ -21,6 +21,9 @@ class Heartbeat {
   Heartbeat& operator=(const Heartbeat&) = delete;
 
   void beat();
+  // Stamps an earlier moment (a now_ms() value): with --threads the loop
+  // is alive, but the app call that started at `ms` may be stuck.
+  void beat_at(uint64_t ms);
   uint64_t last_beat_ms() const;
   void set_request(std::string_view method, std::string_view target);
   void clear_request();

@@ -7,6 +7,7 @@
 
 #include "http/errors.h"
 #include "log/logger.h"
+#include "worker/app_pool.h"
 #include "worker/worker.h"
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
@@ -180,9 +181,20 @@ void Connection::start_request() {
   http::Request& request = parser_.request();
   is_head_request_ = request.method == "HEAD";
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
+  if (AppPool* pool = worker_.app_pool()) {
+    // --threads > 1: a pool thread calls the app; pump() takes what it has
+    // produced and is called again when there is more.
+    exchange_ = pool->submit(request, peer_, [this] {
+      if (!busy_ || closing_) return;
+      pump();
+      if (!busy_) resume_after_response();
+    });
+    pump();
+    return;
+  }
   wsgi::Gil gil;
   exchange_ = worker_.app().exchange();
-  if (!exchange_->call(request, peer_)) {
+  if (!static_cast<wsgi::Exchange&>(*exchange_).call(request, peer_)) {
     send_error_response(kInternalErrorBody);
     return;
   }
@@ -190,7 +202,7 @@ void Connection::start_request() {
 }
 
 void Connection::pump() {
-  wsgi::Gil gil;
+  LoopGil gil(worker_.app_pool());
   while (busy_ && !closing_) {
     if (backlog() > kHighWater) {
       waiting_for_drain_ = true;
@@ -198,6 +210,7 @@ void Connection::pump() {
     }
     std::string_view chunk;
     wsgi::Exchange::Next next = exchange_->next(&chunk);
+    if (next == wsgi::Exchange::Next::kPending) return;  // the pool calls back
     if (next == wsgi::Exchange::Next::kError) {
       if (!head_sent_) {
         send_error_response(kInternalErrorBody);
@@ -435,7 +448,7 @@ void Connection::close() {
   if (closing_) return;
   closing_ = true;
   if (exchange_) {
-    wsgi::Gil gil;
+    LoopGil gil(worker_.app_pool());
     exchange_->close();
     exchange_.reset();
     busy_ = false;

@@ -16,6 +16,7 @@
 
 namespace cppgunicorn::wsgi {
 class Exchange;
+class ResponseSource;
 }
 
 namespace cppgunicorn::worker {
@@ -92,7 +93,7 @@ class Connection {
   uint64_t last_activity_ms_ = 0;
 
   // The request being served.
-  std::unique_ptr<wsgi::Exchange> exchange_;
+  std::unique_ptr<wsgi::ResponseSource> exchange_;  // a wsgi::Exchange, or a pool thread's
   http::ResponsePlan plan_;
   bool head_sent_ = false;
   bool is_head_request_ = false;
