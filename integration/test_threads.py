@@ -223,3 +223,13 @@ def test_app_call_stuck_past_timeout_on_a_thread_aborts_the_worker(start_server)
         except requests.RequestException:
             assert time.monotonic() < deadline
             time.sleep(0.1)
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_iterables_without_close_are_served_without_errors(start_server, threads):
+    srv = start_server("app:app", "--threads", threads, chdir=THREADS_APP)
+    with requests.Session() as s:
+        for _ in range(3):
+            assert s.get(srv.url + "/noclose", timeout=10).content == b"no close"
+            assert s.get(srv.url + "/list", timeout=10).content == b"a list"
+    assert "Error" not in srv.stderr() and "Traceback" not in srv.stderr()

@@ -55,6 +55,16 @@ class Endless:
             _closed.append(self.ident)
 
 
+class NoClose:
+    """An iterable without close(): nothing to call, and nothing to log."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+
 def _big(chunks, size):
     chunk = b"x" * size
     for _ in range(chunks):
@@ -122,6 +132,14 @@ def app(environ, start_response):
     if path == "/endless":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return Endless(q.get("id", ""), int(q.get("size", 65536)))
+
+    if path == "/noclose":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return NoClose([b"no ", b"close"])
+
+    if path == "/list":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"a list"]
 
     if path == "/raise":
         raise RuntimeError("failure before start_response on a thread")
