@@ -65,15 +65,22 @@ def send_requests(port, n, path="/"):
     req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         buf = b""
-        for _ in range(n):
+
+        def more():
+            data = s.recv(65536)
+            if not data:
+                raise ConnectionError(f"server closed the connection after {i} requests")
+            return data
+
+        for i in range(n):
             s.sendall(req)
             while b"\r\n\r\n" not in buf:
-                buf += s.recv(65536)
+                buf += more()
             head, buf = buf.split(b"\r\n\r\n", 1)
             assert head.startswith(b"HTTP/1.1 200"), head
             length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))
             while len(buf) < length:
-                buf += s.recv(65536)
+                buf += more()
             buf = buf[length:]
 
 
@@ -87,7 +94,8 @@ def children(pid):
 
 def start(app, port, prefix):
     args = [server_binary(), "--bind", f"127.0.0.1:{port}", "--workers", "1",
-            "--threads", "1", "--chdir", str(HERE), f"apps:{app}"]
+            "--threads", "1", "--keep-alive", "60",  # valgrind is slow on a busy machine
+            "--chdir", str(HERE), f"apps:{app}"]
     proc = subprocess.Popen(prefix + args, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     wait_for_port(port)
