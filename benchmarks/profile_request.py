@@ -2,7 +2,8 @@
 
     python benchmarks/profile_request.py [--app raw|flask_app] [--out DIR]
 
-Starts the installed ``cppgunicorn`` (one worker, ``--threads 1``) under
+Starts the installed ``cppgunicorn`` (one worker, ``--threads 1`` unless
+``--threads`` says otherwise) under
 ``valgrind --tool=callgrind`` twice, sends N1 and then N2 keep-alive GET
 requests one after the other from a single connection, and reports
 (Ir(N2) - Ir(N1)) / (N2 - N1): the worker's user-space instructions per
@@ -92,9 +93,12 @@ def children(pid):
     return [int(p) for p in text.split()]
 
 
+THREADS = "1"
+
+
 def start(app, port, prefix):
     args = [server_binary(), "--bind", f"127.0.0.1:{port}", "--workers", "1",
-            "--threads", "1", "--keep-alive", "60",  # valgrind is slow on a busy machine
+            "--threads", THREADS, "--keep-alive", "60",  # valgrind is slow on a busy machine
             "--chdir", str(HERE), f"apps:{app}"]
     proc = subprocess.Popen(prefix + args, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -219,7 +223,10 @@ def main():
     ap.add_argument("--out", help="keep the callgrind files here")
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--syscalls", action="store_true", help="also count syscalls (strace)")
+    ap.add_argument("--threads", default="1", help="--threads of the worker (default 1)")
     args = ap.parse_args()
+    global THREADS
+    THREADS = args.threads
     outdir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="callgrind-"))
     outdir.mkdir(parents=True, exist_ok=True)
     for app in args.app or ["raw", "flask_app"]:
