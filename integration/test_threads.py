@@ -233,3 +233,18 @@ def test_iterables_without_close_are_served_without_errors(start_server, threads
             assert s.get(srv.url + "/noclose", timeout=10).content == b"no close"
             assert s.get(srv.url + "/list", timeout=10).content == b"a list"
     assert "Error" not in srv.stderr() and "Traceback" not in srv.stderr()
+
+
+def test_quick_stop_with_a_thread_stuck_in_the_app_exits_promptly(start_server):
+    srv = start_server("app:app", "--threads", "2", chdir=THREADS_APP)
+    stuck = socket.create_connection(("127.0.0.1", srv.port), timeout=15)
+    stuck.sendall(b"GET /stuck?t=60 HTTP/1.1\r\nHost: x\r\n\r\n")
+    deadline = time.monotonic() + 10
+    while get_json(srv, "/stats")["inflight"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    srv.proc.send_signal(signal.SIGINT)
+    assert srv.wait(timeout=10) == 0
+    assert stuck.recv(100) == b""
+    stuck.close()
+    assert "Traceback" not in srv.stderr()

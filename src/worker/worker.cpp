@@ -260,7 +260,10 @@ int Worker::run() {
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
-  if (app_pool_ && !app_pool_->stop(std::chrono::milliseconds(1000))) {
+  // Threads are idle here unless connections were cut (quick stop, or the
+  // graceful timeout): then give them a moment, less than the master's 1 s
+  // before SIGKILL.
+  if (app_pool_ && !app_pool_->stop(std::chrono::milliseconds(500))) {
     // Finalising Python under a thread still inside the app could crash.
     log::error_log().warning("Worker threads still busy in the application; exiting now");
     ::_exit(exit_code_);

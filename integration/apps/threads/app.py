@@ -149,7 +149,8 @@ def app(environ, start_response):
         return _fails_midway()
 
     if path == "/stuck":
-        time.sleep(float(q.get("t", 30)))
+        with _Counted():
+            time.sleep(float(q.get("t", 30)))
         return _json(start_response, {"stuck": False})
 
     start_response("404 Not Found", [("Content-Type", "text/plain")])
