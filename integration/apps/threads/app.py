@@ -88,7 +88,9 @@ def app(environ, start_response):
         with _Counted():
             deadline = time.monotonic() + limit
             with _cond:
-                while _inflight < n and time.monotonic() < deadline:
+                # The high-water mark, not the current count: once n were in
+                # together, every one of them may go.
+                while _max_inflight < n and time.monotonic() < deadline:
                     _cond.wait(deadline - time.monotonic())
         return _json(start_response, {"max": _max_inflight})
 
