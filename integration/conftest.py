@@ -122,6 +122,11 @@ def start_server():
         if chdir is not None:
             args += ["--chdir", str(chdir)]
         args += [str(f) for f in flags]
+        # $CPPGUNICORN_TEST_THREADS runs the suite with that many app
+        # threads per worker, unless a test chose its own.
+        threads = os.environ.get("CPPGUNICORN_TEST_THREADS")
+        if threads and "--threads" not in args:
+            args += ["--threads", threads]
         if app_uri is not None:
             args.append(app_uri)
         srv = Server(args, cwd=cwd, env=env, port=port, **popen_extra)

@@ -12,14 +12,15 @@ from conftest import APPS, EXAMPLES
 EXAMPLE = EXAMPLES / "flask_app"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["1", "4"], ids=["threads1", "threads4"])
 def example(request):
     # One server for the module; the fixture factory is function-scoped, so
     # build on conftest's Server directly.
     from conftest import Server, free_port, server_binary, wait_for_port
     port = free_port()
     srv = Server([server_binary(), "--bind", f"127.0.0.1:{port}", "--chdir",
-                  str(APPS / "validated_example"), "--access-logfile", "-", "validated:app"],
+                  str(APPS / "validated_example"), "--access-logfile", "-",
+                  "--threads", request.param, "validated:app"],
                  port=port)
     assert wait_for_port(port, srv.proc), srv.stderr()
     yield srv

@@ -87,9 +87,9 @@ class RawClient:
         self.sock.close()
 
 
-@pytest.fixture
-def server(start_server):
-    return start_server("app:app", chdir=FEATURES)
+@pytest.fixture(params=["1", "4"], ids=["threads1", "threads4"])
+def server(start_server, request):
+    return start_server("app:app", "--threads", request.param, chdir=FEATURES)
 
 
 def get(path, extra=b"", version=b"HTTP/1.1"):

@@ -12,10 +12,11 @@ from conftest import APPS
 FEATURES = APPS / "features"
 
 
-@pytest.fixture
-def features(start_server, tmp_path):
+@pytest.fixture(params=["1", "4"], ids=["threads1", "threads4"])
+def features(start_server, tmp_path, request):
     close_log = tmp_path / "closed.log"
-    srv = start_server("app:app", "--access-logfile", "-", chdir=FEATURES,
+    srv = start_server("app:app", "--access-logfile", "-", "--threads", request.param,
+                       chdir=FEATURES,
                        env={"FEATURES_CLOSE_LOG": str(close_log)})
     srv.close_log = close_log
     return srv

@@ -52,6 +52,8 @@ void Heartbeat::set_ready() { page_->ready.store(1, std::memory_order_release); 
 
 bool Heartbeat::ready() const { return page_->ready.load(std::memory_order_acquire) != 0; }
 
+void Heartbeat::beat_at(uint64_t ms) { page_->beat_ms.store(ms, std::memory_order_relaxed); }
+
 uint64_t Heartbeat::last_beat_ms() const { return page_->beat_ms.load(std::memory_order_relaxed); }
 
 void Heartbeat::set_request(std::string_view method, std::string_view target) {

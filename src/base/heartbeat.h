@@ -24,6 +24,9 @@ class Heartbeat {
   // The worker has booted and listens (so HUP can retire its predecessors).
   void set_ready();
   bool ready() const;
+  // Stamps an earlier moment (a now_ms() value): with --threads the loop
+  // is alive, but the app call that started at `ms` may be stuck.
+  void beat_at(uint64_t ms);
   uint64_t last_beat_ms() const;
   void set_request(std::string_view method, std::string_view target);
   void clear_request();

@@ -46,6 +46,17 @@ struct Request {
 // kept as is (as gunicorn and werkzeug do).
 std::string percent_decode(std::string_view in);
 
-bool iequals(std::string_view a, std::string_view b);
+// ASCII case-insensitive equality. Inline: it is called for every header
+// name against a few fixed names, and most calls end at the size check.
+inline bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x | 0x20);
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y | 0x20);
+    if (x != y) return false;
+  }
+  return true;
+}
 
 }  // namespace cppgunicorn::http

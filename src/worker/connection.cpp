@@ -11,6 +11,7 @@
 
 #include "http/errors.h"
 #include "log/logger.h"
+#include "worker/app_pool.h"
 #include "worker/worker.h"
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
@@ -224,9 +225,20 @@ void Connection::start_request() {
   }
   is_head_request_ = request.method == "HEAD";
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
+  if (AppPool* pool = worker_.app_pool()) {
+    // --threads > 1: a pool thread calls the app; pump() takes what it has
+    // produced and is called again when there is more.
+    exchange_ = pool->submit(request, peer_, [this] {
+      if (!busy_ || closing_) return;
+      pump();
+      if (!busy_) resume_after_response();
+    });
+    pump();
+    return;
+  }
   wsgi::Gil gil;
   exchange_ = worker_.app().exchange();
-  if (!exchange_->call(request, peer_)) {
+  if (!static_cast<wsgi::Exchange&>(*exchange_).call(request, peer_)) {
     send_error_response(kInternalErrorBody);
     return;
   }
@@ -238,8 +250,13 @@ void Connection::pump() {
     send_file();  // no GIL: the file is ours until the exchange closes
     return;
   }
-  wsgi::Gil gil;
-  if (!head_sent_ && busy_ && exchange_->responded() && start_file_body()) return;
+  LoopGil gil(worker_.app_pool());
+  // sendfile(2) is for the direct path, where the loop thread owns the
+  // iterable; a pool thread iterates a file wrapper like any other body.
+  if (!head_sent_ && busy_ && !worker_.app_pool() && exchange_->responded() &&
+      start_file_body()) {
+    return;
+  }
   while (busy_ && !closing_) {
     if (backlog() > kHighWater) {
       waiting_for_drain_ = true;
@@ -247,6 +264,7 @@ void Connection::pump() {
     }
     std::string_view chunk;
     wsgi::Exchange::Next next = exchange_->next(&chunk);
+    if (next == wsgi::Exchange::Next::kPending) return;  // the pool calls back
     if (next == wsgi::Exchange::Next::kError) {
       if (!head_sent_) {
         send_error_response(kInternalErrorBody);
@@ -295,7 +313,7 @@ bool Connection::start_file_body() {
   // regular file, so its size is known (Content-Length, no chunking) and
   // the kernel can copy it straight to the socket.
   wsgi::FileBody file;
-  if (!exchange_->file_body(&file)) return false;
+  if (!static_cast<const wsgi::Exchange&>(*exchange_).file_body(&file)) return false;
   try {
     plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
                                 is_head_request_, &file.size, peer_eof_ || worker_.stopping());
@@ -568,7 +586,7 @@ void Connection::close() {
   closing_ = true;
   file_fd_ = -1;  // closed by the exchange's close()
   if (exchange_) {
-    wsgi::Gil gil;
+    LoopGil gil(worker_.app_pool());
     exchange_->close();
     exchange_.reset();
     busy_ = false;

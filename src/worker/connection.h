@@ -16,6 +16,7 @@
 
 namespace cppgunicorn::wsgi {
 class Exchange;
+class ResponseSource;
 }
 
 namespace cppgunicorn::worker {
@@ -102,7 +103,7 @@ class Connection {
   size_t write_queue_seen_ = 0;
 
   // The request being served.
-  std::unique_ptr<wsgi::Exchange> exchange_;
+  std::unique_ptr<wsgi::ResponseSource> exchange_;  // a wsgi::Exchange, or a pool thread's
   http::ResponsePlan plan_;
   bool head_sent_ = false;
   bool is_head_request_ = false;

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "log/logger.h"
+#include "worker/app_pool.h"
 #include "worker/connection.h"
 #include "worker/http_options.h"
 #include "wsgi/app_loader.h"
@@ -227,7 +228,11 @@ void Worker::on_sweep(uv_timer_t* timer) {
   uint64_t now = uv_now(&self->loop_);
   // The loop is alive: tell the master. A worker stuck in one request
   // never gets here, and the master's --timeout catches it.
-  if (self->heartbeat_) self->heartbeat_->beat();
+  if (self->heartbeat_ && self->app_pool_) {
+    self->app_pool_->beat(*self->heartbeat_);
+  } else if (self->heartbeat_) {
+    self->heartbeat_->beat();
+  }
   if (!self->stopping_ && ::getppid() != self->parent_pid_) {
     log::error_log().info("Parent changed, shutting down");
     self->begin_graceful_stop();
@@ -276,6 +281,18 @@ void Worker::close_all_handles() {
   stop_listening();
   sweep_timer_.close();
   signals_.clear();  // each UvHandle closes its handle
+  if (app_pool_) app_pool_->close_handle();
+}
+
+bool Worker::start_app_pool() {
+  if (config_.threads <= 1) return true;  // the loop thread calls the app
+  app_pool_ = std::make_unique<AppPool>(&loop_, *app_, config_.threads);
+  if (int rc = app_pool_->start(); rc != 0) {
+    log::error_log().error(std::string("cannot start the worker threads: ") + uv_strerror(rc));
+    app_pool_.reset();
+    return false;
+  }
+  return true;
 }
 
 int Worker::run() {
@@ -306,7 +323,7 @@ int Worker::run() {
   uv_timer_init(&loop_, sweep_timer_.get());
   sweep_timer_.mark_initialised();
   uv_timer_start(sweep_timer_.get(), on_sweep, kSweepIntervalMs, kSweepIntervalMs);
-  if (!listen()) {
+  if (!start_app_pool() || !listen()) {
     exit_code_ = kExitWorkerBootError;
     stopping_ = true;
     close_all_handles();
@@ -315,6 +332,15 @@ int Worker::run() {
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+  // Threads are idle here unless connections were cut (quick stop, or the
+  // graceful timeout): then give them a moment, less than the master's 1 s
+  // before SIGKILL.
+  if (app_pool_ && !app_pool_->stop(std::chrono::milliseconds(500))) {
+    // Finalising Python under a thread still inside the app could crash.
+    log::error_log().warning("Worker threads still busy in the application; exiting now");
+    ::_exit(exit_code_);
+  }
+  app_pool_.reset();
   if (own_app_) {
     wsgi::Gil gil;
     own_app_.reset();

@@ -25,6 +25,7 @@ class Interpreter;
 
 namespace cppgunicorn::worker {
 
+class AppPool;
 class Connection;
 
 // Exit codes shared with the master (gunicorn's values).
@@ -56,7 +57,11 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   const wsgi::Application& app() const { return *app_; }
   bool stopping() const { return stopping_; }
-  base::Heartbeat* heartbeat() { return heartbeat_; }
+  // Where a connection notes the request it serves; null with --threads > 1,
+  // where the pool notes the oldest app call instead.
+  base::Heartbeat* heartbeat() { return app_pool_ ? nullptr : heartbeat_; }
+  // The threads that call the app (--threads > 1); null: the loop thread does.
+  AppPool* app_pool() { return app_pool_.get(); }
   const http::ParserOptions& parser_options() const { return parser_options_; }
   const config::Config& config() const { return config_; }
   log::AccessLog& access_log() { return access_log_; }
@@ -80,6 +85,7 @@ class Worker {
   void stop_listening();
   void maybe_finish();
   void close_all_handles();
+  bool start_app_pool();
 
   const config::Config& config_;
   const std::vector<net::ListenSocket>& sockets_;
@@ -115,6 +121,9 @@ class Worker {
   pid_t parent_pid_ = 0;
   uint64_t requests_ = 0;
   uint64_t max_requests_ = 0;  // max_requests plus this worker's jitter
+
+  // --threads
+  std::unique_ptr<AppPool> app_pool_;
 };
 
 }  // namespace cppgunicorn::worker

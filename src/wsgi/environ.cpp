@@ -1,5 +1,7 @@
 #include "wsgi/environ.h"
 
+#include <vector>
+
 #include "wsgi/objects.h"
 
 namespace py = pybind11;
@@ -85,6 +87,33 @@ EnvironBuilder::EnvironBuilder(const EnvironOptions& options)
   template_[interned("wsgi.file_wrapper")] = mod.attr("FileWrapper");
   template_[interned("SERVER_SOFTWARE")] = py::str("cppgunicorn/" CPPGUNICORN_VERSION);
   template_[k_script_name_] = py::str(script_name_);
+  // Every request sets these: with placeholders in the template, setting one
+  // replaces a value in the copy instead of inserting a key.
+  for (const py::str* key : {&k_request_method_, &k_raw_uri_, &k_query_string_,
+                             &k_server_protocol_, &k_path_info_, &k_server_name_,
+                             &k_server_port_, &k_remote_addr_, &k_remote_port_, &k_wsgi_input_}) {
+    template_[*key] = py::none();
+  }
+  // Spare keys, removed again, grow the template's table once; PyDict_Copy
+  // clones the table as it is, so each request's copy has room for its
+  // header keys instead of being resized on the first one.
+  auto table_size = [this] { return template_.attr("__sizeof__")().cast<size_t>(); };
+  size_t before = table_size();
+  std::vector<py::str> spares;
+  while (spares.size() < 64 && table_size() == before) {
+    spares.push_back(py::str("cppgunicorn.spare" + std::to_string(spares.size())));
+    template_[spares.back()] = py::none();
+  }
+  for (const py::str& key : spares) PyDict_DelItem(template_.ptr(), key.ptr());
+}
+
+EnvironBuilder::HeaderKey EnvironBuilder::header_key(const std::string& name) const {
+  auto it = header_keys_.find(name);
+  if (it != header_keys_.end()) return it->second;
+  std::string key = environ_key(name);
+  HeaderKey made{interned(key.c_str()), key.rfind("HTTP_", 0) == 0};
+  if (header_keys_.size() < 256) header_keys_.emplace(name, made);
+  return made;
 }
 
 py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& peer,
@@ -106,10 +135,10 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
   PyObject* d = env.ptr();
   for (const auto& [name, value] : request.headers) {
     if (host.empty() && http::iequals(name, "host")) host = value;
-    std::string key = environ_key(name);
-    py::object k = latin1(key);
+    HeaderKey hk = header_key(name);
+    const py::object& k = hk.key;
     PyObject* existing = PyDict_GetItem(d, k.ptr());  // borrowed
-    if (existing != nullptr && key.rfind("HTTP_", 0) == 0) {
+    if (existing != nullptr && hk.is_http) {
       // RFC 9110 section 5.3: repeated fields combine into one list.
       py::object joined = py::reinterpret_borrow<py::object>(existing) + py::str(", ") + latin1(value);
       PyDict_SetItem(d, k.ptr(), joined.ptr());

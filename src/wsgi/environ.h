@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 
 #include <string>
+#include <unordered_map>
 
 #include "http/request.h"
 
@@ -36,7 +37,16 @@ class EnvironBuilder {
                        pybind11::object input) const;
 
  private:
+  // The environ key of a header name as sent, made once and interned.
+  struct HeaderKey {
+    pybind11::object key;
+    bool is_http;  // HTTP_*: repeated fields are joined with ", "
+  };
+  HeaderKey header_key(const std::string& name) const;
+
   pybind11::dict template_;
+  // Guarded by the GIL; bounded so that odd header names cannot grow it.
+  mutable std::unordered_map<std::string, HeaderKey> header_keys_;
   pybind11::str k_request_method_, k_script_name_, k_path_info_, k_query_string_,
       k_raw_uri_, k_content_type_, k_content_length_, k_server_name_, k_server_port_,
       k_server_protocol_, k_remote_addr_, k_remote_port_, k_wsgi_input_, k_url_scheme_;

@@ -109,9 +109,19 @@ void Exchange::close() {
   iterator_ = py::object();
   py::object result = std::move(result_);
   if (!result) return;
+  // A plain list or tuple (the usual `return [body]`) has no close(); asking
+  // would raise and format an AttributeError on every request.
+  if (PyList_CheckExact(result.ptr()) || PyTuple_CheckExact(result.ptr())) return;
   // PEP 3333: close() is called whether the iteration ended normally or not.
   try {
-    if (py::hasattr(result, "close")) result.attr("close")();
+    // One lookup; a missing attribute is not an error.
+    PyObject* close = PyObject_GetAttrString(result.ptr(), "close");
+    if (close == nullptr) {
+      if (!PyErr_ExceptionMatches(PyExc_AttributeError)) throw py::error_already_set();
+      PyErr_Clear();
+      return;
+    }
+    py::reinterpret_steal<py::object>(close)();
   } catch (py::error_already_set& e) {
     restore(e);
     log_error("Error closing the response of");

@@ -12,19 +12,14 @@
 #include "http/request.h"
 #include "wsgi/environ.h"
 #include "wsgi/objects.h"
+#include "wsgi/response_source.h"
 
 namespace cppgunicorn::wsgi {
 
-class Exchange {
+class Exchange final : public ResponseSource {
  public:
-  enum class Next {
-    kChunk,  // `*out` holds the next non-empty body chunk
-    kDone,   // the iterable is exhausted
-    kError,  // the app raised while producing the body (traceback logged)
-  };
-
   Exchange(const pybind11::object& app, const EnvironBuilder& environ);
-  ~Exchange();
+  ~Exchange() override;
   Exchange(const Exchange&) = delete;
   Exchange& operator=(const Exchange&) = delete;
 
@@ -32,18 +27,14 @@ class Exchange {
   // false when it raised before returning an iterable (traceback logged).
   bool call(http::Request& request, const PeerInfo& peer);
 
-  // The next non-empty chunk. The view stays valid until the next call to
-  // next() or close().
-  Next next(std::string_view* out);
+  // Never kPending: the app produces each chunk right here.
+  Next next(std::string_view* out) override;
 
-  // start_response was called (a status and headers are known).
-  bool responded() const { return state_->called; }
-  const std::string& status() const { return state_->status; }
-  const http::HeaderList& headers() const { return state_->headers; }
-
-  // True when the whole body is the first chunk: the iterable was a list or
-  // tuple of at most one item and write() was not used.
-  bool body_is_single_chunk() const { return single_chunk_; }
+  bool responded() const override { return state_->called; }
+  const std::string& status() const override { return state_->status; }
+  const http::HeaderList& headers() const override { return state_->headers; }
+  bool body_is_single_chunk() const override { return single_chunk_; }
+  void mark_headers_sent() override { state_->headers_sent = true; }
 
   // The body is a regular file behind wsgi.file_wrapper (and write() was
   // not used): the server may send it with sendfile(2) instead of next().
@@ -51,11 +42,8 @@ class Exchange {
     return state_->written.empty() && result_ && file_body_of(result_, out);
   }
 
-  // The head went out: a later start_response(exc_info) must re-raise.
-  void mark_headers_sent() { state_->headers_sent = true; }
-
   // Calls the iterable's close(), once; errors in it are logged.
-  void close();
+  void close() override;
 
  private:
   void log_error(const char* what);

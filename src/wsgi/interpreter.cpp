@@ -83,6 +83,17 @@ void Interpreter::release_gil() { impl_->released.emplace(); }
 Gil::Gil() : state_(static_cast<int>(PyGILState_Ensure())) {}
 Gil::~Gil() { PyGILState_Release(static_cast<PyGILState_STATE>(state_)); }
 
+PythonThread::PythonThread() : state_(static_cast<int>(PyGILState_Ensure())) {
+  // The outer Ensure keeps the thread state alive; inner Gil scopes then
+  // only take and drop the GIL.
+  saved_ = PyEval_SaveThread();
+}
+
+PythonThread::~PythonThread() {
+  PyEval_RestoreThread(static_cast<PyThreadState*>(saved_));
+  PyGILState_Release(static_cast<PyGILState_STATE>(state_));
+}
+
 ForkGuard::ForkGuard() : state_(static_cast<int>(PyGILState_Ensure())) { PyOS_BeforeFork(); }
 
 void ForkGuard::in_parent() {

@@ -50,6 +50,23 @@ class Gil {
   int state_;  // PyGILState_STATE
 };
 
+// Makes the calling (non-Python) thread a Python thread for its lifetime:
+// one thread state, created once, so that `threading.local()` and
+// `threading.current_thread()` stay the same from one request to the next
+// on that thread. The GIL is not held between the constructor and the
+// destructor; `Gil` takes it for a scope as on any other thread.
+class PythonThread {
+ public:
+  PythonThread();
+  ~PythonThread();
+  PythonThread(const PythonThread&) = delete;
+  PythonThread& operator=(const PythonThread&) = delete;
+
+ private:
+  int state_;            // PyGILState_STATE of the outer Ensure
+  void* saved_ = nullptr;  // PyThreadState* while the GIL is released
+};
+
 // Python's fork hooks around a fork() in a process where Python runs
 // (--preload): construct right before fork(), then call exactly one of
 // in_parent() / in_child(). Takes the GIL for the fork and gives it back.

@@ -104,6 +104,16 @@ std::string native_string(py::handle value, const char* what) {
     throw py::type_error(std::string(what) + " must be a str, not " +
                          std::string(py::str(py::type::handle_of(value).attr("__name__"))));
   }
+#if PY_VERSION_HEX < 0x030C0000
+  if (PyUnicode_READY(value.ptr()) != 0) throw py::error_already_set();
+#endif
+  // A str whose characters all fit in one byte is stored as latin-1
+  // already: copy it without making a bytes object.
+  if (PyUnicode_KIND(value.ptr()) == PyUnicode_1BYTE_KIND) {
+    return std::string(reinterpret_cast<const char*>(PyUnicode_1BYTE_DATA(value.ptr())),
+                       static_cast<size_t>(PyUnicode_GET_LENGTH(value.ptr())));
+  }
+  // Wider characters: let the codec raise its UnicodeEncodeError.
   Py_ssize_t size = 0;
   py::bytes encoded = py::reinterpret_steal<py::bytes>(
       PyUnicode_AsLatin1String(value.ptr()));

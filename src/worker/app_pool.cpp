@@ -1,0 +1,350 @@
+#include "worker/app_pool.h"
+
+#include <unistd.h>
+
+#include "log/logger.h"
+#include "wsgi/application.h"
+#include "wsgi/exchange.h"
+
+namespace cppgunicorn::worker {
+
+// What start_response fixed, handed over with the first event.
+struct ResponseHead {
+  bool responded = false;
+  bool single_chunk = false;
+  std::string status;
+  http::HeaderList headers;
+};
+
+struct ResponseEvent {
+  wsgi::ResponseSource::Next kind = wsgi::ResponseSource::Next::kDone;  // never kPending
+  std::string chunk;
+  std::optional<ResponseHead> head;  // on the first event only
+};
+
+// One request served on a pool thread. The thread owns `request` and
+// `peer` once the job is queued; the rest is shared under `mu`, except
+// `on_ready`, which only the loop thread touches.
+struct ResponseChannel {
+  http::Request request;
+  wsgi::PeerInfo peer;
+
+  std::mutex mu;
+  std::condition_variable room;  // the thread waits here for space or cancellation
+  std::deque<ResponseEvent> events;
+  size_t queued_bytes = 0;
+  bool loop_waiting = false;  // next() found nothing: wake the loop on the next event
+  bool cancelled = false;     // the connection is done with this response
+
+  std::function<void()> on_ready;  // loop thread only
+};
+
+// ---------------------------------------------------------------------------
+// Loop-thread side.
+
+ThreadedResponse::ThreadedResponse(std::shared_ptr<ResponseChannel> channel)
+    : channel_(std::move(channel)) {}
+
+ThreadedResponse::~ThreadedResponse() { close(); }
+
+wsgi::ResponseSource::Next ThreadedResponse::next(std::string_view* out) {
+  ResponseEvent event;
+  bool made_room = false;
+  {
+    std::lock_guard lock(channel_->mu);
+    if (channel_->cancelled) return Next::kDone;
+    if (channel_->events.empty()) {
+      channel_->loop_waiting = true;
+      return Next::kPending;
+    }
+    event = std::move(channel_->events.front());
+    channel_->events.pop_front();
+    bool was_full = channel_->queued_bytes >= AppPool::kChannelLimit;
+    channel_->queued_bytes -= event.chunk.size();
+    made_room = was_full && channel_->queued_bytes < AppPool::kChannelLimit;
+  }
+  if (made_room) channel_->room.notify_one();
+  if (event.head) {
+    responded_ = event.head->responded;
+    single_chunk_ = event.head->single_chunk;
+    status_ = std::move(event.head->status);
+    headers_ = std::move(event.head->headers);
+  }
+  if (event.kind == Next::kChunk) {
+    current_ = std::move(event.chunk);
+    *out = current_;
+  }
+  return event.kind;
+}
+
+void ThreadedResponse::close() {
+  channel_->on_ready = nullptr;
+  {
+    std::lock_guard lock(channel_->mu);
+    if (channel_->cancelled) return;
+    channel_->cancelled = true;
+    channel_->events.clear();
+    channel_->queued_bytes = 0;
+  }
+  channel_->room.notify_all();
+  current_.clear();
+}
+
+// ---------------------------------------------------------------------------
+// The pool.
+
+AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads)
+    : loop_(loop), app_(app), thread_count_(static_cast<size_t>(threads)) {}
+
+AppPool::~AppPool() {
+  if (!threads_.empty()) stop(std::chrono::milliseconds(1000));
+}
+
+int AppPool::start() {
+  int rc = uv_async_init(loop_, async_.get(), on_async);
+  if (rc != 0) return rc;
+  async_.mark_initialised();
+  async_.get()->data = this;
+  {
+    std::lock_guard lock(mu_);
+    async_open_ = true;
+    slots_.resize(thread_count_);
+    running_ = thread_count_;
+  }
+  for (size_t i = 0; i < thread_count_; ++i) {
+    threads_.emplace_back([this, i] { thread_main(i); });
+  }
+  return 0;
+}
+
+std::unique_ptr<ThreadedResponse> AppPool::submit(http::Request& request,
+                                                  const wsgi::PeerInfo& peer,
+                                                  std::function<void()> on_ready) {
+  auto channel = std::make_shared<ResponseChannel>();
+  // The connection keeps its request for the response head and the access
+  // log; the thread gets a copy, and the body, which only the app reads.
+  std::string body = std::move(request.body);
+  channel->request = request;
+  channel->request.body = std::move(body);
+  channel->peer = peer;
+  channel->on_ready = std::move(on_ready);
+  auto response = std::make_unique<ThreadedResponse>(channel);
+  {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(channel));
+  }
+  jobs_cv_.notify_one();
+  return response;
+}
+
+void AppPool::on_async(uv_async_t* handle) {
+  auto* self = static_cast<AppPool*>(handle->data);
+  std::vector<std::shared_ptr<ResponseChannel>> ready;
+  {
+    std::lock_guard lock(self->mu_);
+    ready.swap(self->ready_);
+  }
+  for (const auto& channel : ready) {
+    // A copy: the callback may close the response, which clears on_ready.
+    std::function<void()> callback = channel->on_ready;
+    if (callback) callback();
+  }
+}
+
+void AppPool::wake(const std::shared_ptr<ResponseChannel>& channel) {
+  std::lock_guard lock(mu_);
+  ready_.push_back(channel);
+  // Never after close_handle(): the handle's memory goes in its close callback.
+  if (async_open_) uv_async_send(async_.get());
+}
+
+void AppPool::set_slot(size_t slot, uint64_t since_ms) {
+  std::lock_guard lock(mu_);
+  slots_[slot].since_ms = since_ms;
+}
+
+void AppPool::beat(base::Heartbeat& heartbeat) {
+  uint64_t oldest = 0;
+  std::string method, target;
+  {
+    std::lock_guard lock(mu_);
+    for (const Slot& s : slots_) {
+      if (s.since_ms != 0 && (oldest == 0 || s.since_ms < oldest)) {
+        oldest = s.since_ms;
+        method = s.method;
+        target = s.target;
+      }
+    }
+  }
+  if (oldest == 0) {
+    heartbeat.clear_request();
+    heartbeat.beat();
+    return;
+  }
+  heartbeat.set_request(method, target);
+  heartbeat.beat_at(oldest);
+}
+
+void AppPool::close_handle() {
+  {
+    std::lock_guard lock(mu_);
+    async_open_ = false;
+    ready_.clear();
+  }
+  async_.close();
+}
+
+bool AppPool::stop(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  jobs_cv_.notify_all();
+  bool all_exited;
+  {
+    std::unique_lock lock(mu_);
+    all_exited = exit_cv_.wait_for(lock, grace, [this] { return running_ == 0; });
+  }
+  for (std::thread& t : threads_) {
+    if (all_exited) {
+      t.join();
+    } else {
+      t.detach();
+    }
+  }
+  threads_.clear();
+  return all_exited;
+}
+
+// ---------------------------------------------------------------------------
+// Pool threads.
+
+void AppPool::thread_main(size_t slot) {
+  {
+    wsgi::PythonThread python;
+    for (;;) {
+      std::shared_ptr<ResponseChannel> job;
+      {
+        std::unique_lock lock(mu_);
+        jobs_cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        // Queued jobs are still served while stopping: their connections
+        // either wait for them or were closed (then they are skipped).
+        if (jobs_.empty()) break;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      serve(slot, job);
+    }
+  }
+  {
+    std::lock_guard lock(mu_);
+    --running_;
+  }
+  exit_cv_.notify_all();
+}
+
+namespace {
+void push(ResponseChannel& channel, ResponseEvent event, bool* wake) {
+  std::lock_guard lock(channel.mu);
+  if (channel.cancelled) return;
+  channel.queued_bytes += event.chunk.size();
+  channel.events.push_back(std::move(event));
+  *wake = channel.loop_waiting;
+  channel.loop_waiting = false;
+}
+}  // namespace
+
+bool AppPool::wait_for_room(size_t slot, ResponseChannel& channel) {
+  {
+    std::lock_guard lock(channel.mu);
+    if (channel.cancelled) return false;
+    if (channel.queued_bytes < kChannelLimit) return true;
+  }
+  // Waiting for a slow client is not the app being stuck: the heartbeat
+  // does not count this time.
+  set_slot(slot, 0);
+  bool cancelled;
+  {
+    std::unique_lock lock(channel.mu);
+    channel.room.wait(lock, [&] {
+      return channel.cancelled || channel.queued_bytes < kChannelLimit;
+    });
+    cancelled = channel.cancelled;
+  }
+  set_slot(slot, base::Heartbeat::now_ms());
+  return !cancelled;
+}
+
+void AppPool::serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel) {
+  {
+    std::lock_guard lock(channel->mu);
+    if (channel->cancelled) return;  // the connection went away while queued
+  }
+  {
+    std::lock_guard lock(mu_);
+    Slot& s = slots_[slot];
+    s.since_ms = base::Heartbeat::now_ms();
+    s.method = channel->request.method;
+    s.target = channel->request.target;
+  }
+  using Next = wsgi::ResponseSource::Next;
+  std::unique_ptr<wsgi::Exchange> exchange;
+  bool called;
+  {
+    wsgi::Gil gil;
+    exchange = app_.exchange();
+    called = exchange->call(channel->request, channel->peer);
+  }
+  bool first = true;
+  bool wake = false;
+  ResponseEvent event;
+  if (!called) {
+    event.kind = Next::kError;
+    event.head.emplace();
+  }
+  while (called) {
+    if (!wait_for_room(slot, *channel)) {
+      event = ResponseEvent();  // nobody is listening any more
+      break;
+    }
+    event = ResponseEvent();
+    {
+      wsgi::Gil gil;
+      std::string_view chunk;
+      event.kind = exchange->next(&chunk);
+      if (event.kind == Next::kChunk) event.chunk.assign(chunk);
+      if (first) {
+        ResponseHead& head = event.head.emplace();
+        head.responded = exchange->responded();
+        head.single_chunk = exchange->body_is_single_chunk();
+        head.status = exchange->status();
+        head.headers = exchange->headers();
+        // The loop sends the head with this event: from now on
+        // start_response(exc_info) must re-raise.
+        if (event.kind != Next::kError && head.responded) exchange->mark_headers_sent();
+      }
+      if (event.kind != Next::kChunk) {
+        // PEP 3333: close() once the iteration ended, before the
+        // connection moves on to its next request.
+        exchange->close();
+        exchange.reset();
+      }
+    }
+    first = false;
+    if (event.kind != Next::kChunk) break;
+    wake = false;
+    push(*channel, std::move(event), &wake);
+    if (wake) this->wake(channel);
+  }
+  if (exchange) {
+    wsgi::Gil gil;
+    exchange->close();
+    exchange.reset();
+  }
+  set_slot(slot, 0);
+  wake = false;
+  push(*channel, std::move(event), &wake);
+  if (wake) this->wake(channel);
+}
+
+}  // namespace cppgunicorn::worker

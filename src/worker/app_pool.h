@@ -1,0 +1,150 @@
+// --threads N > 1 (gunicorn's gthread meaning): N Python threads call the
+// app while the loop thread does all socket I/O without the GIL.
+//
+// A connection hands a complete request to the pool (`submit`) and pulls
+// the response from the `ThreadedResponse` it gets back, exactly as it pulls
+// from a `wsgi::Exchange` on the loop thread, except that `next()` may say
+// "nothing yet" (kPending); the pool then wakes the connection through one
+// `uv_async_t` once its thread has produced more. Chunks cross threads as
+// copies in a per-request channel; a thread that got more than
+// kChannelLimit ahead of its connection waits, without the GIL, until the
+// connection took them (and the connection takes them only while its socket
+// backlog is small), so a slow reader costs bounded memory.
+#pragma once
+
+#include <uv.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/heartbeat.h"
+#include "http/request.h"
+#include "net/handle.h"
+#include "wsgi/environ.h"
+#include "wsgi/interpreter.h"
+#include "wsgi/response_source.h"
+
+namespace cppgunicorn::wsgi {
+class Application;
+}
+
+namespace cppgunicorn::worker {
+
+struct ResponseChannel;
+
+// The loop-thread side of one request served on a pool thread. Every method
+// runs on the loop thread and never takes the GIL.
+class ThreadedResponse final : public wsgi::ResponseSource {
+ public:
+  explicit ThreadedResponse(std::shared_ptr<ResponseChannel> channel);
+  ~ThreadedResponse() override;
+  ThreadedResponse(const ThreadedResponse&) = delete;
+  ThreadedResponse& operator=(const ThreadedResponse&) = delete;
+
+  Next next(std::string_view* out) override;
+  bool responded() const override { return responded_; }
+  const std::string& status() const override { return status_; }
+  const http::HeaderList& headers() const override { return headers_; }
+  bool body_is_single_chunk() const override { return single_chunk_; }
+  // The thread marked them when it handed over the first chunk: the head
+  // is fixed from then on.
+  void mark_headers_sent() override {}
+  // Tells the thread to stop iterating (it calls the iterable's close())
+  // and drops whatever it produced that was not taken yet.
+  void close() override;
+
+ private:
+  std::shared_ptr<ResponseChannel> channel_;
+  std::string current_;  // the chunk the last next() handed out
+  bool responded_ = false;
+  bool single_chunk_ = false;
+  std::string status_;
+  http::HeaderList headers_;
+};
+
+class AppPool {
+ public:
+  AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads);
+  ~AppPool();
+  AppPool(const AppPool&) = delete;
+  AppPool& operator=(const AppPool&) = delete;
+
+  // Creates the wake-up handle and starts the threads; the GIL must not be
+  // held. Returns 0 or a libuv error.
+  int start();
+
+  // Queues a complete request (its body moves into the job). `on_ready`
+  // runs on the loop thread when the response has something new after
+  // next() said kPending; it is never called after the response is closed.
+  std::unique_ptr<ThreadedResponse> submit(http::Request& request, const wsgi::PeerInfo& peer,
+                                           std::function<void()> on_ready);
+
+  // The loop is alive, but an app call is only as alive as its thread:
+  // stamps the heartbeat with the start of the oldest app call still
+  // running (else now) and notes that request, so a call stuck past
+  // --timeout gets the worker aborted as on the loop thread.
+  void beat(base::Heartbeat& heartbeat);
+
+  // Closes the wake-up handle so that the loop can end.
+  void close_handle();
+
+  // After the loop ended: lets the threads finish and joins them. False when
+  // some are still inside the app after `grace` (they are left running and
+  // the process must exit without finalising Python).
+  bool stop(std::chrono::milliseconds grace);
+
+  // A thread waits while this much of its response is not taken yet.
+  static constexpr size_t kChannelLimit = 256 * 1024;
+
+ private:
+  struct Slot {
+    uint64_t since_ms = 0;  // 0: not inside the app
+    std::string method, target;
+  };
+
+  static void on_async(uv_async_t* handle);
+  void thread_main(size_t slot);
+  void serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel);
+  bool wait_for_room(size_t slot, ResponseChannel& channel);
+  void wake(const std::shared_ptr<ResponseChannel>& channel);
+  void set_slot(size_t slot, uint64_t since_ms);
+
+  uv_loop_t* loop_;
+  const wsgi::Application& app_;
+  size_t thread_count_;
+  net::UvHandle<uv_async_t> async_;
+  std::vector<std::thread> threads_;
+
+  std::mutex mu_;  // guards everything below
+  std::condition_variable jobs_cv_;
+  std::condition_variable exit_cv_;
+  std::deque<std::shared_ptr<ResponseChannel>> jobs_;
+  std::vector<std::shared_ptr<ResponseChannel>> ready_;
+  std::vector<Slot> slots_;
+  size_t running_ = 0;
+  bool stopping_ = false;
+  bool async_open_ = false;
+};
+
+// Holds the GIL on the loop thread only when the app runs there
+// (--threads 1); with a pool the loop thread never takes it.
+class LoopGil {
+ public:
+  explicit LoopGil(const AppPool* pool) {
+    if (pool == nullptr) gil_.emplace();
+  }
+
+ private:
+  std::optional<wsgi::Gil> gil_;
+};
+
+}  // namespace cppgunicorn::worker

@@ -1,0 +1,48 @@
+// What a connection pulls one response from: the status and headers the app
+// gave start_response, then the body chunk by chunk. `Exchange` is the
+// direct form (the app runs on the loop thread, under the GIL); the worker's
+// thread pool has another that hands over what a Python thread produced.
+// No Python header here: the worker layer holds these without knowing Python.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "http/request.h"
+
+namespace cppgunicorn::wsgi {
+
+class ResponseSource {
+ public:
+  enum class Next {
+    kChunk,    // `*out` holds the next non-empty body chunk
+    kDone,     // the iterable is exhausted
+    kError,    // the app raised while producing the body (traceback logged)
+    kPending,  // nothing yet: the producer wakes the connection when there is
+  };
+
+  virtual ~ResponseSource() = default;
+
+  // The next non-empty chunk. The view stays valid until the next call to
+  // next() or close().
+  virtual Next next(std::string_view* out) = 0;
+
+  // start_response was called (a status and headers are known). Valid once
+  // next() returned something other than kPending.
+  virtual bool responded() const = 0;
+  virtual const std::string& status() const = 0;
+  virtual const http::HeaderList& headers() const = 0;
+
+  // True when the whole body is the first chunk: the iterable was a list or
+  // tuple of at most one item and write() was not used.
+  virtual bool body_is_single_chunk() const = 0;
+
+  // The head went out: a later start_response(exc_info) must re-raise.
+  virtual void mark_headers_sent() = 0;
+
+  // Ends the response early or normally; the iterable's close() is called
+  // exactly once on every path.
+  virtual void close() = 0;
+};
+
+}  // namespace cppgunicorn::wsgi
