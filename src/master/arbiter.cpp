@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "base/proc_title.h"
 #include "log/logger.h"
@@ -22,6 +23,7 @@
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
 #include "wsgi/interpreter.h"
+#include "wsgi/python_config.h"
 
 namespace cppgunicorn::master {
 
@@ -115,16 +117,37 @@ void switch_owner(const Owner& o) {
   }
 }
 
+// fork() in a master that may run Python (a Python config file, or
+// --preload): Python's fork hooks keep its state consistent in the child.
+pid_t fork_process() {
+  if (!wsgi::Interpreter::running()) return ::fork();
+  wsgi::ForkGuard guard;
+  pid_t pid = ::fork();
+  if (pid == 0) guard.in_child();
+  else guard.in_parent();
+  return pid;
+}
+
+wsgi::HookWorker hook_worker(pid_t pid, int age) {
+  wsgi::HookWorker w;
+  w.pid = pid;
+  w.age = age;
+  return w;
+}
+
 // Fork twice and detach from the terminal (gunicorn's util.daemonize).
-void daemonize() {
-  if (::fork() != 0) ::_exit(0);
+// With enable_stdio_inheritance stdout and stderr stay as they are.
+void daemonize(bool keep_stdio) {
+  if (fork_process() != 0) ::_exit(0);
   ::setsid();
-  if (::fork() != 0) ::_exit(0);
+  if (fork_process() != 0) ::_exit(0);
   int null = ::open("/dev/null", O_RDWR);
   if (null >= 0) {
     ::dup2(null, 0);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
+    if (!keep_stdio) {
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+    }
     if (null > 2) ::close(null);
   }
 }
@@ -194,8 +217,16 @@ bool Arbiter::preload() {
   options.fault_fd = log::error_log().file().fileno();
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
+  // A Python config file already started the master's interpreter.
+  bool inherited = wsgi::Interpreter::running();
+  std::optional<wsgi::Gil> gil;
   try {
-    preloaded_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    if (inherited) {
+      gil.emplace();
+      wsgi::Interpreter::prepare_for_app(options);
+    } else {
+      preloaded_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    }
     wsgi::EnvironOptions env;
     env.multithread = config_.threads > 1;
     env.multiprocess = config_.workers > 1;
@@ -215,7 +246,7 @@ bool Arbiter::preload() {
     halt_code_ = worker::kExitWorkerBootError;
     return false;
   }
-  preloaded_interpreter_->release_gil();
+  if (preloaded_interpreter_) preloaded_interpreter_->release_gil();
   return true;
 }
 
@@ -230,20 +261,23 @@ void Arbiter::spawn_worker() {
     return;
   }
   int age = ++worker_age_;
-  // With a preloaded app, Python's fork hooks keep its locks consistent.
-  std::unique_ptr<wsgi::ForkGuard> fork_guard;
-  if (preloaded_app_) fork_guard = std::make_unique<wsgi::ForkGuard>();
-  pid_t pid = ::fork();
+  wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+  if (hooks) hooks->worker_hook("pre_fork", hook_worker(0, age), true);
+  // With Python in the master (--preload, a Python config), Python's fork
+  // hooks keep its locks consistent.
+  pid_t pid = fork_process();
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
     return;
   }
   if (pid == 0) {
-    if (fork_guard) fork_guard->in_child();
     is_worker_ = true;
+    if (hooks) {
+      hooks->set_worker(hook_worker(::getpid(), age));
+      hooks->worker_hook("post_fork", hook_worker(::getpid(), age), true);
+    }
     run_worker(*heartbeat);
   }
-  if (fork_guard) fork_guard->in_parent();
   WorkerSlot slot;
   slot.age = age;
   slot.heartbeat = std::move(heartbeat);
@@ -313,7 +347,11 @@ void Arbiter::reap_workers() {
     auto it = workers_.find(pid);
     if (it == workers_.end()) continue;  // not ours (as PID 1 we reap everyone)
     bool retiring = it->second.retiring;
+    int age = it->second.age;
     workers_.erase(it);
+    if (auto* hooks = wsgi::PythonConfig::hooks()) {
+      hooks->worker_hook("child_exit", hook_worker(pid, age), true);
+    }
     if (WIFEXITED(status)) {
       int code = WEXITSTATUS(status);
       if (code == worker::kExitWorkerBootError && halt_code_ < 0) {
@@ -404,7 +442,7 @@ void Arbiter::reexec() {
   if (!config_.pidfile.empty()) {
     std::rename(config_.pidfile.c_str(), (config_.pidfile + ".oldbin").c_str());
   }
-  pid_t pid = ::fork();
+  pid_t pid = fork_process();
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
     return;
@@ -424,6 +462,7 @@ void Arbiter::reexec() {
     fds += std::to_string(l.fd);
   }
   ::setenv(net::kInheritedFdsVariable, fds.c_str(), 1);
+  if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->server_hook("pre_exec");
   if (!start_dir_.empty() && ::chdir(start_dir_.c_str()) != 0) {
     // Stay where we are; relative paths may then not resolve.
   }
@@ -473,6 +512,7 @@ void Arbiter::handle_signal(int signum) {
       // Reload: new workers are started and the old ones stop gracefully,
       // finishing what they serve; the listeners never close meanwhile.
       log::error_log().info("Hang up: Master");
+      if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->server_hook("on_reload");
       for (auto& [pid, slot] : workers_) {
         if (!slot.retiring) {
           slot.retiring = true;
@@ -483,9 +523,17 @@ void Arbiter::handle_signal(int signum) {
       break;
     case SIGTTIN:
       ++target_workers_;
+      if (auto* hooks = wsgi::PythonConfig::hooks()) {
+        hooks->nworkers_changed(target_workers_, target_workers_ - 1);
+      }
       break;
     case SIGTTOU:
-      if (target_workers_ > 1) --target_workers_;
+      if (target_workers_ > 1) {
+        --target_workers_;
+        if (auto* hooks = wsgi::PythonConfig::hooks()) {
+          hooks->nworkers_changed(target_workers_, target_workers_ + 1);
+        }
+      }
       break;
     case SIGUSR1:
       log::error_log().file().reopen();
@@ -513,6 +561,14 @@ void Arbiter::handle_signal(int signum) {
 }
 
 int Arbiter::run() {
+  int code = serve();
+  if (auto* hooks = wsgi::PythonConfig::hooks(); hooks && !is_worker_) hooks->server_hook("on_exit");
+  return code;
+}
+
+int Arbiter::serve() {
+  wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+  if (hooks) hooks->server_hook("on_starting");
   target_workers_ = config_.workers;
   try {
     resolve_owner(config_);  // a bad --user or --group stops us before binding
@@ -523,7 +579,7 @@ int Arbiter::run() {
     log::error_log().error(e.what());
     return 1;
   }
-  if (config_.daemon) daemonize();
+  if (config_.daemon) daemonize(config_.enable_stdio_inheritance);
   base::set_proc_title(title("master"));
 
   log::error_log().info("Starting cppgunicorn " CPPGUNICORN_VERSION);
@@ -559,6 +615,10 @@ int Arbiter::run() {
     return halt_code_;
   }
 
+  if (hooks) {
+    hooks->nworkers_changed(target_workers_, -1);
+    hooks->server_hook("when_ready");
+  }
   manage_workers();
   while (!stopping_) {
     pollfd p{signal_pipe_[0], POLLIN, 0};

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <optional>
 #include <random>
 
 #include "log/logger.h"
@@ -14,6 +15,7 @@
 #include "wsgi/exchange.h"
 #include "wsgi/interpreter.h"
 #include "wsgi/objects.h"
+#include "wsgi/python_config.h"
 
 namespace cppgunicorn::worker {
 
@@ -49,8 +51,17 @@ bool Worker::boot() {
   options.fault_fd = log::error_log().file().fileno();
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
+  // A master that read a Python config file runs Python already: this
+  // worker inherited its interpreter (ForkGuard ran PyOS_AfterFork_Child).
+  bool inherited = wsgi::Interpreter::running();
+  std::optional<wsgi::Gil> gil;
   try {
-    own_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    if (inherited) {
+      gil.emplace();
+      wsgi::Interpreter::prepare_for_app(options);
+    } else {
+      own_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    }
   } catch (const std::exception& e) {
     log::error_log().error(std::string("Exception in worker process: ") + e.what());
     exit_code_ = kExitWorkerBootError;
@@ -74,7 +85,7 @@ bool Worker::boot() {
     exit_code_ = kExitWorkerBootError;
     return false;
   }
-  own_interpreter_->release_gil();
+  if (own_interpreter_) own_interpreter_->release_gil();
   return true;
 }
 
@@ -139,6 +150,7 @@ void Worker::on_signal(uv_signal_t* handle, int signum) {
       break;
     case SIGINT:
     case SIGQUIT:
+      if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->worker_hook("worker_int", {::getpid(), 0}, false);
       // Quick shutdown: drop every connection now.
       self->stopping_ = true;
       self->stop_listening();
@@ -226,6 +238,11 @@ int Worker::run() {
     uv_loop_close(&loop_);
     return exit_code_;
   }
+  wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+  if (hooks) {
+    hooks->worker_hook("post_worker_init", {::getpid(), 0}, false);
+    hooks->install_worker_abort();
+  }
   for (int signum : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) {
     auto h = std::make_unique<net::UvHandle<uv_signal_t>>();
     uv_signal_init(&loop_, h->get());
@@ -243,6 +260,7 @@ int Worker::run() {
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
+  if (hooks) hooks->worker_hook("worker_exit", {::getpid(), 0}, true);
   if (own_app_) {
     wsgi::Gil gil;
     own_app_.reset();

@@ -1,5 +1,7 @@
 #include "wsgi/exchange.h"
 
+#include "wsgi/python_config.h"
+
 #include "log/logger.h"
 
 namespace py = pybind11;
@@ -51,6 +53,10 @@ bool Exchange::call(http::Request& request, const PeerInfo& peer) {
   try {
     py::object input = py::cast(InputStream(std::move(request.body)));
     py::dict env = environ_.build(request, peer, input);
+    if (PythonConfig* hooks = PythonConfig::hooks()) {
+      hook_environ_ = env;
+      hooks->pre_request(env);
+    }
     py::object start_response = py::cast(StartResponse(state_));
     result_ = app_(env, start_response);
     closed_ = false;
@@ -103,6 +109,18 @@ Exchange::Next Exchange::next(std::string_view* out) {
 }
 
 void Exchange::close() {
+  close_iterable();
+  // gunicorn calls post_request after the response, whatever happened.
+  if (hook_environ_) {
+    py::object env = std::move(hook_environ_);
+    if (PythonConfig* hooks = PythonConfig::hooks()) {
+      hooks->post_request(env, state_->called ? state_->status : std::string("500 Internal Server Error"),
+                          state_->headers);
+    }
+  }
+}
+
+void Exchange::close_iterable() {
   if (closed_) return;
   closed_ = true;
   current_ = py::object();

@@ -53,6 +53,7 @@ class Exchange {
 
  private:
   void log_error(const char* what);
+  void close_iterable();
 
   const pybind11::object& app_;
   const EnvironBuilder& environ_;
@@ -64,6 +65,7 @@ class Exchange {
   size_t written_index_ = 0;
   bool single_chunk_ = false;
   bool closed_ = true;
+  pybind11::object hook_environ_;  // kept for post_request when hooks are configured
 };
 
 // Logs the Python exception being handled as a traceback at ERROR level.
