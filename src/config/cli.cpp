@@ -1,3 +1,4 @@
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -621,7 +622,13 @@ ParsedArgs parse_arguments(const std::vector<std::string>& args) {
       continue;
     }
     if (!has_value) {
-      if (i + 1 >= args.size()) throw ConfigError("argument " + flag + ": expected one argument");
+      // As argparse: a following option is not a value ("-1" is).
+      bool next_is_option = i + 1 < args.size() && args[i + 1].size() > 1 &&
+                            args[i + 1][0] == '-' &&
+                            !std::isdigit(static_cast<unsigned char>(args[i + 1][1]));
+      if (i + 1 >= args.size() || next_is_option) {
+        throw ConfigError("argument " + flag + ": expected one argument");
+      }
       value = args[++i];
     }
     parsed.assignments.push_back({setting, value});
