@@ -58,12 +58,7 @@ int Server::run() {
   }
   if (!loaded.ignored_warning.empty()) log::error_log().warning(loaded.ignored_warning);
   // --capture-output: what the app prints goes to the error log file.
-  if (config.capture_output && config.errorlog != "-" && log::error_log().file().fileno() >= 0) {
-    std::fflush(stdout);
-    std::fflush(stderr);
-    ::dup2(log::error_log().file().fileno(), STDOUT_FILENO);
-    ::dup2(log::error_log().file().fileno(), STDERR_FILENO);
-  }
+  log::capture_output_into_error_log(config.capture_output, config.errorlog);
   char start_dir[4096] = "";
   if (::getcwd(start_dir, sizeof start_dir) == nullptr) start_dir[0] = '\0';
   if (!config.chdir.empty() && ::chdir(config.chdir.c_str()) != 0) {

@@ -32,6 +32,9 @@ struct AccessRecord {
   double duration_s = 0;
   const std::vector<std::pair<std::string, std::string>>* request_headers = nullptr;
   const std::vector<std::pair<std::string, std::string>>* response_headers = nullptr;
+  // The environ values the format needs (environ_keys()), as text; absent
+  // ones are left out. PATH_INFO, when present, is what %(U)s shows.
+  const std::vector<std::pair<std::string, std::string>>* environ_values = nullptr;
 };
 
 class AccessLog {
@@ -41,6 +44,9 @@ class AccessLog {
   LogFile& file() { return file_; }
   bool enabled() const { return file_.enabled(); }
   void log(const AccessRecord& record);
+  // The environ keys the format reads ({name}e atoms, PATH_INFO for U): the
+  // worker looks them up only when this is not empty.
+  const std::vector<std::string>& environ_keys() const { return environ_keys_; }
   std::string render(const AccessRecord& record) const;
 
  private:
@@ -49,6 +55,7 @@ class AccessLog {
     std::string atom;     // "h", "{user-agent}i", ...
   };
   std::vector<Segment> segments_;
+  std::vector<std::string> environ_keys_;
   LogFile file_;
 };
 

@@ -96,6 +96,15 @@ void Logger::write(Level level, std::string_view message) {
   file_.write(line);
 }
 
+void capture_output_into_error_log(bool enabled, const std::string& errorlog) {
+  int fd = error_log().file().fileno();
+  if (!enabled || errorlog.empty() || errorlog == "-" || fd < 0) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::dup2(fd, STDOUT_FILENO);
+  ::dup2(fd, STDERR_FILENO);
+}
+
 Logger& error_log() {
   static Logger logger;
   return logger;

@@ -55,6 +55,10 @@ class Logger {
   LogFile file_;
 };
 
+// --capture-output: stdout and stderr (what the app prints) become the
+// error log file; again after each reopen (USR1). No-op for "-".
+void capture_output_into_error_log(bool enabled, const std::string& errorlog);
+
 // The process's error log. Before configuration it writes INFO and up to
 // stderr, so start-up errors are never lost.
 Logger& error_log();

@@ -538,6 +538,7 @@ void Arbiter::handle_signal(int signum) {
     case SIGUSR1:
       log::error_log().file().reopen();
       access_log_.file().reopen();
+      log::capture_output_into_error_log(config_.capture_output, config_.errorlog);
       signal_workers(SIGUSR1, false);
       break;
     case SIGUSR2:

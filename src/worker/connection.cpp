@@ -329,6 +329,14 @@ void Connection::finish_request(bool keep_alive) {
     r.request_headers = &request.headers;
     http::HeaderList none;
     r.response_headers = exchange_ ? &exchange_->headers() : &none;
+    std::vector<std::pair<std::string, std::string>> environ_values;
+    if (exchange_ && !access.environ_keys().empty()) {
+      std::string value;
+      for (const std::string& key : access.environ_keys()) {
+        if (exchange_->environ_text(key, &value)) environ_values.emplace_back(key, value);
+      }
+      r.environ_values = &environ_values;
+    }
     access.log(r);
   }
   exchange_.reset();  // the caller holds the GIL

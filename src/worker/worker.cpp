@@ -160,6 +160,7 @@ void Worker::on_signal(uv_signal_t* handle, int signum) {
     case SIGUSR1:
       log::error_log().file().reopen();
       self->access_log_.file().reopen();
+      log::capture_output_into_error_log(self->config_.capture_output, self->config_.errorlog);
       break;
     default:
       break;

@@ -48,8 +48,12 @@ class Exchange {
   // The head went out: a later start_response(exc_info) must re-raise.
   void mark_headers_sent() { state_->headers_sent = true; }
 
-  // Calls the iterable's close(), once; errors in it are logged.
+  // Calls the iterable's close(), once; errors in it are logged. Then the
+  // post_request hook, if configured.
   void close();
+
+  // The environ value `key` as text (the access log's {key}e atoms).
+  bool environ_text(const std::string& key, std::string* out) const;
 
  private:
   void log_error(const char* what);
@@ -65,7 +69,8 @@ class Exchange {
   size_t written_index_ = 0;
   bool single_chunk_ = false;
   bool closed_ = true;
-  pybind11::object hook_environ_;  // kept for post_request when hooks are configured
+  pybind11::object environ_dict_;  // for post_request and the access log's environ atoms
+  bool post_request_done_ = false;
 };
 
 // Logs the Python exception being handled as a traceback at ERROR level.
