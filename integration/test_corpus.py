@@ -88,9 +88,9 @@ SETTING_FLAGS = {
     "casefold_http_method": _switch("--casefold-http-method"),
 }
 
-# The settings the server under test implements.  None yet: add a name here
-# when the C++ server grows the setting, and its corpus cases start running.
-SUPPORTED_SETTINGS = set()
+# The settings the server under test implements: add a name here when the
+# C++ server grows the setting, and its corpus cases start running.
+SUPPORTED_SETTINGS = {"forwarded_allow_ips"}
 if os.environ.get("CORPUS_ALL_SETTINGS") == "1":
     SUPPORTED_SETTINGS = set(SETTING_FLAGS)
 

@@ -180,9 +180,25 @@ void Connection::start_request() {
   http::Request& request = parser_.request();
   is_head_request_ = request.method == "HEAD";
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
+  // A trusted front-end's secure_scheme_headers set wsgi.url_scheme; two
+  // that disagree make the request invalid (gunicorn: InvalidSchemeHeaders).
+  wsgi::PeerInfo peer = peer_;
+  const ForwardedPolicy& forwarded = worker_.forwarded();
+  if (forwarded.trusts(peer_.remote_addr)) {
+    switch (forwarded.scheme_of(request.headers)) {
+      case ForwardedPolicy::Scheme::kConflict:
+        log::error_log().debug("Invalid request from " + peer_.remote_addr +
+                               ": contradictory scheme headers");
+        reject(http::ParseError::kInvalidHeader);
+        return;
+      case ForwardedPolicy::Scheme::kHttps: peer.url_scheme = "https"; break;
+      case ForwardedPolicy::Scheme::kHttp: peer.url_scheme = "http"; break;
+      case ForwardedPolicy::Scheme::kUnset: break;
+    }
+  }
   wsgi::Gil gil;
   exchange_ = worker_.app().exchange();
-  if (!exchange_->call(request, peer_)) {
+  if (!exchange_->call(request, peer)) {
     send_error_response(kInternalErrorBody);
     return;
   }

@@ -32,6 +32,7 @@ Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket
     : config_(config),
       sockets_(listeners),
       access_log_(access_log),
+      forwarded_(config),
       read_buffer_(std::make_unique<char[]>(kReadBufferSize)),
       heartbeat_(heartbeat),
       app_(preloaded) {}

@@ -16,6 +16,7 @@
 #include "log/access_log.h"
 #include "net/handle.h"
 #include "net/listener.h"
+#include "worker/forwarded.h"
 
 namespace cppgunicorn::wsgi {
 class Application;
@@ -51,6 +52,7 @@ class Worker {
   bool stopping() const { return stopping_; }
   base::Heartbeat* heartbeat() { return heartbeat_; }
   const http::Limits& limits() const { return limits_; }
+  const ForwardedPolicy& forwarded() const { return forwarded_; }
   log::AccessLog& access_log() { return access_log_; }
   std::string_view http_date() { return date_.now(); }
   char* read_buffer() { return read_buffer_.get(); }
@@ -76,6 +78,7 @@ class Worker {
   const std::vector<net::ListenSocket>& sockets_;
   log::AccessLog& access_log_;
   http::Limits limits_;
+  ForwardedPolicy forwarded_;
   uv_loop_t loop_{};
   base::HttpDate date_;
   std::unique_ptr<char[]> read_buffer_;
