@@ -12,6 +12,7 @@
 #include "config/sources.h"
 #include "log/access_log.h"
 #include "log/logger.h"
+#include "log/statsd.h"
 #include "master/arbiter.h"
 #include "wsgi/python_config.h"
 
@@ -52,6 +53,9 @@ int Server::run() {
       ::setenv(e.substr(0, eq).c_str(), e.substr(eq + 1).c_str(), 1);
     }
     python.configure(config, loaded.shown);
+    if (!config.statsd_host.empty()) {
+      log::statsd().open(config.statsd_host, config.statsd_prefix, config.dogstatsd_tags);
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "Error: %s\n", e.what());
     return 1;

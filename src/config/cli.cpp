@@ -10,6 +10,7 @@
 #include "config/settings_table.h"
 #include "config/sources.h"
 #include "log/logger.h"
+#include "log/statsd.h"
 
 namespace cppgunicorn::config {
 
@@ -358,13 +359,18 @@ const std::vector<Setting>& settings_table() {
        list_setter(&Config::forwarder_headers), "SCRIPT_NAME,PATH_INFO"},
       {"statsd_host", {"--statsd-host"}, ValueKind::kString, "STATSD_ADDR",
        "host:port of the StatsD server to send metrics to.",
-       string_setter(&Config::statsd_host), "None", "StatsD metrics are not sent yet"},
+       [](Config& c, const std::string& v) {
+         if (!log::valid_statsd_address(v)) {
+           throw ConfigError("Invalid value for statsd_host: '" + v +
+                             "' (expected host:port, [ipv6]:port or unix:PATH)");
+         }
+         c.statsd_host = v;
+       }, "None"},
       {"statsd_prefix", {"--statsd-prefix"}, ValueKind::kString, "STATSD_PREFIX",
-       "Prefix for the StatsD metric names.", string_setter(&Config::statsd_prefix), "",
-       "StatsD metrics are not sent yet"},
+       "Prefix for the StatsD metric names.", string_setter(&Config::statsd_prefix), ""},
       {"dogstatsd_tags", {"--dogstatsd-tags"}, ValueKind::kString, "DOGSTATSD_TAGS",
        "Comma-separated DogStatsD tags added to every metric.",
-       string_setter(&Config::dogstatsd_tags), "", "StatsD metrics are not sent yet"},
+       string_setter(&Config::dogstatsd_tags), ""},
       // Server hooks: Python callables from a Python config file, or
       // "module.function" from TOML.
       {"on_starting", {}, ValueKind::kCallable, "", "Called just before the master process is initialized.",

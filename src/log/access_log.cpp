@@ -195,6 +195,7 @@ std::string AccessLog::render(const AccessRecord& r) const {
 }
 
 void AccessLog::log(const AccessRecord& record) {
+  statsd().request(record.status, record.duration_s);
   if (!file_.enabled()) return;
   file_.write(render(record));
 }

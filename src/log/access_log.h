@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "log/logger.h"
+#include "log/statsd.h"
 
 namespace cppgunicorn::log {
 
@@ -42,7 +43,8 @@ class AccessLog {
   // Throws std::invalid_argument naming the bad atom.
   void set_format(std::string_view format);
   LogFile& file() { return file_; }
-  bool enabled() const { return file_.enabled(); }
+  // A request is recorded when there is a log file or StatsD metrics.
+  bool enabled() const { return file_.enabled() || statsd().enabled(); }
   void log(const AccessRecord& record);
   // The environ keys the format reads ({name}e atoms, PATH_INFO for U): the
   // worker looks them up only when this is not empty.

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "base/clock.h"
+#include "log/statsd.h"
 
 namespace cppgunicorn::log {
 
@@ -79,6 +80,10 @@ const char* level_name(Level level) {
 }  // namespace
 
 void Logger::write(Level level, std::string_view message) {
+  // gunicorn's Statsd logger counts these whatever the log level.
+  if (level == Level::kWarning) statsd().increment("gunicorn.log.warning", 1);
+  else if (level == Level::kError) statsd().increment("gunicorn.log.error", 1);
+  else if (level == Level::kCritical) statsd().increment("gunicorn.log.critical", 1);
   if (!enabled(level)) return;
   if (!file_.enabled()) file_.open("-", stderr);
   // gunicorn: "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"

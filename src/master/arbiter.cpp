@@ -638,6 +638,7 @@ int Arbiter::serve() {
     }
     murder_stuck_workers();
     manage_workers();
+    log::statsd().gauge("gunicorn.workers", live_workers());
   }
   log::error_log().info("Shutting down: Master");
   // After USR2 the new master serves from the same unix socket files.
