@@ -13,6 +13,7 @@
 #include "log/access_log.h"
 #include "log/logger.h"
 #include "log/statsd.h"
+#include "log/syslog.h"
 #include "master/arbiter.h"
 #include "wsgi/python_config.h"
 
@@ -53,6 +54,15 @@ int Server::run() {
       ::setenv(e.substr(0, eq).c_str(), e.substr(eq + 1).c_str(), 1);
     }
     python.configure(config, loaded.shown);
+    if (config.syslog) {
+      std::string prefix = config.syslog_prefix;
+      if (prefix.empty()) prefix = config.proc_name.empty() ? config.default_proc_name : config.proc_name;
+      for (char& c : prefix) {
+        if (c == ':') c = '.';
+      }
+      log::syslog_sink().open(config.syslog_addr, config.syslog_facility, prefix,
+                              !config.disable_redirect_access_to_syslog);
+    }
     if (!config.statsd_host.empty()) {
       log::statsd().open(config.statsd_host, config.statsd_prefix, config.dogstatsd_tags);
     }

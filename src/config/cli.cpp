@@ -11,6 +11,7 @@
 #include "config/sources.h"
 #include "log/logger.h"
 #include "log/statsd.h"
+#include "log/syslog.h"
 
 namespace cppgunicorn::config {
 
@@ -454,17 +455,30 @@ const std::vector<Setting>& settings_table() {
       {"logconfig_json", {"--log-config-json"}, ValueKind::kString, "FILE",
        "A logging dictConfig in a JSON file.", accept_string("logconfig_json"), "None",
        "Python logging configuration is not applied to the server's logs"},
-      {"syslog", {"--log-syslog"}, ValueKind::kBool, "", "Send the logs to syslog.",
-       accept_bool("syslog"), "False", "syslog output is not implemented"},
+      {"syslog", {"--log-syslog"}, ValueKind::kBool, "",
+       "Send the error log (and the access log) to syslog.",
+       bool_setter("syslog", &Config::syslog), "False"},
       {"syslog_addr", {"--log-syslog-to"}, ValueKind::kString, "SYSLOG_ADDR",
-       "The syslog address.", accept_string("syslog_addr"), "udp://localhost:514",
-       "syslog output is not implemented"},
+       "The syslog address: udp://HOST:PORT, tcp://HOST:PORT or unix://PATH[#dgram|#stream].",
+       [](Config& c, const std::string& v) {
+         if (!log::valid_syslog_address(v)) {
+           throw ConfigError("Invalid value for syslog_addr: '" + v +
+                             "' (expected udp://HOST:PORT, tcp://HOST:PORT or unix://PATH)");
+         }
+         c.syslog_addr = v;
+       }, "udp://localhost:514"},
       {"syslog_prefix", {"--log-syslog-prefix"}, ValueKind::kString, "SYSLOG_PREFIX",
-       "The syslog program name.", accept_string("syslog_prefix"), "None",
-       "syslog output is not implemented"},
+       "The program name in syslog lines (gunicorn.PREFIX.error); default: the process name.",
+       string_setter(&Config::syslog_prefix), "None"},
       {"syslog_facility", {"--log-syslog-facility"}, ValueKind::kString, "SYSLOG_FACILITY",
-       "The syslog facility.", accept_string("syslog_facility"), "user",
-       "syslog output is not implemented"},
+       "The syslog facility name.",
+       [](Config& c, const std::string& v) {
+         if (log::syslog_facility_code(v) < 0) {
+           throw ConfigError("Invalid value for syslog_facility: '" + v +
+                             "' (expected a facility name: user, daemon, local0 ... local7, ...)");
+         }
+         c.syslog_facility = v;
+       }, "user"},
       {"enable_backlog_metric", {"--enable-backlog-metric"}, ValueKind::kBool, "",
        "Report the socket backlog as a metric.", accept_bool("enable_backlog_metric"), "False",
        "StatsD metrics are not sent yet"},

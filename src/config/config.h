@@ -68,6 +68,10 @@ struct Config {
   std::string statsd_host;
   std::string statsd_prefix;
   std::string dogstatsd_tags;
+  bool syslog = false;
+  std::string syslog_addr = "udp://localhost:514";
+  std::string syslog_prefix;
+  std::string syslog_facility = "user";
   // Server hooks given as "module.function" text (TOML, or a Python config's
   // string value); hooks that are Python objects stay with the interpreter
   // that read the file. Name -> text ("" for an object).

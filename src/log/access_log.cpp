@@ -196,8 +196,11 @@ std::string AccessLog::render(const AccessRecord& r) const {
 
 void AccessLog::log(const AccessRecord& record) {
   statsd().request(record.status, record.duration_s);
-  if (!file_.enabled()) return;
-  file_.write(render(record));
+  bool to_syslog = syslog_sink().access_enabled();
+  if (!file_.enabled() && !to_syslog) return;
+  std::string line = render(record);
+  if (to_syslog) syslog_sink().access_line(line);
+  file_.write(line);
 }
 
 }  // namespace cppgunicorn::log

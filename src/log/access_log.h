@@ -11,6 +11,7 @@
 
 #include "log/logger.h"
 #include "log/statsd.h"
+#include "log/syslog.h"
 
 namespace cppgunicorn::log {
 
@@ -44,7 +45,9 @@ class AccessLog {
   void set_format(std::string_view format);
   LogFile& file() { return file_; }
   // A request is recorded when there is a log file or StatsD metrics.
-  bool enabled() const { return file_.enabled() || statsd().enabled(); }
+  bool enabled() const {
+    return file_.enabled() || statsd().enabled() || syslog_sink().access_enabled();
+  }
   void log(const AccessRecord& record);
   // The environ keys the format reads ({name}e atoms, PATH_INFO for U): the
   // worker looks them up only when this is not empty.

@@ -9,6 +9,7 @@
 
 #include "base/clock.h"
 #include "log/statsd.h"
+#include "log/syslog.h"
 
 namespace cppgunicorn::log {
 
@@ -85,6 +86,7 @@ void Logger::write(Level level, std::string_view message) {
   else if (level == Level::kError) statsd().increment("gunicorn.log.error", 1);
   else if (level == Level::kCritical) statsd().increment("gunicorn.log.critical", 1);
   if (!enabled(level)) return;
+  if (syslog_sink().enabled()) syslog_sink().error_line(level, message);
   if (!file_.enabled()) file_.open("-", stderr);
   // gunicorn: "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
   std::string line;
