@@ -68,6 +68,8 @@ struct Config {
   std::string statsd_host;
   std::string statsd_prefix;
   std::string dogstatsd_tags;
+  bool reload = false;
+  std::vector<std::string> reload_extra_files;
   bool syslog = false;
   std::string syslog_addr = "udp://localhost:514";
   std::string syslog_prefix;

@@ -16,6 +16,7 @@
 #include "wsgi/interpreter.h"
 #include "wsgi/objects.h"
 #include "wsgi/python_config.h"
+#include "wsgi/reloader.h"
 
 namespace cppgunicorn::worker {
 
@@ -174,6 +175,15 @@ void Worker::on_sweep(uv_timer_t* timer) {
   // The loop is alive: tell the master. A worker stuck in one request
   // never gets here, and the master's --timeout catches it.
   if (self->heartbeat_) self->heartbeat_->beat();
+  // --reload: once a second, as gunicorn's poll reloader.
+  if (self->reloader_ && !self->stopping_ && ++self->sweeps_since_reload_check_ >= 4) {
+    self->sweeps_since_reload_check_ = 0;
+    std::string changed = self->reloader_->changed();
+    if (!changed.empty()) {
+      log::error_log().info("Worker reloading: " + changed + " modified");
+      self->begin_graceful_stop();
+    }
+  }
   if (!self->stopping_ && ::getppid() != self->parent_pid_) {
     log::error_log().info("Parent changed, shutting down");
     self->begin_graceful_stop();
@@ -240,6 +250,7 @@ int Worker::run() {
     uv_loop_close(&loop_);
     return exit_code_;
   }
+  if (config_.reload) reloader_ = std::make_unique<wsgi::Reloader>(config_.reload_extra_files);
   wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
   if (hooks) {
     hooks->worker_hook("post_worker_init", {::getpid(), 0}, false);
@@ -263,6 +274,7 @@ int Worker::run() {
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
   if (hooks) hooks->worker_hook("worker_exit", {::getpid(), 0}, true);
+  reloader_.reset();
   if (own_app_) {
     wsgi::Gil gil;
     own_app_.reset();

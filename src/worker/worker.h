@@ -21,6 +21,7 @@
 namespace cppgunicorn::wsgi {
 class Application;
 class Interpreter;
+class Reloader;
 }  // namespace cppgunicorn::wsgi
 
 namespace cppgunicorn::worker {
@@ -86,6 +87,8 @@ class Worker {
   base::Heartbeat* heartbeat_;
   std::unique_ptr<wsgi::Interpreter> own_interpreter_;
   std::unique_ptr<wsgi::Application> own_app_;
+  std::unique_ptr<wsgi::Reloader> reloader_;  // --reload
+  int sweeps_since_reload_check_ = 0;
   wsgi::Application* app_ = nullptr;
 
   struct ListenerHandle {
