@@ -54,6 +54,7 @@ int Server::run() {
       ::setenv(e.substr(0, eq).c_str(), e.substr(eq + 1).c_str(), 1);
     }
     python.configure(config, loaded.shown);
+    python.setup_logging(config);
     if (config.syslog) {
       std::string prefix = config.syslog_prefix;
       if (prefix.empty()) prefix = config.proc_name.empty() ? config.default_proc_name : config.proc_name;

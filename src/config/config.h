@@ -68,6 +68,9 @@ struct Config {
   std::string statsd_host;
   std::string statsd_prefix;
   std::string dogstatsd_tags;
+  std::string logconfig;        // fileConfig file
+  std::string logconfig_json;   // dictConfig as JSON
+  std::string logconfig_dict;   // set: a Python config's dict (kept by its reader)
   bool reload = false;
   std::vector<std::string> reload_extra_files;
   bool syslog = false;

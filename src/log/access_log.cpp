@@ -197,10 +197,22 @@ std::string AccessLog::render(const AccessRecord& r) const {
 void AccessLog::log(const AccessRecord& record) {
   statsd().request(record.status, record.duration_s);
   bool to_syslog = syslog_sink().access_enabled();
-  if (!file_.enabled() && !to_syslog) return;
+  AccessSink sink = access_sink();
+  if (!file_.enabled() && !to_syslog && sink == nullptr) return;
   std::string line = render(record);
   if (to_syslog) syslog_sink().access_line(line);
+  if (sink != nullptr) {
+    sink(std::string_view(line).substr(0, line.size() - 1));  // without the newline
+    return;
+  }
   file_.write(line);
 }
+
+namespace {
+AccessSink g_access_sink = nullptr;
+}  // namespace
+
+void set_access_sink(AccessSink sink) { g_access_sink = sink; }
+AccessSink access_sink() { return g_access_sink; }
 
 }  // namespace cppgunicorn::log

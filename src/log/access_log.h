@@ -39,6 +39,12 @@ struct AccessRecord {
   const std::vector<std::pair<std::string, std::string>>* environ_values = nullptr;
 };
 
+// Where access lines go instead of the file when Python logging is
+// configured (logconfig*): the gunicorn.access logger.
+using AccessSink = void (*)(std::string_view line);
+void set_access_sink(AccessSink sink);
+AccessSink access_sink();
+
 class AccessLog {
  public:
   // Throws std::invalid_argument naming the bad atom.
@@ -46,7 +52,8 @@ class AccessLog {
   LogFile& file() { return file_; }
   // A request is recorded when there is a log file or StatsD metrics.
   bool enabled() const {
-    return file_.enabled() || statsd().enabled() || syslog_sink().access_enabled();
+    return file_.enabled() || statsd().enabled() || syslog_sink().access_enabled() ||
+           access_sink() != nullptr;
   }
   void log(const AccessRecord& record);
   // The environ keys the format reads ({name}e atoms, PATH_INFO for U): the

@@ -87,6 +87,10 @@ void Logger::write(Level level, std::string_view message) {
   else if (level == Level::kCritical) statsd().increment("gunicorn.log.critical", 1);
   if (!enabled(level)) return;
   if (syslog_sink().enabled()) syslog_sink().error_line(level, message);
+  if (sink_ != nullptr) {
+    sink_(level, message);
+    return;
+  }
   if (!file_.enabled()) file_.open("-", stderr);
   // gunicorn: "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
   std::string line;

@@ -42,6 +42,10 @@ class Logger {
   LogFile& file() { return file_; }
 
   bool enabled(Level level) const { return level >= level_; }
+  // Lines go to `sink` instead of the file (Python logging configured with
+  // logconfig*); nullptr restores the file.
+  using Sink = void (*)(Level level, std::string_view message);
+  void set_sink(Sink sink) { sink_ = sink; }
   void write(Level level, std::string_view message);
 
   void debug(std::string_view m) { write(Level::kDebug, m); }
@@ -53,6 +57,7 @@ class Logger {
  private:
   Level level_ = Level::kInfo;
   LogFile file_;
+  Sink sink_ = nullptr;
 };
 
 // --capture-output: stdout and stderr (what the app prints) become the

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "log/access_log.h"
 #include "log/logger.h"
 #include "wsgi/app_loader.h"
 #include "wsgi/exchange.h"
@@ -24,6 +25,7 @@ constexpr const char* kConfigSource = R"PY(
 import importlib, importlib.machinery, importlib.util, inspect, os, sys, traceback, types
 
 hooks = {}
+logconfig_dict = None
 
 
 class Log:
@@ -94,6 +96,9 @@ def read(location, names):
         elif isinstance(value, (list, tuple, set, frozenset)):
             out.append((key, [str(v) for v in value], False))
         elif isinstance(value, dict):
+            if key == "logconfig_dict":
+                global logconfig_dict
+                logconfig_dict = value
             out.append((key, [",".join("%s=%s" % kv for kv in value.items())], False))
         elif inspect.isclass(value):
             out.append((key, [value.__module__ + "." + value.__qualname__], False))
@@ -128,6 +133,68 @@ def configure(values, env):
     server.proc_name = values.get("proc_name") or values.get("default_proc_name", "")
     for k, v in env.items():
         os.environ[k] = v
+
+
+# gunicorn's CONFIG_DEFAULTS, which a logconfig_dict / logconfig_json updates.
+_LOG_DEFAULTS = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "root": {"level": "INFO", "handlers": ["console"]},
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["error_console"], "propagate": True,
+                           "qualname": "gunicorn.error"},
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": True,
+                            "qualname": "gunicorn.access"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "generic",
+                    "stream": "ext://sys.stdout"},
+        "error_console": {"class": "logging.StreamHandler", "formatter": "generic",
+                          "stream": "ext://sys.stderr"},
+    },
+    "formatters": {
+        "generic": {"format": "%(asctime)s [%(process)d] [%(levelname)s] %(message)s",
+                    "datefmt": "[%Y-%m-%d %H:%M:%S %z]", "class": "logging.Formatter"},
+    },
+}
+_error_logger = None
+_access_logger = None
+
+
+def setup_logging(json_path, file_path):
+    import json
+    import logging
+    import logging.config
+    global _error_logger, _access_logger
+    if logconfig_dict:
+        config = dict(_LOG_DEFAULTS)
+        config.update(logconfig_dict)
+        logging.config.dictConfig(config)
+    elif json_path:
+        if not os.path.exists(json_path):
+            raise ValueError("Invalid value for logconfig_json: %r (no such file)" % json_path)
+        config = dict(_LOG_DEFAULTS)
+        with open(json_path) as f:
+            config.update(json.load(f))
+        logging.config.dictConfig(config)
+    elif file_path:
+        if not os.path.exists(file_path):
+            raise ValueError("Invalid value for logconfig: %r (no such file)" % file_path)
+        defaults = {"__file__": file_path, "here": os.path.dirname(file_path)}
+        logging.config.fileConfig(file_path, defaults=defaults, disable_existing_loggers=False)
+    else:
+        return False
+    _error_logger = logging.getLogger("gunicorn.error")
+    _access_logger = logging.getLogger("gunicorn.access")
+    return True
+
+
+def log_error(level, message):
+    _error_logger.log(level, message)
+
+
+def log_access(line):
+    _access_logger.info(line)
 
 
 def _arity(fn):
@@ -223,6 +290,28 @@ def post_request(environ, status, headers):
 )PY";
 
 PythonConfig* g_hooks = nullptr;
+// The reader whose Python logging the logs go to (logconfig*).
+PythonConfig* g_logging = nullptr;
+py::dict* g_logging_ns = nullptr;
+
+void python_error_sink(log::Level level, std::string_view message) {
+  if (g_logging_ns == nullptr) return;
+  Gil gil;
+  try {
+    (*g_logging_ns)["log_error"](static_cast<int>(level), std::string(message));
+  } catch (py::error_already_set&) {
+    // Never back into the error log: that is this sink.
+  }
+}
+
+void python_access_sink(std::string_view line) {
+  if (g_logging_ns == nullptr) return;
+  Gil gil;
+  try {
+    (*g_logging_ns)["log_access"](std::string(line));
+  } catch (py::error_already_set&) {
+  }
+}
 
 std::string python_error_text(py::error_already_set& e) {
   std::string text;
@@ -247,6 +336,12 @@ PythonConfig::PythonConfig(std::vector<std::string> argv) : argv_(std::move(argv
 
 PythonConfig::~PythonConfig() {
   if (g_hooks == this) g_hooks = nullptr;
+  if (g_logging == this) {
+    log::error_log().set_sink(nullptr);
+    log::set_access_sink(nullptr);
+    g_logging = nullptr;
+    g_logging_ns = nullptr;
+  }
   if (state_) {
     Gil gil;
     state_.reset();
@@ -326,6 +421,27 @@ void PythonConfig::configure(const config::Config& config,
   }
   state_->ns["configure"](values, env);
   if (!hook_names_.empty()) g_hooks = this;
+}
+
+void PythonConfig::setup_logging(const config::Config& config) {
+  if (config.logconfig.empty() && config.logconfig_json.empty() && config.logconfig_dict.empty()) {
+    return;
+  }
+  start_interpreter();
+  Gil gil;
+  bool configured = false;
+  try {
+    configured = state_->ns["setup_logging"](config.logconfig_json, config.logconfig)
+                     .cast<bool>();
+  } catch (py::error_already_set& e) {
+    throw config::ConfigError("Invalid logging configuration: " +
+                              py::str(e.value()).cast<std::string>());
+  }
+  if (!configured) return;  // logconfig_dict from TOML: no dict object to apply
+  g_logging = this;
+  g_logging_ns = &state_->ns;
+  log::error_log().set_sink(python_error_sink);
+  log::set_access_sink(python_access_sink);
 }
 
 std::string PythonConfig::check_app(const config::Config& config) {

@@ -52,6 +52,11 @@ class PythonConfig : public config::PythonConfigReader {
   // that cannot be imported.
   void configure(const config::Config& config, const std::map<std::string, std::string>& shown);
 
+  // logconfig, logconfig_json, logconfig_dict: configures Python logging
+  // (merged into gunicorn's defaults) and sends the error and access lines
+  // to the gunicorn.error / gunicorn.access loggers. Throws ConfigError.
+  void setup_logging(const config::Config& config);
+
   // --check-config / --print-config: loads the app (starting an
   // interpreter if none runs). Returns "" or the reason it failed.
   std::string check_app(const config::Config& config);
