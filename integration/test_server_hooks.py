@@ -63,7 +63,7 @@ def test_every_hook_runs_at_its_moment(start_server, tmp_path):
     assert "pre_request GET /path yes" in text
     assert "post_request GET /path /path 200 OK" in text
     assert "worker_exit" in text
-    assert first[-1] == "on_exit"
+    assert first[-1] == "on_exit", text
     err = srv.stderr()
     assert "hook on_starting" in err and "hook post_worker_init" in err
     assert "Exception in pre_request hook" in err and "a hook that raises" in err

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -265,13 +266,22 @@ void Arbiter::spawn_worker() {
   if (hooks) hooks->worker_hook("pre_fork", hook_worker(0, age), true);
   // With Python in the master (--preload, a Python config), Python's fork
   // hooks keep its locks consistent.
+  // Signals wait while we fork: one that reached the child before it
+  // dropped the master's handlers would land in the master's pipe and be
+  // lost; now the child gets it with the default action once unblocked.
+  sigset_t all, previous;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &previous);
   pid_t pid = fork_process();
+  if (pid != 0) pthread_sigmask(SIG_SETMASK, &previous, nullptr);
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
     return;
   }
   if (pid == 0) {
     is_worker_ = true;
+    restore_signal_handlers();
+    pthread_sigmask(SIG_SETMASK, &previous, nullptr);
     if (hooks) {
       hooks->set_worker(hook_worker(::getpid(), age));
       hooks->worker_hook("post_fork", hook_worker(::getpid(), age), true);

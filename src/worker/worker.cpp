@@ -251,17 +251,18 @@ int Worker::run() {
     return exit_code_;
   }
   if (config_.reload) reloader_ = std::make_unique<wsgi::Reloader>(config_.reload_extra_files);
-  wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
-  if (hooks) {
-    hooks->worker_hook("post_worker_init", {::getpid(), 0}, false);
-    hooks->install_worker_abort();
-  }
   for (int signum : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) {
     auto h = std::make_unique<net::UvHandle<uv_signal_t>>();
     uv_signal_init(&loop_, h->get());
     h->mark_initialised();
     uv_signal_start(h->get(), on_signal, signum);
     signals_.push_back(std::move(h));
+  }
+  // As gunicorn: signal handlers first, then post_worker_init.
+  wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+  if (hooks) {
+    hooks->worker_hook("post_worker_init", {::getpid(), 0}, false);
+    hooks->install_worker_abort();
   }
   uv_timer_init(&loop_, sweep_timer_.get());
   sweep_timer_.mark_initialised();
