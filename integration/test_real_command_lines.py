@@ -52,6 +52,12 @@ COMMAND_LINES = [
     ("-k gthread --threads 8 --worker-tmp-dir /dev/shm --log-file=- -b [::1]:$PORT app:app", {},
      "pid"),
     ("--bind 0.0.0.0:$PORT --initgroups --disable-redirect-access-to-syslog app:app", {}, "pid"),
+    ("--log-syslog --log-syslog-to udp://127.0.0.1:9 --log-syslog-prefix web "
+     "--bind 0.0.0.0:$PORT app:app", {}, "pid"),
+    ("--reload --reload-engine poll --bind 0.0.0.0:$PORT --access-logfile - app:app", {}, "pid"),
+    ("--worker-class=gthread --threads=2 --workers=2 --timeout=90 --graceful-timeout=10 "
+     "--keep-alive=75 --bind=0.0.0.0:$PORT --log-level=debug --access-logfile=- "
+     "--error-logfile=- --capture-output app:app", {}, "pid"),
 ]
 
 

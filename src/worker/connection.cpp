@@ -189,6 +189,8 @@ void Connection::start_request() {
       case ForwardedPolicy::Scheme::kConflict:
         log::error_log().debug("Invalid request from " + peer_.remote_addr +
                                ": contradictory scheme headers");
+        busy_ = false;
+        if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
         reject(http::ParseError::kInvalidHeader);
         return;
       case ForwardedPolicy::Scheme::kHttps: peer.url_scheme = "https"; break;
