@@ -72,6 +72,7 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
   peer_.server_port = info.server_port;
+  peer_trusted_ = worker_.forwarded().trusts(peer_.remote_addr);
   last_activity_ms_ = uv_now(worker_.loop());
   if (uv_read_start(&h_.stream, on_alloc, on_read) != 0) return false;
   reading_ = true;
@@ -183,9 +184,8 @@ void Connection::start_request() {
   // A trusted front-end's secure_scheme_headers set wsgi.url_scheme; two
   // that disagree make the request invalid (gunicorn: InvalidSchemeHeaders).
   wsgi::PeerInfo peer = peer_;
-  const ForwardedPolicy& forwarded = worker_.forwarded();
-  if (forwarded.trusts(peer_.remote_addr)) {
-    switch (forwarded.scheme_of(request.headers)) {
+  if (peer_trusted_) {
+    switch (worker_.forwarded().scheme_of(request.headers)) {
       case ForwardedPolicy::Scheme::kConflict:
         log::error_log().debug("Invalid request from " + peer_.remote_addr +
                                ": contradictory scheme headers");

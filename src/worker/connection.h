@@ -89,6 +89,7 @@ class Connection {
   http::Parser parser_;
   std::string pending_input_;   // bytes read but not yet parsed
   wsgi::PeerInfo peer_;
+  bool peer_trusted_ = false;  // forwarded_allow_ips, decided once per connection
   uint64_t last_activity_ms_ = 0;
 
   // The request being served.
