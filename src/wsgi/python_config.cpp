@@ -437,7 +437,12 @@ void PythonConfig::setup_logging(const config::Config& config) {
     throw config::ConfigError("Invalid logging configuration: " +
                               py::str(e.value()).cast<std::string>());
   }
-  if (!configured) return;  // logconfig_dict from TOML: no dict object to apply
+  if (!configured) {
+    // logconfig_dict given as text (TOML): there is no dict object to apply.
+    log::error_log().warning("logconfig_dict is only applied from a Python config file; "
+                             "use logconfig_json with a TOML config");
+    return;
+  }
   g_logging = this;
   g_logging_ns = &state_->ns;
   log::error_log().set_sink(python_error_sink);
