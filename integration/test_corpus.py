@@ -94,6 +94,7 @@ SUPPORTED_SETTINGS = {
     "limit_request_line", "limit_request_fields", "limit_request_field_size",
     "proxy_protocol", "proxy_allow_ips", "header_map", "permit_obsolete_folding",
     "strip_header_spaces", "permit_unconventional_http_method", "casefold_http_method",
+    "forwarded_allow_ips",
 }
 if os.environ.get("CORPUS_ALL_SETTINGS") == "1":
     SUPPORTED_SETTINGS = set(SETTING_FLAGS)

@@ -1,12 +1,17 @@
-#include <arpa/inet.h>
-
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
 
+#include <arpa/inet.h>
+#include <sys/socket.h>
+
 #include "config/config.h"
 #include "config/settings_table.h"
+#include "config/sources.h"
 #include "log/logger.h"
+#include "log/statsd.h"
+#include "log/syslog.h"
 
 namespace cppgunicorn::config {
 
@@ -71,76 +76,222 @@ std::function<void(Config&, const std::string&)> string_setter(std::string Confi
   return [field](Config& c, const std::string& v) { c.*field = v; };
 }
 
+// --- Value syntax shared by the config area's settings ----------------------
+
+// gunicorn's validate_bool: "true"/"false" in any case (a bare flag is "true").
+bool parse_bool(std::string_view setting, const std::string& value) {
+  std::string lower;
+  for (char ch : value) {
+    if (ch != ' ') lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  }
+  if (lower == "true") return true;
+  if (lower == "false") return false;
+  throw ConfigError("Invalid value for " + std::string(setting) + ": '" + value +
+                    "' (expected true or false)");
+}
+
+std::function<void(Config&, const std::string&)> bool_setter(std::string_view name,
+                                                              bool Config::*field) {
+  return [name, field](Config& c, const std::string& v) { c.*field = parse_bool(name, v); };
+}
+
+// gunicorn's validate_string_to_list: comma-separated, items trimmed.
+std::vector<std::string> split_list(const std::string& value) {
+  std::vector<std::string> out;
+  for (std::string item : split_commas(value)) {
+    size_t b = item.find_first_not_of(" \t");
+    size_t e = item.find_last_not_of(" \t");
+    if (b != std::string::npos) out.push_back(item.substr(b, e - b + 1));
+  }
+  return out;
+}
+
+std::function<void(Config&, const std::string&)> list_setter(std::vector<std::string> Config::*field) {
+  return [field](Config& c, const std::string& v) { c.*field = split_list(v); };
+}
+
+// An IPv4/IPv6 address or network ("10.0.0.0/8"), as gunicorn's
+// forwarded_allow_ips accepts; "*" means any peer.
+bool is_address_or_network(const std::string& item) {
+  if (item == "*") return true;
+  std::string addr = item;
+  auto slash = item.find('/');
+  int max_prefix = item.find(':') == std::string::npos ? 32 : 128;
+  if (slash != std::string::npos) {
+    addr = item.substr(0, slash);
+    std::string prefix = item.substr(slash + 1);
+    if (prefix.empty() || prefix.size() > 3 ||
+        prefix.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoi(prefix) > max_prefix)
+      return false;
+  }
+  unsigned char buf[16];
+  return ::inet_pton(AF_INET, addr.c_str(), buf) == 1 || ::inet_pton(AF_INET6, addr.c_str(), buf) == 1;
+}
+
+std::function<void(Config&, const std::string&)> address_list_setter(
+    std::string_view name, std::vector<std::string> Config::*field) {
+  return [name, field](Config& c, const std::string& v) {
+    std::vector<std::string> items = split_list(v);
+    for (const std::string& item : items) {
+      if (!is_address_or_network(item)) {
+        throw ConfigError("Invalid value for " + std::string(name) + ": '" + v + "' ('" + item +
+                          "' is not an IP address or network; expected a comma-separated "
+                          "list such as 127.0.0.1,10.0.0.0/8 or *)");
+      }
+    }
+    c.*field = std::move(items);
+  };
+}
+
+// "KEY=VALUE,KEY=VALUE": the text form of a dict setting.
+std::vector<std::pair<std::string, std::string>> parse_dict(std::string_view name,
+                                                           const std::string& value) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const std::string& item : split_list(value)) {
+    auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw ConfigError("Invalid value for " + std::string(name) + ": '" + value +
+                        "' (expected a dict: HEADER=VALUE pairs)");
+    }
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+  }
+  return out;
+}
+
+// Settings cppgunicorn accepts without acting on them still get gunicorn's
+// value checks, so a typo is an error here as it would be there.
+std::function<void(Config&, const std::string&)> accept_string(std::string_view name) {
+  return [name](Config& c, const std::string& v) { c.ignored[std::string(name)] = v; };
+}
+
+std::function<void(Config&, const std::string&)> accept_int(std::string_view name) {
+  return [name](Config& c, const std::string& v) {
+    parse_int(name, v, 0);
+    c.ignored[std::string(name)] = v;
+  };
+}
+
+std::function<void(Config&, const std::string&)> accept_bool(std::string_view name) {
+  return [name](Config& c, const std::string& v) {
+    if (parse_bool(name, v)) c.ignored[std::string(name)] = "True";
+  };
+}
+
+std::function<void(Config&, const std::string&)> accept_choice(
+    std::string_view name, std::vector<std::string_view> choices) {
+  return [name, choices](Config& c, const std::string& v) {
+    std::string lower;
+    for (char ch : v) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    for (std::string_view choice : choices) {
+      if (lower == choice) {
+        c.ignored[std::string(name)] = v;
+        return;
+      }
+    }
+    std::string expected;
+    for (std::string_view choice : choices) {
+      if (!expected.empty()) expected += ", ";
+      expected += choice;
+    }
+    throw ConfigError("Invalid value for " + std::string(name) + ": '" + v +
+                      "' (expected one of " + expected + ")");
+  };
+}
+
+std::function<void(Config&, const std::string&)> accept_list(std::string_view name) {
+  return [name](Config& c, const std::string& v) {
+    std::string& all = c.ignored[std::string(name)];
+    all += all.empty() ? v : "," + v;
+  };
+}
+
+// A hook from TOML (or a Python config's string value): "module.function".
+// Objects from a Python config never come through here.
+std::function<void(Config&, const std::string&)> hook_setter(std::string_view name) {
+  return [name](Config& c, const std::string& v) {
+    if (v.find('.') == std::string::npos || v.front() == '.' || v.back() == '.') {
+      throw ConfigError("Invalid value for " + std::string(name) + ": '" + v +
+                        "' (expected a callable, or its import path: module.function)");
+    }
+    c.hooks[std::string(name)] = v;
+  };
+}
+
+std::function<void(Config&, const std::string&)> accept_hook(std::string_view name) {
+  return [name](Config& c, const std::string& v) { c.ignored[std::string(name)] = v; };
+}
+
 }  // namespace
 
 const std::vector<Setting>& settings_table() {
   static const std::vector<Setting> table = {
       {"bind", {"-b", "--bind"}, ValueKind::kList, "ADDRESS",
        "The socket to bind: HOST:PORT, [IPV6]:PORT or unix:PATH. Repeatable.",
-       [](Config& c, const std::string& v) { c.bind.push_back(v); }},
+       [](Config& c, const std::string& v) { c.bind.push_back(v); }, "127.0.0.1:8000"},
       {"reuse_port", {"--reuse-port"}, ValueKind::kBool, "",
        "Set the SO_REUSEPORT flag on the listening socket.",
-       [](Config& c, const std::string&) { c.reuse_port = true; }},
+       [](Config& c, const std::string&) { c.reuse_port = true; }, "False"},
       {"backlog", {"--backlog"}, ValueKind::kInt, "INT", "The maximum number of pending connections.",
-       int_setter("backlog", &Config::backlog, 1)},
+       int_setter("backlog", &Config::backlog, 1), "2048"},
       {"workers", {"-w", "--workers"}, ValueKind::kInt, "INT",
        "The number of worker processes for handling requests.",
-       int_setter("workers", &Config::workers, 1)},
+       int_setter("workers", &Config::workers, 1), "1"},
       {"threads", {"--threads"}, ValueKind::kInt, "INT",
        "The number of worker threads for handling requests.",
-       int_setter("threads", &Config::threads, 1)},
+       int_setter("threads", &Config::threads, 1), "1"},
       {"timeout", {"-t", "--timeout"}, ValueKind::kInt, "INT",
        "Workers silent for more than this many seconds are killed and restarted.",
-       int_setter("timeout", &Config::timeout, 0)},
+       int_setter("timeout", &Config::timeout, 0), "30"},
       {"graceful_timeout", {"--graceful-timeout"}, ValueKind::kInt, "INT",
        "Timeout for graceful workers restart.",
-       int_setter("graceful_timeout", &Config::graceful_timeout, 0)},
+       int_setter("graceful_timeout", &Config::graceful_timeout, 0), "30"},
       {"keepalive", {"--keep-alive"}, ValueKind::kInt, "INT",
        "The number of seconds to wait for requests on a Keep-Alive connection.",
-       int_setter("keepalive", &Config::keepalive, 0)},
+       int_setter("keepalive", &Config::keepalive, 0), "2"},
       {"max_requests", {"--max-requests"}, ValueKind::kInt, "INT",
        "The maximum number of requests a worker will process before restarting.",
-       int_setter("max_requests", &Config::max_requests, 0)},
+       int_setter("max_requests", &Config::max_requests, 0), "0"},
       {"max_requests_jitter", {"--max-requests-jitter"}, ValueKind::kInt, "INT",
        "The maximum jitter to add to the max_requests setting.",
-       int_setter("max_requests_jitter", &Config::max_requests_jitter, 0)},
+       int_setter("max_requests_jitter", &Config::max_requests_jitter, 0), "0"},
       {"chdir", {"--chdir"}, ValueKind::kString, "DIR",
-       "Change directory to DIR before loading apps.", string_setter(&Config::chdir)},
+       "Change directory to DIR before loading apps.", string_setter(&Config::chdir), "."},
       {"pythonpath", {"--pythonpath"}, ValueKind::kString, "STRING",
        "A comma-separated list of directories to add to the Python path.",
        [](Config& c, const std::string& v) {
          for (auto& p : split_commas(v)) c.pythonpath.push_back(p);
-       }},
+       }, ""},
       {"preload_app", {"--preload"}, ValueKind::kBool, "",
        "Load application code before the worker processes are forked.",
-       [](Config& c, const std::string&) { c.preload_app = true; }},
+       [](Config& c, const std::string&) { c.preload_app = true; }, "False"},
       {"pidfile", {"-p", "--pid"}, ValueKind::kString, "FILE",
-       "A filename to use for the PID file.", string_setter(&Config::pidfile)},
+       "A filename to use for the PID file.", string_setter(&Config::pidfile), ""},
       {"daemon", {"-D", "--daemon"}, ValueKind::kBool, "",
        "Daemonize the cppgunicorn process.",
-       [](Config& c, const std::string&) { c.daemon = true; }},
+       [](Config& c, const std::string&) { c.daemon = true; }, "False"},
       {"user", {"-u", "--user"}, ValueKind::kString, "USER",
        "Switch worker processes to run as this user (name or uid).",
-       string_setter(&Config::user)},
+       string_setter(&Config::user), ""},
       {"group", {"-g", "--group"}, ValueKind::kString, "GROUP",
        "Switch worker process to run as this group (name or gid).",
-       string_setter(&Config::group)},
+       string_setter(&Config::group), ""},
       {"umask", {"-m", "--umask"}, ValueKind::kInt, "INT",
        "A bit mask for the file mode on files written by cppgunicorn (0o077, 0x3f or 63).",
-       [](Config& c, const std::string& v) { c.umask = parse_umask(v); }},
+       [](Config& c, const std::string& v) { c.umask = parse_umask(v); }, "0"},
       {"worker_tmp_dir", {"--worker-tmp-dir"}, ValueKind::kString, "DIR",
        "A directory to use for the worker heartbeat temporary file.",
-       string_setter(&Config::worker_tmp_dir)},
+       string_setter(&Config::worker_tmp_dir), ""},
       {"proc_name", {"-n", "--name"}, ValueKind::kString, "STRING",
-       "A base to use with setproctitle for process naming.", string_setter(&Config::proc_name)},
+       "A base to use with setproctitle for process naming.", string_setter(&Config::proc_name), ""},
       {"accesslog", {"--access-logfile"}, ValueKind::kString, "FILE",
        "The Access log file to write to. '-' means log to stdout.",
-       string_setter(&Config::accesslog)},
+       string_setter(&Config::accesslog), ""},
       {"access_log_format", {"--access-logformat"}, ValueKind::kString, "STRING",
-       "The access log format.", string_setter(&Config::access_log_format)},
+       "The access log format.", string_setter(&Config::access_log_format), "%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\""},
       {"errorlog", {"--error-logfile", "--log-file"}, ValueKind::kString, "FILE",
        "The Error log file to write to. '-' means log to stderr.",
-       string_setter(&Config::errorlog)},
+       string_setter(&Config::errorlog), "-"},
       {"loglevel", {"--log-level"}, ValueKind::kString, "LEVEL",
        "The granularity of Error log outputs: debug, info, warning, error, critical.",
        [](Config& c, const std::string& v) {
@@ -150,17 +301,283 @@ const std::vector<Setting>& settings_table() {
                              "' (expected one of debug, info, warning, error, critical)");
          }
          c.loglevel = v;
-       }},
+       }, "info"},
+      // --- Every other gunicorn setting (config area) -------------------------
+      // Acted upon: configuration sources and what they load.
+      {"config", {"-c", "--config"}, ValueKind::kString, "CONFIG",
+       "A Python config file (gunicorn.conf.py), python:module.name, or a .toml file.",
+       string_setter(&Config::config_file), "./gunicorn.conf.py"},
+      {"wsgi_app", {}, ValueKind::kString, "",
+       "The WSGI application to serve when no APP_MODULE is given (module:variable).",
+       string_setter(&Config::wsgi_app), "None"},
+      {"check_config", {"--check-config"}, ValueKind::kBool, "",
+       "Check the configuration and that the app loads; exit 0, or 1 with the reason.",
+       bool_setter("check_config", &Config::check_config), "False"},
+      {"print_config", {"--print-config"}, ValueKind::kBool, "",
+       "Print every effective setting and where it came from, then exit as --check-config.",
+       bool_setter("print_config", &Config::print_config), "False"},
+      {"raw_env", {"-e", "--env"}, ValueKind::kList, "ENV",
+       "Set an environment variable in the server and its workers: NAME=VALUE. Repeatable.",
+       [](Config& c, const std::string& v) {
+         if (v.find('=') == std::string::npos || v.front() == '=') {
+           throw ConfigError("Invalid value for raw_env: '" + v + "' (expected NAME=VALUE)");
+         }
+         c.raw_env.push_back(v);
+       }, ""},
+      {"worker_class", {"-k", "--worker-class"}, ValueKind::kString, "STRING",
+       "The type of workers. cppgunicorn has one (libuv event loop); sync and gthread "
+       "mean it, others are accepted with a warning, ASGI workers are refused.",
+       string_setter(&Config::worker_class), "sync"},
+      {"default_proc_name", {}, ValueKind::kString, "",
+       "The process name when proc_name is not set (the app module).",
+       string_setter(&Config::default_proc_name), "cppgunicorn"},
+      {"capture_output", {"--capture-output"}, ValueKind::kBool, "",
+       "Redirect stdout/stderr of the workers to the error log file.",
+       bool_setter("capture_output", &Config::capture_output), "False"},
+      {"enable_stdio_inheritance", {"-R", "--enable-stdio-inheritance"}, ValueKind::kBool, "",
+       "With --daemon, keep stdout/stderr instead of redirecting them to /dev/null.",
+       bool_setter("enable_stdio_inheritance", &Config::enable_stdio_inheritance), "False"},
+      {"disable_redirect_access_to_syslog", {"--disable-redirect-access-to-syslog"},
+       ValueKind::kBool, "", "Do not send the access log to syslog.",
+       bool_setter("disable_redirect_access_to_syslog", &Config::disable_redirect_access_to_syslog),
+       "False"},
+      {"forwarded_allow_ips", {"--forwarded-allow-ips"}, ValueKind::kString, "STRING",
+       "Front-end addresses or networks (comma-separated, * for any) trusted to set "
+       "secure_scheme_headers and forwarder_headers.",
+       address_list_setter("forwarded_allow_ips", &Config::forwarded_allow_ips), "127.0.0.1,::1"},
+      {"secure_scheme_headers", {}, ValueKind::kDict, "",
+       "Headers (and the value meaning https) a trusted front-end sets to mark HTTPS.",
+       [](Config& c, const std::string& v) {
+         auto pairs = parse_dict("secure_scheme_headers", v);
+         for (auto& [k, val] : pairs) {
+           for (char& ch : k) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+         }
+         c.secure_scheme_headers = std::move(pairs);
+       }, "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on"},
+      {"forwarder_headers", {"--forwarder-headers"}, ValueKind::kString, "STRING",
+       "Headers with underscores (SCRIPT_NAME, PATH_INFO) a trusted front-end may set "
+       "into the environ.",
+       list_setter(&Config::forwarder_headers), "SCRIPT_NAME,PATH_INFO"},
+      {"statsd_host", {"--statsd-host"}, ValueKind::kString, "STATSD_ADDR",
+       "host:port of the StatsD server to send metrics to.",
+       [](Config& c, const std::string& v) {
+         if (!log::valid_statsd_address(v)) {
+           throw ConfigError("Invalid value for statsd_host: '" + v +
+                             "' (expected host:port, [ipv6]:port or unix:PATH)");
+         }
+         c.statsd_host = v;
+       }, "None"},
+      {"statsd_prefix", {"--statsd-prefix"}, ValueKind::kString, "STATSD_PREFIX",
+       "Prefix for the StatsD metric names.", string_setter(&Config::statsd_prefix), ""},
+      {"dogstatsd_tags", {"--dogstatsd-tags"}, ValueKind::kString, "DOGSTATSD_TAGS",
+       "Comma-separated DogStatsD tags added to every metric.",
+       string_setter(&Config::dogstatsd_tags), ""},
+      // Server hooks: Python callables from a Python config file, or
+      // "module.function" from TOML.
+      {"on_starting", {}, ValueKind::kCallable, "", "Called just before the master process is initialized.",
+       hook_setter("on_starting"), "<no-op>"},
+      {"on_reload", {}, ValueKind::kCallable, "", "Called when workers are reloaded (HUP).",
+       hook_setter("on_reload"), "<no-op>"},
+      {"when_ready", {}, ValueKind::kCallable, "", "Called just after the server is started.",
+       hook_setter("when_ready"), "<no-op>"},
+      {"pre_fork", {}, ValueKind::kCallable, "", "Called just before a worker is forked.",
+       hook_setter("pre_fork"), "<no-op>"},
+      {"post_fork", {}, ValueKind::kCallable, "", "Called just after a worker has been forked.",
+       hook_setter("post_fork"), "<no-op>"},
+      {"post_worker_init", {}, ValueKind::kCallable, "",
+       "Called just after a worker has initialized the application.",
+       hook_setter("post_worker_init"), "<no-op>"},
+      {"worker_int", {}, ValueKind::kCallable, "", "Called in a worker that got SIGINT or SIGQUIT.",
+       hook_setter("worker_int"), "<no-op>"},
+      {"worker_abort", {}, ValueKind::kCallable, "",
+       "Called in a worker that got SIGABRT (a --timeout).", hook_setter("worker_abort"), "<no-op>"},
+      {"pre_exec", {}, ValueKind::kCallable, "", "Called just before a new master is executed (USR2).",
+       hook_setter("pre_exec"), "<no-op>"},
+      {"pre_request", {}, ValueKind::kCallable, "", "Called just before a worker processes a request.",
+       hook_setter("pre_request"), "<no-op>"},
+      {"post_request", {}, ValueKind::kCallable, "", "Called after a worker processes a request.",
+       hook_setter("post_request"), "<no-op>"},
+      {"child_exit", {}, ValueKind::kCallable, "", "Called in the master just after a worker exited.",
+       hook_setter("child_exit"), "<no-op>"},
+      {"worker_exit", {}, ValueKind::kCallable, "", "Called in a worker just before it exits.",
+       hook_setter("worker_exit"), "<no-op>"},
+      {"nworkers_changed", {}, ValueKind::kCallable, "", "Called when the number of workers changed.",
+       hook_setter("nworkers_changed"), "<no-op>"},
+      {"on_exit", {}, ValueKind::kCallable, "", "Called just before the master exits.",
+       hook_setter("on_exit"), "<no-op>"},
+      // Accepted, checked, not acted upon (each says why).
+      {"ssl_context", {}, ValueKind::kCallable, "", "Called to create the TLS context.",
+       accept_hook("ssl_context"), "<no-op>", "TLS is not supported"},
+      {"spew", {"--spew"}, ValueKind::kBool, "", "Trace every line the server executes.",
+       accept_bool("spew"), "False", "no line tracing in a C++ server"},
+      {"reload", {"--reload"}, ValueKind::kBool, "",
+       "Restart workers when their code changes (for development).",
+       bool_setter("reload", &Config::reload), "False"},
+      {"reload_engine", {"--reload-engine"}, ValueKind::kString, "STRING",
+       "The implementation for --reload: auto, poll or inotify (all poll once a second).",
+       [](Config& c, const std::string& v) {
+         accept_choice("reload_engine", {"auto", "poll", "inotify"})(c, v);
+         c.ignored.erase("reload_engine");  // every engine polls; nothing to warn about
+       }, "auto"},
+      {"reload_extra_files", {"--reload-extra-file"}, ValueKind::kList, "FILES",
+       "Extra files (or glob patterns) to watch with --reload. Repeatable.",
+       [](Config& c, const std::string& v) { c.reload_extra_files.push_back(v); }, ""},
+      {"sendfile", {"--no-sendfile"}, ValueKind::kBool, "", "Disable sendfile().",
+       accept_bool("sendfile"), "None",
+       "a regular file behind wsgi.file_wrapper is always sent with sendfile(2)"},
+      {"initgroups", {"--initgroups"}, ValueKind::kBool, "",
+       "Set the supplementary groups of the user given with --user.", accept_bool("initgroups"),
+       "False", "supplementary groups are always set from --user"},
+      {"tmp_upload_dir", {}, ValueKind::kString, "", "Directory for temporary request data.",
+       accept_string("tmp_upload_dir"), "None",
+       "request bodies past 1 MiB are spooled to an unlinked file in $TMPDIR"},
+      {"paste", {"--paste", "--paster"}, ValueKind::kString, "STRING",
+       "Load a PasteDeploy config file.", accept_string("paste"), "None",
+       "PasteDeploy apps are not supported; give APP_MODULE"},
+      {"raw_paste_global_conf", {"--paste-global"}, ValueKind::kList, "CONF",
+       "PasteDeploy global config variables.", accept_list("raw_paste_global_conf"), "",
+       "PasteDeploy apps are not supported"},
+      {"permit_unconventional_http_version", {"--permit-unconventional-http-version"},
+       ValueKind::kBool, "", "Accept HTTP versions other than 1.0 and 1.1.",
+       accept_bool("permit_unconventional_http_version"), "False",
+       "HTTP versions other than 1.x are always refused"},
+      {"protocol", {"--protocol"}, ValueKind::kString, "STRING", "The protocol: http or uwsgi.",
+       accept_choice("protocol", {"http", "uwsgi"}), "http", "only HTTP is spoken"},
+      {"uwsgi_allow_ips", {"--uwsgi-allow-from"}, ValueKind::kString, "STRING",
+       "Addresses allowed to send uwsgi requests.", accept_string("uwsgi_allow_ips"),
+       "127.0.0.1,::1", "only HTTP is spoken"},
+      {"root_path", {"--root-path"}, ValueKind::kString, "STRING", "The ASGI root_path.",
+       accept_string("root_path"), "", "an ASGI setting; use SCRIPT_NAME for WSGI"},
+      // Logging.
+      {"logger_class", {"--logger-class"}, ValueKind::kString, "STRING", "The logger class.",
+       accept_string("logger_class"), "gunicorn.glogging.Logger", "the logger is built in"},
+      {"logconfig", {"--log-config"}, ValueKind::kString, "FILE",
+       "A Python logging configuration file (fileConfig format) for the gunicorn.error and "
+       "gunicorn.access loggers.", string_setter(&Config::logconfig), "None"},
+      {"logconfig_dict", {}, ValueKind::kDict, "",
+       "A logging dictConfig (a dict in a Python config file), merged into gunicorn's defaults.",
+       string_setter(&Config::logconfig_dict), "{}"},
+      {"logconfig_json", {"--log-config-json"}, ValueKind::kString, "FILE",
+       "A logging dictConfig in a JSON file.", string_setter(&Config::logconfig_json), "None"},
+      {"syslog", {"--log-syslog"}, ValueKind::kBool, "",
+       "Send the error log (and the access log) to syslog.",
+       bool_setter("syslog", &Config::syslog), "False"},
+      {"syslog_addr", {"--log-syslog-to"}, ValueKind::kString, "SYSLOG_ADDR",
+       "The syslog address: udp://HOST:PORT, tcp://HOST:PORT or unix://PATH[#dgram|#stream].",
+       [](Config& c, const std::string& v) {
+         if (!log::valid_syslog_address(v)) {
+           throw ConfigError("Invalid value for syslog_addr: '" + v +
+                             "' (expected udp://HOST:PORT, tcp://HOST:PORT or unix://PATH)");
+         }
+         c.syslog_addr = v;
+       }, "udp://localhost:514"},
+      {"syslog_prefix", {"--log-syslog-prefix"}, ValueKind::kString, "SYSLOG_PREFIX",
+       "The program name in syslog lines (gunicorn.PREFIX.error); default: the process name.",
+       string_setter(&Config::syslog_prefix), "None"},
+      {"syslog_facility", {"--log-syslog-facility"}, ValueKind::kString, "SYSLOG_FACILITY",
+       "The syslog facility name.",
+       [](Config& c, const std::string& v) {
+         if (log::syslog_facility_code(v) < 0) {
+           throw ConfigError("Invalid value for syslog_facility: '" + v +
+                             "' (expected a facility name: user, daemon, local0 ... local7, ...)");
+         }
+         c.syslog_facility = v;
+       }, "user"},
+      {"enable_backlog_metric", {"--enable-backlog-metric"}, ValueKind::kBool, "",
+       "Report the socket backlog as a metric.", accept_bool("enable_backlog_metric"), "False",
+       "StatsD metrics are not sent yet"},
+      // TLS.
+      {"keyfile", {"--keyfile"}, ValueKind::kString, "FILE", "TLS key file.",
+       accept_string("keyfile"), "None", "TLS is not supported: put a TLS proxy in front"},
+      {"certfile", {"--certfile"}, ValueKind::kString, "FILE", "TLS certificate file.",
+       accept_string("certfile"), "None", "TLS is not supported: put a TLS proxy in front"},
+      {"ssl_version", {"--ssl-version"}, ValueKind::kString, "", "Deprecated TLS version.",
+       accept_string("ssl_version"), "2", "TLS is not supported"},
+      {"cert_reqs", {"--cert-reqs"}, ValueKind::kInt, "", "Whether a client certificate is required.",
+       accept_int("cert_reqs"), "0", "TLS is not supported"},
+      {"ca_certs", {"--ca-certs"}, ValueKind::kString, "FILE", "CA certificates file.",
+       accept_string("ca_certs"), "None", "TLS is not supported"},
+      {"suppress_ragged_eofs", {"--suppress-ragged-eofs"}, ValueKind::kBool, "",
+       "Suppress ragged EOFs (TLS).", accept_bool("suppress_ragged_eofs"), "True",
+       "TLS is not supported"},
+      {"do_handshake_on_connect", {"--do-handshake-on-connect"}, ValueKind::kBool, "",
+       "Do the TLS handshake on connect.", accept_bool("do_handshake_on_connect"), "False",
+       "TLS is not supported"},
+      {"ciphers", {"--ciphers"}, ValueKind::kString, "", "TLS ciphers.", accept_string("ciphers"),
+       "None", "TLS is not supported"},
+      // gunicorn's control socket (gunicornc).
+      {"control_socket", {"--control-socket"}, ValueKind::kString, "PATH",
+       "The control socket path.", accept_string("control_socket"), "~/.gunicorn/gunicorn.ctl",
+       "there is no control socket; use signals"},
+      {"control_socket_mode", {"--control-socket-mode"}, ValueKind::kInt, "INT",
+       "The control socket's file mode.", accept_int("control_socket_mode"), "384",
+       "there is no control socket; use signals"},
+      {"control_socket_disable", {"--no-control-socket"}, ValueKind::kBool, "",
+       "Disable the control socket.", accept_bool("control_socket_disable"), "False",
+       "there is no control socket"},
+      // HTTP/2, ASGI, dirty arbiters: other protocols and worker kinds.
+      {"http_protocols", {"--http-protocols"}, ValueKind::kString, "STRING",
+       "Protocols to offer: h1, h2.", accept_string("http_protocols"), "h1",
+       "only HTTP/1.x is spoken"},
+      {"http2_cleartext", {"--http2-cleartext"}, ValueKind::kString, "STRING",
+       "HTTP/2 without TLS: off, prior-knowledge, upgrade, both.",
+       accept_choice("http2_cleartext", {"off", "prior-knowledge", "upgrade", "both"}), "off",
+       "HTTP/2 is not supported"},
+      {"http2_max_concurrent_streams", {"--http2-max-concurrent-streams"}, ValueKind::kInt, "INT",
+       "HTTP/2 streams per connection.", accept_int("http2_max_concurrent_streams"), "100",
+       "HTTP/2 is not supported"},
+      {"http2_initial_window_size", {"--http2-initial-window-size"}, ValueKind::kInt, "INT",
+       "HTTP/2 initial window size.", accept_int("http2_initial_window_size"), "65535",
+       "HTTP/2 is not supported"},
+      {"http2_max_frame_size", {"--http2-max-frame-size"}, ValueKind::kInt, "INT",
+       "HTTP/2 maximum frame size.", accept_int("http2_max_frame_size"), "16384",
+       "HTTP/2 is not supported"},
+      {"http2_max_header_list_size", {"--http2-max-header-list-size"}, ValueKind::kInt, "INT",
+       "HTTP/2 maximum header list size.", accept_int("http2_max_header_list_size"), "65536",
+       "HTTP/2 is not supported"},
+      {"http_parser", {"--http-parser"}, ValueKind::kString, "STRING",
+       "gunicorn's HTTP parser: auto, fast, python.",
+       accept_choice("http_parser", {"auto", "fast", "python"}), "auto",
+       "cppgunicorn has its own parser"},
+      {"asgi_loop", {"--asgi-loop"}, ValueKind::kString, "STRING", "ASGI event loop.",
+       accept_choice("asgi_loop", {"auto", "asyncio", "uvloop"}), "auto", "ASGI is not supported"},
+      {"asgi_lifespan", {"--asgi-lifespan"}, ValueKind::kString, "STRING", "ASGI lifespan events.",
+       accept_choice("asgi_lifespan", {"auto", "on", "off"}), "auto", "ASGI is not supported"},
+      {"asgi_disconnect_grace_period", {"--asgi-disconnect-grace-period"}, ValueKind::kInt, "INT",
+       "ASGI disconnect grace period.", accept_int("asgi_disconnect_grace_period"), "3",
+       "ASGI is not supported"},
+      {"websocket_max_message_size", {"--websocket-max-message-size"}, ValueKind::kInt, "INT",
+       "Largest WebSocket message.", accept_int("websocket_max_message_size"), "16777216",
+       "WebSocket is not supported"},
+      {"dirty_apps", {"--dirty-app"}, ValueKind::kList, "STRING", "Dirty arbiter apps.",
+       accept_list("dirty_apps"), "", "dirty arbiters are not supported"},
+      {"dirty_workers", {"--dirty-workers"}, ValueKind::kInt, "INT", "Dirty workers.",
+       accept_int("dirty_workers"), "0", "dirty arbiters are not supported"},
+      {"dirty_timeout", {"--dirty-timeout"}, ValueKind::kInt, "INT", "Dirty worker timeout.",
+       accept_int("dirty_timeout"), "300", "dirty arbiters are not supported"},
+      {"dirty_threads", {"--dirty-threads"}, ValueKind::kInt, "INT", "Dirty worker threads.",
+       accept_int("dirty_threads"), "1", "dirty arbiters are not supported"},
+      {"dirty_graceful_timeout", {"--dirty-graceful-timeout"}, ValueKind::kInt, "INT",
+       "Dirty worker graceful timeout.", accept_int("dirty_graceful_timeout"), "30",
+       "dirty arbiters are not supported"},
+      {"on_dirty_starting", {}, ValueKind::kCallable, "", "Dirty arbiter hook.",
+       accept_hook("on_dirty_starting"), "<no-op>", "dirty arbiters are not supported"},
+      {"dirty_post_fork", {}, ValueKind::kCallable, "", "Dirty arbiter hook.",
+       accept_hook("dirty_post_fork"), "<no-op>", "dirty arbiters are not supported"},
+      {"dirty_worker_init", {}, ValueKind::kCallable, "", "Dirty arbiter hook.",
+       accept_hook("dirty_worker_init"), "<no-op>", "dirty arbiters are not supported"},
+      {"dirty_worker_exit", {}, ValueKind::kCallable, "", "Dirty arbiter hook.",
+       accept_hook("dirty_worker_exit"), "<no-op>", "dirty arbiters are not supported"},
       // HTTP parsing, limits and connections (src/http, src/worker/connection)
       {"limit_request_line", {"--limit-request-line"}, ValueKind::kInt, "INT",
        "The maximum size of HTTP request line in bytes (0: unlimited; at most 8190).",
-       int_setter("limit_request_line", &Config::limit_request_line, 0)},
+       int_setter("limit_request_line", &Config::limit_request_line, 0), "4094"},
       {"limit_request_fields", {"--limit-request-fields"}, ValueKind::kInt, "INT",
        "Limit the number of HTTP headers fields in a request (at most 32768).",
-       int_setter("limit_request_fields", &Config::limit_request_fields, 0)},
+       int_setter("limit_request_fields", &Config::limit_request_fields, 0), "100"},
       {"limit_request_field_size", {"--limit-request-field_size"}, ValueKind::kInt, "INT",
        "Limit the allowed size of an HTTP request header field (0: the default, 8190).",
-       int_setter("limit_request_field_size", &Config::limit_request_field_size, 0)},
+       int_setter("limit_request_field_size", &Config::limit_request_field_size, 0), "8190"},
       {"limit_request_body", {"--limit-request-body"}, ValueKind::kInt, "INT",
        "The maximum size of a request body in bytes, answered 413 beyond it (0: unlimited).",
        [](Config& c, const std::string& v) {
@@ -172,16 +589,16 @@ const std::vector<Setting>& settings_table() {
                              "' (expected an integer >= 0)");
          }
          c.limit_request_body = n;
-       }},
+       }, "0"},
       {"permit_obsolete_folding", {"--permit-obsolete-folding"}, ValueKind::kBool, "",
        "Permit requests employing obsolete HTTP line folding mechanism.",
-       [](Config& c, const std::string&) { c.permit_obsolete_folding = true; }},
+       bool_setter("permit_obsolete_folding", &Config::permit_obsolete_folding), "False"},
       {"permit_unconventional_http_method", {"--permit-unconventional-http-method"},
        ValueKind::kBool, "", "Permit HTTP methods not matching conventions (lower case, short, long).",
-       [](Config& c, const std::string&) { c.permit_unconventional_http_method = true; }},
+       bool_setter("permit_unconventional_http_method", &Config::permit_unconventional_http_method), "False"},
       {"casefold_http_method", {"--casefold-http-method"}, ValueKind::kBool, "",
        "Transform received HTTP methods to uppercase.",
-       [](Config& c, const std::string&) { c.casefold_http_method = true; }},
+       bool_setter("casefold_http_method", &Config::casefold_http_method), "False"},
       {"header_map", {"--header-map"}, ValueKind::kString, "STRING",
        "Configure how header field names with underscores are handled: drop, refuse, dangerous.",
        [](Config& c, const std::string& v) {
@@ -190,16 +607,18 @@ const std::vector<Setting>& settings_table() {
                              "' (expected one of drop, refuse, dangerous)");
          }
          c.header_map = v;
-       }},
+       }, "drop"},
       {"strip_header_spaces", {"--strip-header-spaces"}, ValueKind::kBool, "",
        "Strip spaces present between the header name and the colon (dangerous).",
-       [](Config& c, const std::string&) { c.strip_header_spaces = true; }},
+       bool_setter("strip_header_spaces", &Config::strip_header_spaces), "False"},
       {"worker_connections", {"--worker-connections"}, ValueKind::kInt, "INT",
        "The maximum number of simultaneous clients per worker.",
-       int_setter("worker_connections", &Config::worker_connections, 1)},
+       int_setter("worker_connections", &Config::worker_connections, 1), "1000"},
       {"proxy_protocol", {"--proxy-protocol"}, ValueKind::kBool, "",
        "Accept a PROXY protocol header (v1 or v2) before the first request of a connection.",
-       [](Config& c, const std::string&) { c.proxy_protocol = "auto"; }},
+       [](Config& c, const std::string& v) {
+         c.proxy_protocol = parse_bool("proxy_protocol", v) ? "auto" : "off";
+       }, "False"},
       {"proxy_allow_ips", {"--proxy-allow-from"}, ValueKind::kString, "STRING",
        "Front-end's IPs from which allowed accept proxy requests (comma separated, '*' for all).",
        [](Config& c, const std::string& v) {
@@ -215,12 +634,17 @@ const std::vector<Setting>& settings_table() {
            }
          }
          c.proxy_allow_ips = split_commas(v);
-       }},
+       }, "127.0.0.1,::1"},
   };
   return table;
 }
 
-namespace {
+const Setting* find_setting(std::string_view name) {
+  for (const Setting& s : settings_table()) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
 
 const Setting* find_flag(std::string_view flag) {
   for (const Setting& s : settings_table()) {
@@ -228,23 +652,38 @@ const Setting* find_flag(std::string_view flag) {
       if (f == flag) return &s;
     }
   }
-  return nullptr;
+  // argparse also takes an unambiguous prefix of a long option: --work 4.
+  if (flag.size() < 3 || flag.substr(0, 2) != "--") return nullptr;
+  const Setting* found = nullptr;
+  for (const Setting& s : settings_table()) {
+    for (std::string_view f : s.flags) {
+      if (f.substr(0, flag.size()) == flag) {
+        if (found != nullptr && found != &s) return nullptr;
+        found = &s;
+      }
+    }
+  }
+  return found;
 }
 
-}  // namespace
-
-CliAction parse_command_line(const std::vector<std::string>& args, Config& config) {
-  std::vector<std::string> positional;
+ParsedArgs parse_arguments(const std::vector<std::string>& args) {
+  ParsedArgs parsed;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
-    if (arg == "-h" || arg == "--help") return CliAction::kHelp;
-    if (arg == "-v" || arg == "--version") return CliAction::kVersion;
+    if (arg == "-h" || arg == "--help") {
+      parsed.action = CliAction::kHelp;
+      return parsed;
+    }
+    if (arg == "-v" || arg == "--version") {
+      parsed.action = CliAction::kVersion;
+      return parsed;
+    }
     if (arg == "--") {
-      for (++i; i < args.size(); ++i) positional.push_back(args[i]);
+      for (++i; i < args.size(); ++i) parsed.positional.push_back(args[i]);
       break;
     }
     if (arg.size() < 2 || arg[0] != '-') {
-      positional.push_back(arg);
+      parsed.positional.push_back(arg);
       continue;
     }
     std::string flag = arg;
@@ -270,20 +709,35 @@ CliAction parse_command_line(const std::vector<std::string>& args, Config& confi
     }
     if (setting->kind == ValueKind::kBool) {
       if (has_value) throw ConfigError("argument " + flag + ": ignored explicit argument '" + value + "'");
-      setting->apply(config, "true");
+      parsed.assignments.push_back({setting, "true"});
       continue;
     }
     if (!has_value) {
-      if (i + 1 >= args.size()) throw ConfigError("argument " + flag + ": expected one argument");
+      // As argparse: a following option is not a value ("-1" is).
+      bool next_is_option = i + 1 < args.size() && args[i + 1].size() > 1 &&
+                            args[i + 1][0] == '-' &&
+                            !std::isdigit(static_cast<unsigned char>(args[i + 1][1]));
+      if (i + 1 >= args.size() || next_is_option) {
+        throw ConfigError("argument " + flag + ": expected one argument");
+      }
       value = args[++i];
     }
-    setting->apply(config, value);
+    parsed.assignments.push_back({setting, value});
   }
-  if (positional.size() > 1) {
-    throw ConfigError("unrecognized arguments: " + positional[1]);
+  return parsed;
+}
+
+CliAction parse_command_line(const std::vector<std::string>& args, Config& config) {
+  ParsedArgs parsed = parse_arguments(args);
+  if (parsed.positional.size() > 1) {
+    throw ConfigError("unrecognized arguments: " + parsed.positional[1]);
   }
-  if (!positional.empty()) config.app_uri = positional[0];
-  return CliAction::kServe;
+  for (const Assignment& a : parsed.assignments) {
+    if (a.setting->kind == ValueKind::kBool && a.value == "false") continue;
+    a.setting->apply(config, a.value);
+  }
+  if (!parsed.positional.empty()) config.app_uri = parsed.positional[0];
+  return parsed.action;
 }
 
 std::string usage_text() {
@@ -291,6 +745,7 @@ std::string usage_text() {
   out += "  -h, --help            show this help message and exit\n";
   out += "  -v, --version         show program's version number and exit\n";
   for (const Setting& s : settings_table()) {
+    if (s.flags.empty()) continue;  // config-file only (hooks, dicts)
     std::string left = "  ";
     for (size_t i = 0; i < s.flags.size(); ++i) {
       if (i) left += ", ";
@@ -304,6 +759,11 @@ std::string usage_text() {
     else left += "\n" + std::string(24, ' ');
     out += left;
     out += s.help;
+    if (!s.default_text.empty()) {
+      out += " [";
+      out += s.default_text;
+      out += ']';
+    }
     out += '\n';
   }
   return out;

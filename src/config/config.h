@@ -2,9 +2,11 @@
 // (later also config files and environment), with gunicorn's names.
 #pragma once
 
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace cppgunicorn::config {
@@ -58,6 +60,43 @@ struct Config {
   int worker_connections = 1000;
   std::string proxy_protocol = "off";   // off, v1, v2 or auto
   std::vector<std::string> proxy_allow_ips = {"127.0.0.1", "::1"};
+
+  // --- Configuration sources, server hooks, proxies, logging extras ---------
+  // (config area; see docs/configuration.md)
+  std::string config_file;              // -c: the file actually read, "" if none
+  std::string wsgi_app;                 // the app when no APP_MODULE is given
+  bool check_config = false;
+  bool print_config = false;
+  std::vector<std::string> raw_env;     // -e NAME=VALUE, set in the master's environment
+  std::string worker_class = "sync";
+  bool capture_output = false;
+  bool enable_stdio_inheritance = false;
+  bool disable_redirect_access_to_syslog = false;
+  std::string default_proc_name;
+  // Peers allowed to set the scheme and forwarder headers ("*": any).
+  std::vector<std::string> forwarded_allow_ips = {"127.0.0.1", "::1"};
+  // Upper-case header name -> the value that means https.
+  std::vector<std::pair<std::string, std::string>> secure_scheme_headers = {
+      {"X-FORWARDED-PROTOCOL", "ssl"}, {"X-FORWARDED-PROTO", "https"}, {"X-FORWARDED-SSL", "on"}};
+  std::vector<std::string> forwarder_headers = {"SCRIPT_NAME", "PATH_INFO"};
+  std::string statsd_host;
+  std::string statsd_prefix;
+  std::string dogstatsd_tags;
+  std::string logconfig;        // fileConfig file
+  std::string logconfig_json;   // dictConfig as JSON
+  std::string logconfig_dict;   // set: a Python config's dict (kept by its reader)
+  bool reload = false;
+  std::vector<std::string> reload_extra_files;
+  bool syslog = false;
+  std::string syslog_addr = "udp://localhost:514";
+  std::string syslog_prefix;
+  std::string syslog_facility = "user";
+  // Server hooks given as "module.function" text (TOML, or a Python config's
+  // string value); hooks that are Python objects stay with the interpreter
+  // that read the file. Name -> text ("" for an object).
+  std::map<std::string, std::string> hooks;
+  // Settings accepted, checked, and not acted upon: name -> value as given.
+  std::map<std::string, std::string> ignored;
 
   std::vector<std::string> bind_or_default() const;
 };

@@ -12,7 +12,10 @@
 
 namespace cppgunicorn::config {
 
-enum class ValueKind { kString, kInt, kBool, kList };
+// kList: repeatable on the command line, a list in a config file.
+// kCallable: a server hook (a Python callable, or "module.function" text).
+// kDict: "KEY=VALUE,KEY=VALUE" (a dict in a Python config, a table in TOML).
+enum class ValueKind { kString, kInt, kBool, kList, kCallable, kDict };
 
 struct Setting {
   std::string_view name;                 // gunicorn's setting name: "bind"
@@ -22,8 +25,20 @@ struct Setting {
   std::string_view help;
   // Applies one value (for kBool, "true"); throws ConfigError.
   std::function<void(Config&, const std::string&)> apply;
+  // What --print-config and --help show while the setting is unset.
+  std::string_view default_text = {};
+  // Non-empty: the setting is accepted and its value checked, but
+  // cppgunicorn does not act on it (yet); this says why, in the one
+  // start-up warning that names such settings.
+  std::string_view ignored_reason = {};
 };
 
 const std::vector<Setting>& settings_table();
+
+// The setting called `name` (gunicorn's name), or nullptr.
+const Setting* find_setting(std::string_view name);
+// The setting one command-line flag belongs to ("--workers", or an
+// unambiguous prefix of a long flag, as argparse allows), or nullptr.
+const Setting* find_flag(std::string_view flag);
 
 }  // namespace cppgunicorn::config

@@ -58,12 +58,53 @@ std::string basic_auth_user(std::string_view authorization) {
   return colon == std::string::npos ? std::string() : out.substr(0, colon);
 }
 
-std::string or_dash(std::string_view v) { return v.empty() ? std::string("-") : std::string(v); }
+// gunicorn's SafeAtoms: a double quote in a value is escaped, so a quoted
+// field cannot be closed by what a client sent.
+void append_escaped(std::string& out, std::string_view v) {
+  for (char c : v) {
+    if (c == '"') out += '\\';
+    out += c;
+  }
+}
+
+std::string or_dash(std::string_view v) {
+  if (v.empty()) return "-";
+  std::string out;
+  append_escaped(out, v);
+  return out;
+}
+
+std::string escaped(std::string_view v) {
+  std::string out;
+  append_escaped(out, v);
+  return out;
+}
+
+// The last value wins, as gunicorn builds a dict from the header list.
+std::string_view find_last_header(
+    const std::vector<std::pair<std::string, std::string>>* headers, std::string_view name) {
+  if (headers == nullptr) return {};
+  std::string_view found;
+  for (const auto& [k, v] : *headers) {
+    if (iequals(k, name)) found = v;
+  }
+  return found;
+}
+
+const std::string* find_environ(const std::vector<std::pair<std::string, std::string>>* values,
+                                std::string_view name) {
+  if (values == nullptr) return nullptr;
+  for (const auto& [k, v] : *values) {
+    if (iequals(k, name)) return &v;
+  }
+  return nullptr;
+}
 
 }  // namespace
 
 void AccessLog::set_format(std::string_view format) {
   segments_.clear();
+  environ_keys_.clear();
   std::string literal;
   size_t i = 0;
   while (i < format.size()) {
@@ -88,6 +129,13 @@ void AccessLog::set_format(std::string_view format) {
     literal += format[i++];
   }
   if (!literal.empty()) segments_.push_back({std::move(literal), {}});
+  for (const Segment& s : segments_) {
+    const std::string& a = s.atom;
+    if (a == "U") environ_keys_.push_back("PATH_INFO");
+    if (a.size() > 3 && a.front() == '{' && a[a.size() - 2] == '}' && a.back() == 'e') {
+      environ_keys_.push_back(a.substr(1, a.size() - 3));
+    }
+  }
 }
 
 std::string AccessLog::render(const AccessRecord& r) const {
@@ -104,15 +152,19 @@ std::string AccessLog::render(const AccessRecord& r) const {
     else if (a == "u") out += or_dash(basic_auth_user(find_header(r.request_headers, "authorization")));
     else if (a == "t") out += base::access_log_time(r.started);
     else if (a == "r") {
-      out += r.method; out += ' '; out += r.raw_uri; out += ' '; out += r.protocol;
+      out += r.method; out += ' '; append_escaped(out, r.raw_uri); out += ' '; out += r.protocol;
     }
     else if (a == "m") out += r.method;
-    else if (a == "U") out += r.path;
-    else if (a == "q") out += r.query;
+    else if (a == "U") {
+      const std::string* path_info = find_environ(r.environ_values, "PATH_INFO");
+      out += escaped(path_info ? std::string_view(*path_info) : r.path);
+    }
+    else if (a == "q") out += escaped(r.query);
     else if (a == "H") out += r.protocol;
     else if (a == "s") out += std::to_string(r.status);
     else if (a == "B") out += std::to_string(r.response_bytes);
-    else if (a == "b") out += r.response_bytes ? std::to_string(r.response_bytes) : "-";
+    // gunicorn prints the bytes sent, 0 included ("-" only when unknown).
+    else if (a == "b") out += std::to_string(r.response_bytes);
     else if (a == "f") out += or_dash(find_header(r.request_headers, "referer"));
     else if (a == "a") out += or_dash(find_header(r.request_headers, "user-agent"));
     else if (a == "T") out += std::to_string(static_cast<long long>(r.duration_s));
@@ -127,8 +179,12 @@ std::string AccessLog::render(const AccessRecord& r) const {
     else if (a.size() > 3 && a.front() == '{' && a[a.size() - 2] == '}') {
       std::string_view name(a.data() + 1, a.size() - 3);
       char kind = a.back();
-      if (kind == 'i') out += or_dash(find_header(r.request_headers, name));
-      else if (kind == 'o') out += or_dash(find_header(r.response_headers, name));
+      if (kind == 'i') out += or_dash(find_last_header(r.request_headers, name));
+      else if (kind == 'o') out += or_dash(find_last_header(r.response_headers, name));
+      else if (kind == 'e') {
+        const std::string* v = find_environ(r.environ_values, name);
+        out += v ? escaped(*v) : std::string("-");
+      }
       else out += '-';
     } else {
       out += '-';
@@ -139,8 +195,24 @@ std::string AccessLog::render(const AccessRecord& r) const {
 }
 
 void AccessLog::log(const AccessRecord& record) {
-  if (!file_.enabled()) return;
-  file_.write(render(record));
+  statsd().request(record.status, record.duration_s);
+  bool to_syslog = syslog_sink().access_enabled();
+  AccessSink sink = access_sink();
+  if (!file_.enabled() && !to_syslog && sink == nullptr) return;
+  std::string line = render(record);
+  if (to_syslog) syslog_sink().access_line(line);
+  if (sink != nullptr) {
+    sink(std::string_view(line).substr(0, line.size() - 1));  // without the newline
+    return;
+  }
+  file_.write(line);
 }
+
+namespace {
+AccessSink g_access_sink = nullptr;
+}  // namespace
+
+void set_access_sink(AccessSink sink) { g_access_sink = sink; }
+AccessSink access_sink() { return g_access_sink; }
 
 }  // namespace cppgunicorn::log

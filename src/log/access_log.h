@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "log/logger.h"
+#include "log/statsd.h"
+#include "log/syslog.h"
 
 namespace cppgunicorn::log {
 
@@ -32,15 +34,31 @@ struct AccessRecord {
   double duration_s = 0;
   const std::vector<std::pair<std::string, std::string>>* request_headers = nullptr;
   const std::vector<std::pair<std::string, std::string>>* response_headers = nullptr;
+  // The environ values the format needs (environ_keys()), as text; absent
+  // ones are left out. PATH_INFO, when present, is what %(U)s shows.
+  const std::vector<std::pair<std::string, std::string>>* environ_values = nullptr;
 };
+
+// Where access lines go instead of the file when Python logging is
+// configured (logconfig*): the gunicorn.access logger.
+using AccessSink = void (*)(std::string_view line);
+void set_access_sink(AccessSink sink);
+AccessSink access_sink();
 
 class AccessLog {
  public:
   // Throws std::invalid_argument naming the bad atom.
   void set_format(std::string_view format);
   LogFile& file() { return file_; }
-  bool enabled() const { return file_.enabled(); }
+  // A request is recorded when there is a log file or StatsD metrics.
+  bool enabled() const {
+    return file_.enabled() || statsd().enabled() || syslog_sink().access_enabled() ||
+           access_sink() != nullptr;
+  }
   void log(const AccessRecord& record);
+  // The environ keys the format reads ({name}e atoms, PATH_INFO for U): the
+  // worker looks them up only when this is not empty.
+  const std::vector<std::string>& environ_keys() const { return environ_keys_; }
   std::string render(const AccessRecord& record) const;
 
  private:
@@ -49,6 +67,7 @@ class AccessLog {
     std::string atom;     // "h", "{user-agent}i", ...
   };
   std::vector<Segment> segments_;
+  std::vector<std::string> environ_keys_;
   LogFile file_;
 };
 

@@ -8,6 +8,8 @@
 #include <stdexcept>
 
 #include "base/clock.h"
+#include "log/statsd.h"
+#include "log/syslog.h"
 
 namespace cppgunicorn::log {
 
@@ -79,7 +81,16 @@ const char* level_name(Level level) {
 }  // namespace
 
 void Logger::write(Level level, std::string_view message) {
+  // gunicorn's Statsd logger counts these whatever the log level.
+  if (level == Level::kWarning) statsd().increment("gunicorn.log.warning", 1);
+  else if (level == Level::kError) statsd().increment("gunicorn.log.error", 1);
+  else if (level == Level::kCritical) statsd().increment("gunicorn.log.critical", 1);
   if (!enabled(level)) return;
+  if (syslog_sink().enabled()) syslog_sink().error_line(level, message);
+  if (sink_ != nullptr) {
+    sink_(level, message);
+    return;
+  }
   if (!file_.enabled()) file_.open("-", stderr);
   // gunicorn: "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
   std::string line;
@@ -94,6 +105,15 @@ void Logger::write(Level level, std::string_view message) {
   line += message;
   if (line.back() != '\n') line += '\n';
   file_.write(line);
+}
+
+void capture_output_into_error_log(bool enabled, const std::string& errorlog) {
+  int fd = error_log().file().fileno();
+  if (!enabled || errorlog.empty() || errorlog == "-" || fd < 0) return;
+  std::fflush(stdout);
+  std::fflush(stderr);
+  ::dup2(fd, STDOUT_FILENO);
+  ::dup2(fd, STDERR_FILENO);
 }
 
 Logger& error_log() {

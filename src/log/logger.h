@@ -42,6 +42,10 @@ class Logger {
   LogFile& file() { return file_; }
 
   bool enabled(Level level) const { return level >= level_; }
+  // Lines go to `sink` instead of the file (Python logging configured with
+  // logconfig*); nullptr restores the file.
+  using Sink = void (*)(Level level, std::string_view message);
+  void set_sink(Sink sink) { sink_ = sink; }
   void write(Level level, std::string_view message);
 
   void debug(std::string_view m) { write(Level::kDebug, m); }
@@ -53,7 +57,12 @@ class Logger {
  private:
   Level level_ = Level::kInfo;
   LogFile file_;
+  Sink sink_ = nullptr;
 };
+
+// --capture-output: stdout and stderr (what the app prints) become the
+// error log file; again after each reopen (USR1). No-op for "-".
+void capture_output_into_error_log(bool enabled, const std::string& errorlog);
 
 // The process's error log. Before configuration it writes INFO and up to
 // stderr, so start-up errors are never lost.

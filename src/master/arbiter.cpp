@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 
 #include "base/proc_title.h"
 #include "log/logger.h"
@@ -23,6 +24,7 @@
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
 #include "wsgi/interpreter.h"
+#include "wsgi/python_config.h"
 
 namespace cppgunicorn::master {
 
@@ -145,16 +147,37 @@ void switch_owner(const Owner& o) {
   }
 }
 
+// fork() in a master that may run Python (a Python config file, or
+// --preload): Python's fork hooks keep its state consistent in the child.
+pid_t fork_process() {
+  if (!wsgi::Interpreter::running()) return ::fork();
+  wsgi::ForkGuard guard;
+  pid_t pid = ::fork();
+  if (pid == 0) guard.in_child();
+  else guard.in_parent();
+  return pid;
+}
+
+wsgi::HookWorker hook_worker(pid_t pid, int age) {
+  wsgi::HookWorker w;
+  w.pid = pid;
+  w.age = age;
+  return w;
+}
+
 // Fork twice and detach from the terminal (gunicorn's util.daemonize).
-void daemonize() {
-  if (::fork() != 0) ::_exit(0);
+// With enable_stdio_inheritance stdout and stderr stay as they are.
+void daemonize(bool keep_stdio) {
+  if (fork_process() != 0) ::_exit(0);
   ::setsid();
-  if (::fork() != 0) ::_exit(0);
+  if (fork_process() != 0) ::_exit(0);
   int null = ::open("/dev/null", O_RDWR);
   if (null >= 0) {
     ::dup2(null, 0);
-    ::dup2(null, 1);
-    ::dup2(null, 2);
+    if (!keep_stdio) {
+      ::dup2(null, 1);
+      ::dup2(null, 2);
+    }
     if (null > 2) ::close(null);
   }
 }
@@ -233,8 +256,16 @@ bool Arbiter::preload() {
   options.fault_fd = log::error_log().file().fileno();
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
+  // A Python config file already started the master's interpreter.
+  bool inherited = wsgi::Interpreter::running();
+  std::optional<wsgi::Gil> gil;
   try {
-    preloaded_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    if (inherited) {
+      gil.emplace();
+      wsgi::Interpreter::prepare_for_app(options);
+    } else {
+      preloaded_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    }
     wsgi::EnvironOptions env;
     env.multithread = config_.threads > 1;
     env.multiprocess = config_.workers > 1;
@@ -254,7 +285,7 @@ bool Arbiter::preload() {
     halt_code_ = worker::kExitWorkerBootError;
     return false;
   }
-  preloaded_interpreter_->release_gil();
+  if (preloaded_interpreter_) preloaded_interpreter_->release_gil();
   return true;
 }
 
@@ -269,26 +300,29 @@ void Arbiter::spawn_worker() {
     return;
   }
   int age = ++worker_age_;
-  // With a preloaded app, Python's fork hooks keep its locks consistent.
-  std::unique_ptr<wsgi::ForkGuard> fork_guard;
-  if (preloaded_app_) fork_guard = std::make_unique<wsgi::ForkGuard>();
+  wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+  if (hooks) hooks->worker_hook("pre_fork", hook_worker(0, age), true);
+  // With Python in the master (--preload, a Python config), fork_process
+  // runs Python's fork hooks so its locks stay consistent.
   SignalsBlocked blocked;
-  pid_t pid = ::fork();
+  pid_t pid = fork_process();
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
     return;
   }
   if (pid == 0) {
-    if (fork_guard) fork_guard->in_child();
     is_worker_ = true;
     // The master's handlers are not ours: a TERM sent to us before this
     // point waited, blocked, and now takes its default action.
     restore_signal_handlers();
     blocked.unblock();
+    if (hooks) {
+      hooks->set_worker(hook_worker(::getpid(), age));
+      hooks->worker_hook("post_fork", hook_worker(::getpid(), age), true);
+    }
     run_worker(*heartbeat);
   }
   blocked.unblock();
-  if (fork_guard) fork_guard->in_parent();
   WorkerSlot slot;
   slot.age = age;
   slot.spawned_at_ms = now_ms();
@@ -358,7 +392,11 @@ void Arbiter::reap_workers() {
     if (it == workers_.end()) continue;  // not ours (as PID 1 we reap everyone)
     bool retiring = it->second.retiring;
     uint64_t spawned_at = it->second.spawned_at_ms;
+    int age = it->second.age;
     workers_.erase(it);
+    if (auto* hooks = wsgi::PythonConfig::hooks()) {
+      hooks->worker_hook("child_exit", hook_worker(pid, age), true);
+    }
     if (WIFEXITED(status)) {
       int code = WEXITSTATUS(status);
       if (code == worker::kExitWorkerBootError && halt_code_ < 0) {
@@ -429,6 +467,7 @@ void Arbiter::reload() {
   // at least 30 s, has passed), then stop gracefully; the listeners never
   // close meanwhile.
   log::error_log().info("Hang up: Master");
+  if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->server_hook("on_reload");
   // As gunicorn's reload: the configured count again (TTIN/TTOU/WINCH undone).
   target_workers_ = config_.workers;
   for (auto& [pid, slot] : workers_) {
@@ -518,7 +557,7 @@ void Arbiter::reexec() {
     std::rename(config_.pidfile.c_str(), (config_.pidfile + ".oldbin").c_str());
   }
   SignalsBlocked blocked;
-  pid_t pid = ::fork();
+  pid_t pid = fork_process();
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
     if (!config_.pidfile.empty()) {
@@ -541,6 +580,7 @@ void Arbiter::reexec() {
   ::setenv(net::kInheritedFdsVariable, net::fd_list(listeners_, false).c_str(), 1);
   ::setenv(net::kForeignFdsVariable, net::fd_list(listeners_, true).c_str(), 1);
   ::setenv(net::kOldMasterVariable, std::to_string(::getppid()).c_str(), 1);
+  if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->server_hook("pre_exec");
   if (!start_dir_.empty() && ::chdir(start_dir_.c_str()) != 0) {
     // Stay where we are; relative paths may then not resolve.
   }
@@ -594,13 +634,22 @@ void Arbiter::handle_signal(int signum) {
       break;
     case SIGTTIN:
       ++target_workers_;
+      if (auto* hooks = wsgi::PythonConfig::hooks()) {
+        hooks->nworkers_changed(target_workers_, target_workers_ - 1);
+      }
       break;
     case SIGTTOU:
-      if (target_workers_ > 1) --target_workers_;
+      if (target_workers_ > 1) {
+        --target_workers_;
+        if (auto* hooks = wsgi::PythonConfig::hooks()) {
+          hooks->nworkers_changed(target_workers_, target_workers_ + 1);
+        }
+      }
       break;
     case SIGUSR1:
       log::error_log().file().reopen();
       access_log_.file().reopen();
+      log::capture_output_into_error_log(config_.capture_output, config_.errorlog);
       signal_workers(SIGUSR1, false);
       break;
     case SIGUSR2:
@@ -627,6 +676,14 @@ void Arbiter::handle_signal(int signum) {
 }
 
 int Arbiter::run() {
+  int code = serve();
+  if (auto* hooks = wsgi::PythonConfig::hooks(); hooks && !is_worker_) hooks->server_hook("on_exit");
+  return code;
+}
+
+int Arbiter::serve() {
+  wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+  if (hooks) hooks->server_hook("on_starting");
   target_workers_ = config_.workers;
   try {
     resolve_owner(config_);  // a bad --user or --group stops us before binding
@@ -637,7 +694,7 @@ int Arbiter::run() {
     log::error_log().error(e.what());
     return 1;
   }
-  if (config_.daemon) daemonize();
+  if (config_.daemon) daemonize(config_.enable_stdio_inheritance);
   base::set_proc_title(title("master"));
 
   log::error_log().info("Starting cppgunicorn " CPPGUNICORN_VERSION);
@@ -674,6 +731,10 @@ int Arbiter::run() {
     return halt_code_;
   }
 
+  if (hooks) {
+    hooks->nworkers_changed(target_workers_, -1);
+    hooks->server_hook("when_ready");
+  }
   manage_workers();
   while (!stopping_) {
     // Wake at least twice a second (timeouts), and when a backed-off spawn is due.
@@ -704,6 +765,7 @@ int Arbiter::run() {
       log::error_log().info("Master has been promoted.");
       old_master_pid_ = 0;
     }
+    log::statsd().gauge("gunicorn.workers", live_workers());
   }
   log::error_log().info("Shutting down: Master");
   remove_pidfile();  // stop() has closed the listeners

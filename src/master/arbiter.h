@@ -45,6 +45,7 @@ class Arbiter {
     std::unique_ptr<base::Heartbeat> heartbeat;
   };
 
+  int serve();
   void install_signal_handlers();
   void restore_signal_handlers();
   void handle_signal(int signum);

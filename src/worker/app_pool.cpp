@@ -14,6 +14,7 @@ struct ResponseHead {
   bool single_chunk = false;
   std::string status;
   http::HeaderList headers;
+  std::vector<std::pair<std::string, std::string>> environ_values;  // {key}e atoms
 };
 
 struct ResponseEvent {
@@ -69,12 +70,23 @@ wsgi::ResponseSource::Next ThreadedResponse::next(std::string_view* out) {
     single_chunk_ = event.head->single_chunk;
     status_ = std::move(event.head->status);
     headers_ = std::move(event.head->headers);
+    environ_values_ = std::move(event.head->environ_values);
   }
   if (event.kind == Next::kChunk) {
     current_ = std::move(event.chunk);
     *out = current_;
   }
   return event.kind;
+}
+
+bool ThreadedResponse::environ_text(const std::string& key, std::string* out) const {
+  for (const auto& [name, value] : environ_values_) {
+    if (name == key) {
+      *out = value;
+      return true;
+    }
+  }
+  return false;
 }
 
 void ThreadedResponse::close() {
@@ -93,8 +105,12 @@ void ThreadedResponse::close() {
 // ---------------------------------------------------------------------------
 // The pool.
 
-AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads)
-    : loop_(loop), app_(app), thread_count_(static_cast<size_t>(threads)) {}
+AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads,
+                 std::vector<std::string> environ_keys)
+    : loop_(loop),
+      app_(app),
+      thread_count_(static_cast<size_t>(threads)),
+      environ_keys_(std::move(environ_keys)) {}
 
 AppPool::~AppPool() {
   if (!threads_.empty()) stop(std::chrono::milliseconds(1000));
@@ -319,6 +335,10 @@ void AppPool::serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel
         head.single_chunk = exchange->body_is_single_chunk();
         head.status = exchange->status();
         head.headers = exchange->headers();
+        std::string value;
+        for (const std::string& key : environ_keys_) {
+          if (exchange->environ_text(key, &value)) head.environ_values.emplace_back(key, value);
+        }
         // The loop sends the head with this event: from now on
         // start_response(exc_info) must re-raise.
         if (event.kind != Next::kError && head.responded) exchange->mark_headers_sent();

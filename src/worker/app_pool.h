@@ -58,6 +58,7 @@ class ThreadedResponse final : public wsgi::ResponseSource {
   // The thread marked them when it handed over the first chunk: the head
   // is fixed from then on.
   void mark_headers_sent() override {}
+  bool environ_text(const std::string& key, std::string* out) const override;
   // Tells the thread to stop iterating (it calls the iterable's close())
   // and drops whatever it produced that was not taken yet.
   void close() override;
@@ -69,11 +70,15 @@ class ThreadedResponse final : public wsgi::ResponseSource {
   bool single_chunk_ = false;
   std::string status_;
   http::HeaderList headers_;
+  std::vector<std::pair<std::string, std::string>> environ_values_;
 };
 
 class AppPool {
  public:
-  AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads);
+  // `environ_keys`: the environ values the access log prints ({key}e),
+  // copied on the thread while the environ is at hand.
+  AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads,
+          std::vector<std::string> environ_keys = {});
   ~AppPool();
   AppPool(const AppPool&) = delete;
   AppPool& operator=(const AppPool&) = delete;
@@ -121,6 +126,7 @@ class AppPool {
   uv_loop_t* loop_;
   const wsgi::Application& app_;
   size_t thread_count_;
+  std::vector<std::string> environ_keys_;
   net::UvHandle<uv_async_t> async_;
   std::vector<std::thread> threads_;
 

@@ -89,6 +89,7 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
   peer_.server_port = info.server_port;
+  peer_trusted_ = worker_.forwarded().trusts(peer_.remote_addr);
   last_activity_ms_ = uv_now(worker_.loop());
   if (uv_read_start(&h_.stream, on_alloc, on_read) != 0) return false;
   reading_ = true;
@@ -225,10 +226,27 @@ void Connection::start_request() {
   }
   is_head_request_ = request.method == "HEAD";
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
+  // A trusted front-end's secure_scheme_headers set wsgi.url_scheme; two
+  // that disagree make the request invalid (gunicorn: InvalidSchemeHeaders).
+  wsgi::PeerInfo peer = peer_;
+  if (peer_trusted_) {
+    switch (worker_.forwarded().scheme_of(request.headers)) {
+      case ForwardedPolicy::Scheme::kConflict:
+        log::error_log().debug("Invalid request from " + peer_.remote_addr +
+                               ": contradictory scheme headers");
+        busy_ = false;
+        if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
+        reject(http::ParseError::kInvalidHeader);
+        return;
+      case ForwardedPolicy::Scheme::kHttps: peer.url_scheme = "https"; break;
+      case ForwardedPolicy::Scheme::kHttp: peer.url_scheme = "http"; break;
+      case ForwardedPolicy::Scheme::kUnset: break;
+    }
+  }
   if (AppPool* pool = worker_.app_pool()) {
     // --threads > 1: a pool thread calls the app; pump() takes what it has
     // produced and is called again when there is more.
-    exchange_ = pool->submit(request, peer_, [this] {
+    exchange_ = pool->submit(request, peer, [this] {
       if (!busy_ || closing_) return;
       pump();
       if (!busy_) resume_after_response();
@@ -238,7 +256,7 @@ void Connection::start_request() {
   }
   wsgi::Gil gil;
   exchange_ = worker_.app().exchange();
-  if (!static_cast<wsgi::Exchange&>(*exchange_).call(request, peer_)) {
+  if (!static_cast<wsgi::Exchange&>(*exchange_).call(request, peer)) {
     send_error_response(kInternalErrorBody);
     return;
   }
@@ -479,6 +497,14 @@ void Connection::finish_request(bool keep_alive) {
     r.request_headers = &request.headers;
     http::HeaderList none;
     r.response_headers = exchange_ ? &exchange_->headers() : &none;
+    std::vector<std::pair<std::string, std::string>> environ_values;
+    if (exchange_ && !access.environ_keys().empty()) {
+      std::string value;
+      for (const std::string& key : access.environ_keys()) {
+        if (exchange_->environ_text(key, &value)) environ_values.emplace_back(key, value);
+      }
+      r.environ_values = &environ_values;
+    }
     access.log(r);
   }
   exchange_.reset();  // the caller holds the GIL

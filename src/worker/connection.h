@@ -97,6 +97,7 @@ class Connection {
   http::Parser parser_;
   std::string pending_input_;   // bytes read but not yet parsed
   wsgi::PeerInfo peer_;
+  bool peer_trusted_ = false;  // forwarded_allow_ips, decided once per connection
   uint64_t last_activity_ms_ = 0;
   uint64_t head_started_ms_ = 0;    // first byte of the request being read
   uint64_t write_progress_ms_ = 0;  // last time the write queue shrank

@@ -6,6 +6,7 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <optional>
 #include <random>
 
 #include "log/logger.h"
@@ -17,6 +18,8 @@
 #include "wsgi/exchange.h"
 #include "wsgi/interpreter.h"
 #include "wsgi/objects.h"
+#include "wsgi/python_config.h"
+#include "wsgi/reloader.h"
 
 namespace cppgunicorn::worker {
 
@@ -56,6 +59,7 @@ Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket
       sockets_(listeners),
       access_log_(access_log),
       parser_options_(worker::parser_options(config)),
+      forwarded_(config),
       read_buffer_(std::make_unique<char[]>(kReadBufferSize)),
       heartbeat_(heartbeat),
       app_(preloaded) {}
@@ -87,8 +91,17 @@ bool Worker::boot() {
   options.fault_fd = log::error_log().file().fileno();
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
+  // A master that read a Python config file runs Python already: this
+  // worker inherited its interpreter (ForkGuard ran PyOS_AfterFork_Child).
+  bool inherited = wsgi::Interpreter::running();
+  std::optional<wsgi::Gil> gil;
   try {
-    own_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    if (inherited) {
+      gil.emplace();
+      wsgi::Interpreter::prepare_for_app(options);
+    } else {
+      own_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
+    }
   } catch (const std::exception& e) {
     log::error_log().error(std::string("Exception in worker process: ") + e.what());
     exit_code_ = kExitWorkerBootError;
@@ -113,7 +126,7 @@ bool Worker::boot() {
     exit_code_ = kExitWorkerBootError;
     return false;
   }
-  own_interpreter_->release_gil();
+  if (own_interpreter_) own_interpreter_->release_gil();
   return true;
 }
 
@@ -208,6 +221,7 @@ void Worker::on_signal(uv_signal_t* handle, int signum) {
       break;
     case SIGINT:
     case SIGQUIT:
+      if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->worker_hook("worker_int", {::getpid(), 0}, false);
       // Quick shutdown: drop every connection now.
       self->stopping_ = true;
       self->stop_listening();
@@ -217,6 +231,7 @@ void Worker::on_signal(uv_signal_t* handle, int signum) {
     case SIGUSR1:
       log::error_log().file().reopen();
       self->access_log_.file().reopen();
+      log::capture_output_into_error_log(self->config_.capture_output, self->config_.errorlog);
       break;
     default:
       break;
@@ -232,6 +247,15 @@ void Worker::on_sweep(uv_timer_t* timer) {
     self->app_pool_->beat(*self->heartbeat_);
   } else if (self->heartbeat_) {
     self->heartbeat_->beat();
+  }
+  // --reload: once a second, as gunicorn's poll reloader.
+  if (self->reloader_ && !self->stopping_ && ++self->sweeps_since_reload_check_ >= 4) {
+    self->sweeps_since_reload_check_ = 0;
+    std::string changed = self->reloader_->changed();
+    if (!changed.empty()) {
+      log::error_log().info("Worker reloading: " + changed + " modified");
+      self->begin_graceful_stop();
+    }
   }
   if (!self->stopping_ && ::getppid() != self->parent_pid_) {
     log::error_log().info("Parent changed, shutting down");
@@ -286,7 +310,7 @@ void Worker::close_all_handles() {
 
 bool Worker::start_app_pool() {
   if (config_.threads <= 1) return true;  // the loop thread calls the app
-  app_pool_ = std::make_unique<AppPool>(&loop_, *app_, config_.threads);
+  app_pool_ = std::make_unique<AppPool>(&loop_, *app_, config_.threads, access_log_.environ_keys());
   if (int rc = app_pool_->start(); rc != 0) {
     log::error_log().error(std::string("cannot start the worker threads: ") + uv_strerror(rc));
     app_pool_.reset();
@@ -313,12 +337,19 @@ int Worker::run() {
     uv_loop_close(&loop_);
     return exit_code_;
   }
+  if (config_.reload) reloader_ = std::make_unique<wsgi::Reloader>(config_.reload_extra_files);
   for (int signum : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) {
     auto h = std::make_unique<net::UvHandle<uv_signal_t>>();
     uv_signal_init(&loop_, h->get());
     h->mark_initialised();
     uv_signal_start(h->get(), on_signal, signum);
     signals_.push_back(std::move(h));
+  }
+  // As gunicorn: signal handlers first, then post_worker_init.
+  wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+  if (hooks) {
+    hooks->worker_hook("post_worker_init", {::getpid(), 0}, false);
+    hooks->install_worker_abort();
   }
   uv_timer_init(&loop_, sweep_timer_.get());
   sweep_timer_.mark_initialised();
@@ -341,6 +372,8 @@ int Worker::run() {
     ::_exit(exit_code_);
   }
   app_pool_.reset();
+  if (hooks) hooks->worker_hook("worker_exit", {::getpid(), 0}, true);
+  reloader_.reset();
   if (own_app_) {
     wsgi::Gil gil;
     own_app_.reset();

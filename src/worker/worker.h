@@ -17,10 +17,12 @@
 #include "log/access_log.h"
 #include "net/handle.h"
 #include "net/listener.h"
+#include "worker/forwarded.h"
 
 namespace cppgunicorn::wsgi {
 class Application;
 class Interpreter;
+class Reloader;
 }  // namespace cppgunicorn::wsgi
 
 namespace cppgunicorn::worker {
@@ -64,6 +66,7 @@ class Worker {
   AppPool* app_pool() { return app_pool_.get(); }
   const http::ParserOptions& parser_options() const { return parser_options_; }
   const config::Config& config() const { return config_; }
+  const ForwardedPolicy& forwarded() const { return forwarded_; }
   log::AccessLog& access_log() { return access_log_; }
   std::string_view http_date() { return date_.now(); }
   char* read_buffer() { return read_buffer_.get(); }
@@ -91,6 +94,7 @@ class Worker {
   const std::vector<net::ListenSocket>& sockets_;
   log::AccessLog& access_log_;
   http::ParserOptions parser_options_;
+  ForwardedPolicy forwarded_;
   uv_loop_t loop_{};
   base::HttpDate date_;
   std::unique_ptr<char[]> read_buffer_;
@@ -98,6 +102,8 @@ class Worker {
   base::Heartbeat* heartbeat_;
   std::unique_ptr<wsgi::Interpreter> own_interpreter_;
   std::unique_ptr<wsgi::Application> own_app_;
+  std::unique_ptr<wsgi::Reloader> reloader_;  // --reload
+  int sweeps_since_reload_check_ = 0;
   wsgi::Application* app_ = nullptr;
   std::function<void()> before_app_import_;
 

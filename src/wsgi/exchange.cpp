@@ -1,5 +1,7 @@
 #include "wsgi/exchange.h"
 
+#include "wsgi/python_config.h"
+
 #include "log/logger.h"
 
 namespace py = pybind11;
@@ -51,6 +53,8 @@ bool Exchange::call(http::Request& request, const PeerInfo& peer) {
   try {
     py::object input = py::cast(InputStream(std::move(request.body), std::move(request.body_file)));
     py::dict env = environ_.build(request, peer, input);
+    environ_dict_ = env;
+    if (PythonConfig* hooks = PythonConfig::hooks()) hooks->pre_request(env);
     py::object start_response = py::cast(StartResponse(state_));
     result_ = app_(env, start_response);
     closed_ = false;
@@ -103,6 +107,43 @@ Exchange::Next Exchange::next(std::string_view* out) {
 }
 
 void Exchange::close() {
+  close_iterable();
+  // gunicorn calls post_request after the response, whatever happened.
+  if (environ_dict_ && !post_request_done_) {
+    post_request_done_ = true;
+    if (PythonConfig* hooks = PythonConfig::hooks()) {
+      hooks->post_request(environ_dict_,
+                          state_->called ? state_->status : std::string("500 Internal Server Error"),
+                          state_->headers);
+    }
+  }
+}
+
+bool Exchange::environ_text(const std::string& key, std::string* out) const {
+  if (!environ_dict_) return false;
+  // gunicorn matches {name}e atoms without regard to case.
+  PyObject* v = PyDict_GetItemString(environ_dict_.ptr(), key.c_str());  // borrowed
+  if (v == nullptr) {
+    std::string upper = key;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    v = PyDict_GetItemString(environ_dict_.ptr(), upper.c_str());
+  }
+  if (v == nullptr) {
+    std::string lower = key;
+    for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    v = PyDict_GetItemString(environ_dict_.ptr(), lower.c_str());
+  }
+  if (v == nullptr) return false;
+  try {
+    *out = py::str(v).cast<std::string>();
+  } catch (py::error_already_set&) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+}
+
+void Exchange::close_iterable() {
   if (closed_) return;
   closed_ = true;
   current_ = py::object();

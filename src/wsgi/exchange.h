@@ -42,11 +42,16 @@ class Exchange final : public ResponseSource {
     return state_->written.empty() && result_ && file_body_of(result_, out);
   }
 
-  // Calls the iterable's close(), once; errors in it are logged.
+  // Calls the iterable's close(), once; errors in it are logged. Then the
+  // post_request hook, if configured.
   void close() override;
+
+  // The environ value `key` as text (the access log's {key}e atoms).
+  bool environ_text(const std::string& key, std::string* out) const override;
 
  private:
   void log_error(const char* what);
+  void close_iterable();
 
   const pybind11::object& app_;
   const EnvironBuilder& environ_;
@@ -58,6 +63,8 @@ class Exchange final : public ResponseSource {
   size_t written_index_ = 0;
   bool single_chunk_ = false;
   bool closed_ = true;
+  pybind11::object environ_dict_;  // for post_request and the access log's environ atoms
+  bool post_request_done_ = false;
 };
 
 // Logs the Python exception being handled as a traceback at ERROR level.

@@ -57,6 +57,15 @@ Interpreter::Interpreter(const InterpreterOptions& options) : impl_(std::make_un
                              /*add_program_dir_to_path=*/false);
   PyConfig_Clear(&config);
 
+  prepare_for_app(options);
+}
+
+Interpreter::~Interpreter() {
+  impl_->released.reset();
+  impl_->interpreter.reset();
+}
+
+void Interpreter::prepare_for_app(const InterpreterOptions& options) {
   // gunicorn puts the app's directory first on sys.path, then --pythonpath.
   py::list path = py::module_::import("sys").attr("path");
   if (!options.app_dir.empty()) path.insert(0, options.app_dir);
@@ -73,10 +82,7 @@ Interpreter::Interpreter(const InterpreterOptions& options) : impl_(std::make_un
   }
 }
 
-Interpreter::~Interpreter() {
-  impl_->released.reset();
-  impl_->interpreter.reset();
-}
+bool Interpreter::running() { return Py_IsInitialized() != 0; }
 
 void Interpreter::release_gil() { impl_->released.emplace(); }
 

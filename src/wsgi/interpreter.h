@@ -28,6 +28,15 @@ class Interpreter {
   // Drops the GIL so the loop can run without it. Called once set-up is done.
   void release_gil();
 
+  // Whether this process already has an interpreter: one the master started
+  // to read a Python config file, inherited across fork.
+  static bool running();
+
+  // Puts the app's directories first on sys.path and points faulthandler at
+  // the error log. Done by the constructor; call it (with the GIL) on an
+  // inherited interpreter before loading the app.
+  static void prepare_for_app(const InterpreterOptions& options);
+
   // The `python` whose environment we belong to: the one beside this binary
   // (a virtualenv's bin/), else the interpreter we were built with.
   static std::string home_python();

@@ -40,6 +40,10 @@ class ResponseSource {
   // The head went out: a later start_response(exc_info) must re-raise.
   virtual void mark_headers_sent() = 0;
 
+  // The environ value `key` as text, for the access log's {key}e atoms;
+  // false when the environ has no such string.
+  virtual bool environ_text(const std::string& key, std::string* out) const = 0;
+
   // Ends the response early or normally; the iterable's close() is called
   // exactly once on every path.
   virtual void close() = 0;

@@ -1,0 +1,85 @@
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+#include "config/settings_table.h"
+#include "config/sources.h"
+
+using namespace cppgunicorn::config;
+
+TEST_CASE("every setting and every flag is declared once") {
+  std::set<std::string_view> names, flags;
+  for (const Setting& s : settings_table()) {
+    CHECK_MESSAGE(names.insert(s.name).second, s.name);
+    for (std::string_view f : s.flags) CHECK_MESSAGE(flags.insert(f).second, f);
+  }
+  CHECK(names.size() >= 90);
+}
+
+TEST_CASE("shell_split splits like Python's shlex.split") {
+  CHECK(shell_split("--bind=0.0.0.0:80 --workers 3") ==
+        std::vector<std::string>{"--bind=0.0.0.0:80", "--workers", "3"});
+  CHECK(shell_split(R"(--access-logformat '%(h)s "%(r)s"' -e A="b c")") ==
+        std::vector<std::string>{"--access-logformat", R"(%(h)s "%(r)s")", "-e", "A=b c"});
+  CHECK(shell_split(R"(a\ b "c\"d" '')") == std::vector<std::string>{"a b", "c\"d", ""});
+  CHECK(shell_split("   ").empty());
+  CHECK_THROWS_AS(shell_split("'unterminated"), ConfigError);
+}
+
+TEST_CASE("parse_arguments reads argparse's forms") {
+  ParsedArgs p = parse_arguments({"-w4", "--bind=127.0.0.1:1", "--graceful", "2", "--preload", "app:app",
+                                  "--timeout", "-1"});
+  REQUIRE(p.assignments.size() == 5);
+  CHECK(p.assignments[0].setting->name == "workers");
+  CHECK(p.assignments[0].value == "4");
+  CHECK(p.assignments[1].value == "127.0.0.1:1");
+  CHECK(p.assignments[2].setting->name == "graceful_timeout");  // an unambiguous prefix
+  CHECK(p.assignments[3].value == "true");
+  CHECK(p.assignments[4].value == "-1");
+  CHECK(p.positional == std::vector<std::string>{"app:app"});
+  CHECK_THROWS_AS(parse_arguments({"--preload=yes"}), ConfigError);
+  CHECK_THROWS_AS(parse_arguments({"--log"}), ConfigError);  // ambiguous prefix
+  CHECK_THROWS_AS(parse_arguments({"--workers", "--preload"}), ConfigError);
+  CHECK(parse_arguments({"--help"}).action == CliAction::kHelp);
+}
+
+TEST_CASE("TOML values become the settings' text forms") {
+  char path[] = "/tmp/cppgunicorn-toml-XXXXXX.toml";
+  int fd = ::mkstemps(path, 5);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  {
+    std::ofstream out(path);
+    out << "workers = 3\npreload_app = true\nbind = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\n"
+           "[secure_scheme_headers]\nX-Proto = \"https\"\n";
+  }
+  std::vector<FileValue> values = read_toml_file(path);
+  std::map<std::string, std::vector<std::string>> by_name;
+  for (auto& v : values) by_name[v.name] = v.values;
+  CHECK(by_name["workers"] == std::vector<std::string>{"3"});
+  CHECK(by_name["preload_app"] == std::vector<std::string>{"true"});
+  CHECK(by_name["bind"] == std::vector<std::string>{"127.0.0.1:1", "127.0.0.1:2"});
+  CHECK(by_name["secure_scheme_headers"] == std::vector<std::string>{"X-Proto=https"});
+  std::remove(path);
+}
+
+TEST_CASE("load_config: the highest source wins and replaces lists") {
+  ::setenv("GUNICORN_CMD_ARGS", "--bind 127.0.0.1:2 --workers 2 --timeout 5", 1);
+  ::setenv("CPPGUNICORN_CMD_ARGS", "--workers 3", 1);
+  LoadedConfig loaded = load_config({"--timeout", "7", "-k", "gevent", "app:app"}, nullptr);
+  ::unsetenv("GUNICORN_CMD_ARGS");
+  ::unsetenv("CPPGUNICORN_CMD_ARGS");
+  CHECK(loaded.config.bind == std::vector<std::string>{"127.0.0.1:2"});
+  CHECK(loaded.config.workers == 3);
+  CHECK(loaded.config.timeout == 7);
+  CHECK(loaded.config.app_uri == "app:app");
+  CHECK(loaded.origins["workers"].source == Source::kCppgunicornEnv);
+  CHECK(loaded.origins["timeout"].source == Source::kCommandLine);
+  CHECK(loaded.ignored_warning.find("worker_class=gevent") != std::string::npos);
+  CHECK_THROWS_WITH_AS(load_config({"--workers", "0", "app:app"}, nullptr),
+                       doctest::Contains("Invalid value for workers: '0'"), ConfigError);
+}
