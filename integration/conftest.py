@@ -149,3 +149,25 @@ def start_server():
                 problems.append(f"{srv.args}: {marker}\n{err[-4000:]}")
     if problems:
         pytest.fail("sanitizer report in server stderr:\n" + "\n".join(problems))
+
+
+@pytest.fixture
+def udp_collector():
+    """A UDP socket on loopback standing in for a StatsD or syslog server."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock
+    sock.close()
+
+
+def receive_datagrams(sock, until, timeout=10.0):
+    """Datagrams (as text) until `until(got)` holds or `timeout` passes."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not until(got):
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            got.append(sock.recv(65536).decode())
+        except socket.timeout:
+            break
+    return got

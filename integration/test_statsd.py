@@ -2,43 +2,22 @@
 over UDP, received by a local socket."""
 import re
 import socket
-import time
 
 import pytest
 import requests
 
-from conftest import APPS
+from conftest import APPS, receive_datagrams
 
 APP_DIR = APPS / "cmdlines"
 
 
-def receive(sock, until, timeout=10.0):
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not until(got):
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            got.append(sock.recv(65536).decode())
-        except socket.timeout:
-            break
-    return got
-
-
-@pytest.fixture
-def collector():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield sock
-    sock.close()
-
-
-def test_request_and_worker_metrics_with_prefix_and_tags(start_server, collector):
-    port = collector.getsockname()[1]
+def test_request_and_worker_metrics_with_prefix_and_tags(start_server, udp_collector):
+    port = udp_collector.getsockname()[1]
     srv = start_server("app:app", "--statsd-host", f"127.0.0.1:{port}", "--statsd-prefix",
                        "myapp", "--dogstatsd-tags", "env:test,team:web", chdir=APP_DIR)
     for path in ("/", "/missing-is-still-200"):
         assert requests.get(srv.url + path, timeout=5).status_code == 200
-    got = receive(collector, lambda g: sum("gunicorn.requests:" in m for m in g) >= 2
+    got = receive_datagrams(udp_collector, lambda g: sum("gunicorn.requests:" in m for m in g) >= 2
                   and any("gunicorn.workers:" in m for m in g))
     tags = "|#env:test,team:web"
     assert got.count("myapp.gunicorn.requests:1|c|@1.0" + tags) == 2, got
@@ -50,12 +29,12 @@ def test_request_and_worker_metrics_with_prefix_and_tags(start_server, collector
     assert "myapp.gunicorn.workers:1|g" + tags in got
 
 
-def test_prefix_dots_are_normalised_and_no_tags_by_default(start_server, collector):
-    port = collector.getsockname()[1]
+def test_prefix_dots_are_normalised_and_no_tags_by_default(start_server, udp_collector):
+    port = udp_collector.getsockname()[1]
     srv = start_server("app:app", "--statsd-host", f"127.0.0.1:{port}", "--statsd-prefix",
                        "svc...", chdir=APP_DIR)
     requests.get(srv.url + "/", timeout=5)
-    got = receive(collector, lambda g: any("gunicorn.requests:" in m for m in g))
+    got = receive_datagrams(udp_collector, lambda g: any("gunicorn.requests:" in m for m in g))
     assert "svc.gunicorn.requests:1|c|@1.0" in got, got
 
 

@@ -1,44 +1,22 @@
 """--log-syslog: error and access lines in gunicorn's SysLogHandler format,
 received by a local UDP socket; --disable-redirect-access-to-syslog."""
 import re
-import socket
 import subprocess
-import time
 
 import pytest
 import requests
 
-from conftest import APPS, server_binary
+from conftest import APPS, receive_datagrams, server_binary
 
 APP_DIR = APPS / "cmdlines"
 
 
-@pytest.fixture
-def collector():
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield sock
-    sock.close()
-
-
-def receive(sock, until, timeout=10.0):
-    got = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not until(got):
-        sock.settimeout(max(0.05, deadline - time.monotonic()))
-        try:
-            got.append(sock.recv(65536).decode())
-        except socket.timeout:
-            break
-    return got
-
-
-def test_error_and_access_lines_go_to_syslog(start_server, collector):
-    port = collector.getsockname()[1]
+def test_error_and_access_lines_go_to_syslog(start_server, udp_collector):
+    port = udp_collector.getsockname()[1]
     srv = start_server("app:app", "--log-syslog", "--log-syslog-to", f"udp://127.0.0.1:{port}",
                        "--log-syslog-facility", "local0", chdir=APP_DIR)
     requests.get(srv.url + "/hello", timeout=5)
-    got = receive(collector, lambda g: any(".access:" in m for m in g))
+    got = receive_datagrams(udp_collector, lambda g: any(".access:" in m for m in g))
     booting = [m for m in got if "Booting worker" in m]
     # local0 (16) * 8 + info (6) = 134; the program name is the app URI.
     assert booting and re.fullmatch(
@@ -48,13 +26,13 @@ def test_error_and_access_lines_go_to_syslog(start_server, collector):
     assert access[0].startswith("<134>gunicorn.app.app.access: [")
 
 
-def test_access_lines_stay_out_of_syslog_when_asked(start_server, collector):
-    port = collector.getsockname()[1]
+def test_access_lines_stay_out_of_syslog_when_asked(start_server, udp_collector):
+    port = udp_collector.getsockname()[1]
     srv = start_server("app:app", "--log-syslog", "--log-syslog-to", f"udp://127.0.0.1:{port}",
                        "--log-syslog-prefix", "web", "--disable-redirect-access-to-syslog",
                        chdir=APP_DIR)
     requests.get(srv.url + "/hello", timeout=5)
-    got = receive(collector, lambda g: False, timeout=1.5)
+    got = receive_datagrams(udp_collector, lambda g: False, timeout=1.5)
     assert any(m.startswith("<14>gunicorn.web.error: [") for m in got), got
     assert not any(".access:" in m for m in got)
 
