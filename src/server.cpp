@@ -56,8 +56,8 @@ void check_settings(const config::Config& config) {
     try {
       base::SpoolFile::check_directory(config.tmp_upload_dir);
     } catch (const std::exception& e) {
-      throw config::ConfigError(std::string("Invalid value for tmp_upload_dir: ") + e.what() +
-                                " (expected a writable directory)");
+      throw config::ConfigError("Invalid value for tmp_upload_dir: '" + config.tmp_upload_dir +
+                                "' (expected a writable directory: " + e.what() + ")");
     }
   }
 }

@@ -22,12 +22,10 @@ void SpoolFile::use_directory(std::string dir) { chosen_directory() = std::move(
 
 void SpoolFile::check_directory(const std::string& dir) {
   struct stat st {};
-  if (::stat(dir.c_str(), &st) != 0) {
-    throw std::runtime_error("'" + dir + "' (" + std::strerror(errno) + ")");
-  }
-  if (!S_ISDIR(st.st_mode)) throw std::runtime_error("'" + dir + "' (not a directory)");
+  if (::stat(dir.c_str(), &st) != 0) throw std::runtime_error(std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error("not a directory");
   if (::access(dir.c_str(), W_OK | X_OK) != 0) {
-    throw std::runtime_error("'" + dir + "' (not writable: " + std::strerror(errno) + ")");
+    throw std::runtime_error(std::string("not writable: ") + std::strerror(errno));
   }
 }
 

@@ -18,7 +18,7 @@ class SpoolFile {
   static std::shared_ptr<SpoolFile> create();
   // gunicorn's tmp_upload_dir, for this process ("": back to $TMPDIR).
   static void use_directory(std::string dir);
-  // Throws std::runtime_error unless `dir` is a directory this process can
+  // Throws std::runtime_error (saying why) unless `dir` is a directory this process can
   // create files in (checked at start-up, so a bad tmp_upload_dir is not
   // found on the first large upload).
   static void check_directory(const std::string& dir);

@@ -246,7 +246,7 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
           std::string lower;
           for (char c : a.value) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
           if (lower == "false" && false_is_default) continue;
-          if (lower != "true") {
+          if (lower != "true" && lower != "false") {
             throw ConfigError("Invalid value for " + name + ": '" + a.value +
                               "' (expected true or false)");
           }
