@@ -113,3 +113,57 @@ def test_script_name_from_the_environment(start_server):
     srv = start_server("app:app", chdir=APP_DIR, env={"SCRIPT_NAME": "/mount"})
     body = get(srv, "/mount/page").json()
     assert body["SCRIPT_NAME"] == "/mount" and body["PATH_INFO"] == "/page"
+
+
+def raw_get(port, target, headers):
+    """A request with header names requests would not send as is."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        head = f"GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        s.sendall((head + "\r\n").encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+FORWARDER = {"SCRIPT_NAME": "/mount", "PATH_INFO": "/ignored", "X_Other": "x"}
+
+
+@pytest.mark.parametrize("flags", [[], ["--forwarded-allow-ips", "127.0.0.0/8"],
+                                   ["--header-map", "refuse"]])
+def test_script_name_header_from_a_trusted_proxy_sets_script_name(start_server, flags):
+    # gunicorn's forwarder_headers (default SCRIPT_NAME,PATH_INFO): a peer in
+    # forwarded_allow_ips may send them though their names hold '_'. PATH_INFO
+    # still comes from the request path; other '_' names obey header_map.
+    srv = start_server("app:app", *flags, chdir=APP_DIR)
+    headers = dict(FORWARDER)
+    if "refuse" in flags:
+        del headers["X_Other"]
+    status, data = raw_get(srv.port, "/mount/page", headers)
+    assert status == 200
+    body = json.loads(data)
+    assert body["SCRIPT_NAME"] == "/mount" and body["PATH_INFO"] == "/page"
+    assert body["HTTP_SCRIPT_NAME"] == "/mount" and body["HTTP_PATH_INFO"] == "/ignored"
+    assert body["HTTP_X_OTHER"] is None
+
+
+def test_script_name_header_from_an_untrusted_peer_is_dropped_or_refused(start_server):
+    srv = start_server("app:app", "--forwarded-allow-ips", "10.0.0.1", chdir=APP_DIR)
+    status, data = raw_get(srv.port, "/mount/page", FORWARDER)
+    assert status == 200
+    body = json.loads(data)
+    assert body["SCRIPT_NAME"] == "" and body["PATH_INFO"] == "/mount/page"
+    assert body["HTTP_SCRIPT_NAME"] is None and body["HTTP_PATH_INFO"] is None
+    refusing = start_server("app:app", "--forwarded-allow-ips", "10.0.0.1", "--header-map",
+                            "refuse", chdir=APP_DIR)
+    assert raw_get(refusing.port, "/mount/page", {"SCRIPT_NAME": "/mount"})[0] == 400
+
+
+def test_forwarder_headers_setting_limits_what_a_trusted_proxy_may_send(start_server):
+    srv = start_server("app:app", "--forwarder-headers", "X_OTHER", chdir=APP_DIR)
+    status, data = raw_get(srv.port, "/mount/page", FORWARDER)
+    body = json.loads(data)
+    assert status == 200 and body["SCRIPT_NAME"] == "" and body["HTTP_X_OTHER"] == "x"
+    assert body["HTTP_SCRIPT_NAME"] is None

@@ -118,10 +118,10 @@ def test_asgi_worker_class_is_refused_with_a_clear_reason(worker_class):
 
 
 def test_settings_not_acted_upon_are_named_in_one_warning_line(start_server):
-    srv = start_server("app:app", "-k", "gevent", "--no-sendfile", "--spew", cwd=APP_DIR)
+    srv = start_server("app:app", "-k", "gevent", "--initgroups", "--spew", cwd=APP_DIR)
     assert requests.get(srv.url + "/", timeout=5).status_code == 200
     srv.stop()
     lines = [l for l in srv.stderr().splitlines() if "not acted upon" in l]
     assert len(lines) == 1, srv.stderr()
-    for name in ("worker_class=gevent", "sendfile=True", "spew=True"):
+    for name in ("worker_class=gevent", "initgroups=True", "spew=True"):
         assert name in lines[0]

@@ -6,8 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <optional>
 
 #include "base/proc_title.h"
+#include "base/spool_file.h"
 #include "config/config.h"
 #include "config/sources.h"
 #include "log/access_log.h"
@@ -19,6 +22,69 @@
 
 namespace cppgunicorn {
 
+namespace {
+
+// -e/--env in the master's environment. A reload first puts back what the
+// previous configuration changed (gunicorn's env_orig), then sets the new.
+class MasterEnvironment {
+ public:
+  void apply(const std::vector<std::string>& raw_env) {
+    for (const auto& [name, value] : original_) {
+      if (value) ::setenv(name.c_str(), value->c_str(), 1);
+      else ::unsetenv(name.c_str());
+    }
+    original_.clear();
+    for (const std::string& e : raw_env) {
+      auto eq = e.find('=');
+      std::string name = e.substr(0, eq);
+      if (original_.count(name) == 0) {
+        const char* old = std::getenv(name.c_str());
+        original_[name] = old ? std::optional<std::string>(old) : std::nullopt;
+      }
+      ::setenv(name.c_str(), e.substr(eq + 1).c_str(), 1);
+    }
+  }
+
+ private:
+  std::map<std::string, std::optional<std::string>> original_;
+};
+
+// Checks that need the whole configuration; at start-up and on HUP.
+void check_settings(const config::Config& config) {
+  if (config.app_uri.empty()) throw config::ConfigError("No application module specified.");
+  if (!config.tmp_upload_dir.empty()) {
+    try {
+      base::SpoolFile::check_directory(config.tmp_upload_dir);
+    } catch (const std::exception& e) {
+      throw config::ConfigError("Invalid value for tmp_upload_dir: '" + config.tmp_upload_dir +
+                                "' (expected a writable directory: " + e.what() + ")");
+    }
+  }
+}
+
+// Changes directory for as long as it lives.
+class DirectoryChange {
+ public:
+  explicit DirectoryChange(const std::string& dir) {
+    if (::getcwd(saved_, sizeof saved_) == nullptr) saved_[0] = '\0';
+    if (!dir.empty() && ::chdir(dir.c_str()) != 0) {
+      // Stay here; relative paths may then not resolve.
+    }
+  }
+  ~DirectoryChange() {
+    if (saved_[0] != '\0' && ::chdir(saved_) != 0) {
+      // Nowhere better to be.
+    }
+  }
+  DirectoryChange(const DirectoryChange&) = delete;
+  DirectoryChange& operator=(const DirectoryChange&) = delete;
+
+ private:
+  char saved_[4096];
+};
+
+}  // namespace
+
 Server::Server(std::vector<std::string> args) : args_(std::move(args)) {}
 
 int Server::run() {
@@ -29,6 +95,7 @@ int Server::run() {
   wsgi::PythonConfig python(python_argv);
   config::LoadedConfig loaded;
   config::Config& config = loaded.config;
+  MasterEnvironment environment;
   try {
     loaded = config::load_config(args_, &python);
     switch (loaded.action) {
@@ -41,18 +108,13 @@ int Server::run() {
       case config::CliAction::kServe:
         break;
     }
-    if (config.app_uri.empty()) {
-      throw config::ConfigError("No application module specified.");
-    }
+    check_settings(config);
     log::Level level;
     log::parse_level(config.loglevel, &level);
     log::error_log().set_level(level);
     log::error_log().file().open(config.errorlog, stderr);
     // gunicorn sets -e/--env in the master, before the app is loaded.
-    for (const std::string& e : config.raw_env) {
-      auto eq = e.find('=');
-      ::setenv(e.substr(0, eq).c_str(), e.substr(eq + 1).c_str(), 1);
-    }
+    environment.apply(config.raw_env);
     python.configure(config, loaded.shown);
     python.setup_logging(config);
     if (config.syslog) {
@@ -103,6 +165,43 @@ int Server::run() {
     std::vector<std::string> exec_argv = {program_};
     exec_argv.insert(exec_argv.end(), args_.begin(), args_.end());
     master::Arbiter arbiter(config, std::move(exec_argv), start_dir);
+    std::string started_in = start_dir;
+    arbiter.set_config_reloader([this, &python, &environment, started_in] {
+      config::LoadedConfig fresh;
+      {
+        // Paths in the sources are relative to where we were started, as
+        // when they were first read.
+        DirectoryChange in_start_dir(started_in);
+        fresh = config::load_config(args_, &python);
+        check_settings(fresh.config);
+        if (!fresh.config.chdir.empty() && ::access(fresh.config.chdir.c_str(), X_OK) != 0) {
+          throw config::ConfigError("Invalid value for chdir: '" + fresh.config.chdir +
+                                    "': " + std::strerror(errno));
+        }
+        log::AccessLog format_check;
+        try {
+          if (!fresh.config.access_log_format.empty()) {
+            format_check.set_format(fresh.config.access_log_format);
+          }
+        } catch (const std::exception& e) {
+          throw config::ConfigError(std::string("Invalid value for access_log_format: ") + e.what());
+        }
+      }
+      python.configure(fresh.config, fresh.shown);
+      environment.apply(fresh.config.raw_env);
+      try {
+        python.setup_logging(fresh.config);
+      } catch (const std::exception& e) {
+        log::error_log().error(e.what());
+      }
+      if (!fresh.ignored_warning.empty()) log::error_log().warning(fresh.ignored_warning);
+      if (::chdir(started_in.c_str()) != 0 ||
+          (!fresh.config.chdir.empty() && ::chdir(fresh.config.chdir.c_str()) != 0)) {
+        log::error_log().error("Invalid value for chdir: '" + fresh.config.chdir + "': " +
+                               std::strerror(errno));
+      }
+      return fresh.config;
+    });
     return arbiter.run();
   } catch (const std::exception& e) {
     log::error_log().error(e.what());

@@ -1,6 +1,7 @@
 #include "base/spool_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,9 +11,30 @@
 
 namespace cppgunicorn::base {
 
+namespace {
+std::string& chosen_directory() {
+  static std::string dir;
+  return dir;
+}
+}  // namespace
+
+void SpoolFile::use_directory(std::string dir) { chosen_directory() = std::move(dir); }
+
+void SpoolFile::check_directory(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) throw std::runtime_error(std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error("not a directory");
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    throw std::runtime_error(std::string("not writable: ") + std::strerror(errno));
+  }
+}
+
 std::shared_ptr<SpoolFile> SpoolFile::create() {
   const char* dir = std::getenv("TMPDIR");
-  std::string path = std::string(dir && *dir ? dir : "/tmp") + "/cppgunicorn-body-XXXXXX";
+  std::string base = !chosen_directory().empty() ? chosen_directory()
+                     : dir && *dir               ? std::string(dir)
+                                                 : std::string("/tmp");
+  std::string path = base + "/cppgunicorn-body-XXXXXX";
   int fd = ::mkostemp(path.data(), O_CLOEXEC);
   if (fd < 0) throw std::runtime_error("cannot create a temporary file in " + path + ": " + std::strerror(errno));
   ::unlink(path.c_str());

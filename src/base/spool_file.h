@@ -13,8 +13,15 @@ namespace cppgunicorn::base {
 
 class SpoolFile {
  public:
-  // In $TMPDIR (or /tmp). Throws std::runtime_error naming the directory.
+  // In the directory set by use_directory, else $TMPDIR (or /tmp). Throws
+  // std::runtime_error naming the directory.
   static std::shared_ptr<SpoolFile> create();
+  // gunicorn's tmp_upload_dir, for this process ("": back to $TMPDIR).
+  static void use_directory(std::string dir);
+  // Throws std::runtime_error (saying why) unless `dir` is a directory this process can
+  // create files in (checked at start-up, so a bad tmp_upload_dir is not
+  // found on the first large upload).
+  static void check_directory(const std::string& dir);
   ~SpoolFile();
   SpoolFile(const SpoolFile&) = delete;
   SpoolFile& operator=(const SpoolFile&) = delete;

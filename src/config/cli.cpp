@@ -423,14 +423,13 @@ const std::vector<Setting>& settings_table() {
        "Extra files (or glob patterns) to watch with --reload. Repeatable.",
        [](Config& c, const std::string& v) { c.reload_extra_files.push_back(v); }, ""},
       {"sendfile", {"--no-sendfile"}, ValueKind::kBool, "", "Disable sendfile().",
-       accept_bool("sendfile"), "None",
-       "a regular file behind wsgi.file_wrapper is always sent with sendfile(2)"},
+       [](Config& c, const std::string& v) { c.sendfile = parse_bool("sendfile", v); }, "None"},
       {"initgroups", {"--initgroups"}, ValueKind::kBool, "",
        "Set the supplementary groups of the user given with --user.", accept_bool("initgroups"),
        "False", "supplementary groups are always set from --user"},
-      {"tmp_upload_dir", {}, ValueKind::kString, "", "Directory for temporary request data.",
-       accept_string("tmp_upload_dir"), "None",
-       "request bodies past 1 MiB are spooled to an unlinked file in $TMPDIR"},
+      {"tmp_upload_dir", {}, ValueKind::kString, "",
+       "Directory for request bodies spooled to disk (past 1 MiB); default $TMPDIR.",
+       [](Config& c, const std::string& v) { c.tmp_upload_dir = v; }, "None"},
       {"paste", {"--paste", "--paster"}, ValueKind::kString, "STRING",
        "Load a PasteDeploy config file.", accept_string("paste"), "None",
        "PasteDeploy apps are not supported; give APP_MODULE"},
@@ -709,7 +708,10 @@ ParsedArgs parse_arguments(const std::vector<std::string>& args) {
     }
     if (setting->kind == ValueKind::kBool) {
       if (has_value) throw ConfigError("argument " + flag + ": ignored explicit argument '" + value + "'");
-      parsed.assignments.push_back({setting, "true"});
+      // A "--no-..." flag of a setting on by default (--no-sendfile)
+      // switches it off; --no-control-socket sets control_socket_disable.
+      bool switches_off = flag.rfind("--no-", 0) == 0 && setting->default_text != "False";
+      parsed.assignments.push_back({setting, switches_off ? "false" : "true"});
       continue;
     }
     if (!has_value) {
@@ -733,7 +735,10 @@ CliAction parse_command_line(const std::vector<std::string>& args, Config& confi
     throw ConfigError("unrecognized arguments: " + parsed.positional[1]);
   }
   for (const Assignment& a : parsed.assignments) {
-    if (a.setting->kind == ValueKind::kBool && a.value == "false") continue;
+    if (a.setting->kind == ValueKind::kBool && a.value == "false" &&
+        a.setting->default_text == "False") {
+      continue;
+    }
     a.setting->apply(config, a.value);
   }
   if (!parsed.positional.empty()) config.app_uri = parsed.positional[0];

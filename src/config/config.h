@@ -98,6 +98,10 @@ struct Config {
   // Settings accepted, checked, and not acted upon: name -> value as given.
   std::map<std::string, std::string> ignored;
 
+  // --- Request spooling and file responses (reload area) -------------------
+  std::string tmp_upload_dir;  // "": $TMPDIR (or /tmp) for spooled request bodies
+  bool sendfile = true;        // false (--no-sendfile): file_wrapper bodies are read in blocks
+
   std::vector<std::string> bind_or_default() const;
 };
 

@@ -238,13 +238,15 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
       try {
         // A bool that is false leaves the default (false) alone: command
         // lines can only switch flags on, and a file's False means default.
-        if (a.setting->kind == ValueKind::kBool && a.value == "false") continue;
+        // Flags on by default (sendfile) are the exception: False is news.
+        bool false_is_default = a.setting->default_text == "False";
+        if (a.setting->kind == ValueKind::kBool && a.value == "false" && false_is_default) continue;
         if (a.setting->kind == ValueKind::kBool) {
           // Python's True and TOML's true arrive as "true"; check others.
           std::string lower;
           for (char c : a.value) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-          if (lower == "false") continue;
-          if (lower != "true") {
+          if (lower == "false" && false_is_default) continue;
+          if (lower != "true" && lower != "false") {
             throw ConfigError("Invalid value for " + name + ": '" + a.value +
                               "' (expected true or false)");
           }

@@ -110,6 +110,14 @@ bool Parser::take_header_line(std::string_view line) {
   return true;
 }
 
+bool Parser::is_forwarder_field(const std::string& name) const {
+  if (!forwarder_trusted_) return false;
+  for (const std::string& allowed : options_.forwarder_headers) {
+    if (allowed == "*" || iequals(allowed, name)) return true;
+  }
+  return false;
+}
+
 bool Parser::finish_field() {
   have_field_ = false;
   const std::string& name = field_name_;
@@ -128,7 +136,14 @@ bool Parser::finish_field() {
     if (!iequals(value, "100-continue")) return head_error(ParseError::kExpectationFailed, "unsupported expectation");
     if (request_.http_minor >= 1) request_.expect_continue = true;
   }
-  if (name.find('_') != std::string::npos) {
+  if (name.find('_') != std::string::npos && is_forwarder_field(name)) {
+    // gunicorn: a trusted front-end's forwarder_headers go through whatever
+    // header_map says; SCRIPT_NAME then sets the environ's SCRIPT_NAME.
+    if (iequals(name, "script_name")) {
+      request_.has_script_name = true;
+      request_.script_name = value;
+    }
+  } else if (name.find('_') != std::string::npos) {
     // gunicorn's header_map: "X_Forwarded_For" would become the same
     // environ key as "X-Forwarded-For".
     switch (options_.header_map) {

@@ -2,6 +2,9 @@
 // defaults. Filled from the settings by the worker; the parser only reads.
 #pragma once
 
+#include <string>
+#include <vector>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -30,6 +33,9 @@ struct ParserOptions {
   bool casefold_http_method = false;               // "get" becomes "GET"
   bool strip_header_spaces = false;                // "Name : v" is "Name: v"
   ProxyProtocol proxy_protocol = ProxyProtocol::kOff;
+  // gunicorn's forwarder_headers: names with '_' ("SCRIPT_NAME", or "*")
+  // that a trusted front-end may send whatever header_map says.
+  std::vector<std::string> forwarder_headers = {"SCRIPT_NAME", "PATH_INFO"};
 };
 
 // The largest limit_request_line gunicorn honours, and what "unlimited" means.

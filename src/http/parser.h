@@ -32,6 +32,8 @@ class Parser {
   // The connection's peer may send a PROXY header (it is in proxy_allow_ips);
   // call before the first feed() when options.proxy_protocol is not off.
   void set_proxy_peer_allowed(bool allowed);
+  // The peer is in forwarded_allow_ips: its forwarder_headers are kept.
+  void set_forwarder_trusted(bool trusted) { forwarder_trusted_ = trusted; }
   ~Parser();
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
@@ -78,6 +80,7 @@ class Parser {
   Result feed_header_lines(const char* data, size_t length, size_t* used);
   bool take_header_line(std::string_view line);
   bool finish_field();
+  bool is_forwarder_field(const std::string& name) const;
   bool decide_framing();
   Result hand_head_to_llhttp();
   bool head_error(ParseError error, std::string reason);
@@ -109,6 +112,7 @@ class Parser {
   ParseError error_ = ParseError::kNone;
   std::string error_reason_;
   ParseError pending_error_ = ParseError::kNone;
+  bool forwarder_trusted_ = false;
 };
 
 bool is_tchar(unsigned char c);

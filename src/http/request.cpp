@@ -41,6 +41,8 @@ void Request::clear() {
   keep_alive = true;
   upgrade = false;
   expect_continue = false;
+  has_script_name = false;
+  script_name.clear();
 }
 
 namespace {

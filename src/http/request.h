@@ -30,6 +30,9 @@ struct Request {
   bool keep_alive = true;   // the client allows another request after this one
   bool upgrade = false;     // Upgrade/CONNECT: no further requests follow
   bool expect_continue = false;
+  // A SCRIPT_NAME header from a trusted front-end (forwarder_headers).
+  bool has_script_name = false;
+  std::string script_name;
 
   std::string protocol;  // "HTTP/1.1", as sent (SERVER_PROTOCOL)
   // The path part of the target (before '?'), still percent-encoded.

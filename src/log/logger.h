@@ -27,9 +27,9 @@ class LogFile {
   void write(std::string_view line);
   bool enabled() const { return file_ != nullptr; }
   int fileno() const { return file_ ? ::fileno(file_) : -1; }
+  void close();  // nothing is written until the next open
 
  private:
-  void close();
   std::string path_;
   std::FILE* file_ = nullptr;
   bool owned_ = false;

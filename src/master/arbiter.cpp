@@ -14,10 +14,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <fstream>
 #include <optional>
 
 #include "base/proc_title.h"
+#include "base/spool_file.h"
 #include "log/logger.h"
 #include "worker/worker.h"
 #include "wsgi/app_loader.h"
@@ -182,6 +184,33 @@ void daemonize(bool keep_stdio) {
   }
 }
 
+// Whether a socket handed down to us (USR2, systemd) is the one `bind`
+// names, so that HUP keeps it rather than binding the address again.
+bool bind_names_socket(const std::string& bind, const net::ListenSocket& socket) {
+  net::BindAddress a;
+  try {
+    a = net::parse_bind(bind);
+  } catch (const std::exception&) {
+    return false;
+  }
+  switch (a.kind) {
+    case net::BindAddress::Kind::kUnix: return socket.is_unix && a.path == socket.server_name;
+    case net::BindAddress::Kind::kFd: return a.fd == socket.fd;
+    case net::BindAddress::Kind::kTcp:
+      return !socket.is_unix && std::to_string(a.port) == socket.server_port &&
+             a.host == socket.server_name;
+  }
+  return false;
+}
+
+net::ListenOptions listen_options(const config::Config& c) {
+  net::ListenOptions options;
+  options.backlog = c.backlog;
+  options.reuse_port = c.reuse_port;
+  options.umask = c.umask;
+  return options;
+}
+
 }  // namespace
 
 Arbiter::Arbiter(const config::Config& config, std::vector<std::string> exec_argv,
@@ -335,6 +364,7 @@ void Arbiter::run_worker(base::Heartbeat& heartbeat) {
   int code = worker::kExitWorkerBootError;
   try {
     ::umask(static_cast<mode_t>(config_.umask));
+    base::SpoolFile::use_directory(config_.tmp_upload_dir);
     log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
     worker::Worker w(config_, listeners_, access_log_, &heartbeat, preloaded_app_.get());
     w.set_before_app_import([this] { switch_owner(resolve_owner(config_)); });
@@ -467,6 +497,17 @@ void Arbiter::reload() {
   // at least 30 s, has passed), then stop gracefully; the listeners never
   // close meanwhile.
   log::error_log().info("Hang up: Master");
+  if (reload_config_) {
+    // As gunicorn's Arbiter.reload: the configuration is read again and the
+    // new workers get it. One that no longer reads (or binds) leaves the
+    // current one in force: gunicorn would exit here.
+    try {
+      apply_reloaded_config(reload_config_());
+    } catch (const std::exception& e) {
+      log::error_log().error(std::string("Configuration not reloaded (keeping the current one): ") +
+                             e.what());
+    }
+  }
   if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->server_hook("on_reload");
   // As gunicorn's reload: the configured count again (TTIN/TTOU/WINCH undone).
   target_workers_ = config_.workers;
@@ -476,6 +517,83 @@ void Arbiter::reload() {
   uint64_t wait_ms = std::max<uint64_t>(static_cast<uint64_t>(config_.timeout) * 1000, 30000);
   reload_deadline_ms_ = now_ms() + wait_ms;
   spawn_not_before_ms_ = 0;
+}
+
+void Arbiter::apply_reloaded_config(config::Config fresh) {
+  // New listeners first: binding is the one step that can still fail, and
+  // then nothing has changed yet.
+  std::vector<std::string> binds = fresh.bind_or_default();
+  std::vector<net::ListenSocket> added;
+  std::vector<std::string> added_binds;
+  try {
+    for (const std::string& b : binds) {
+      if (std::find(listener_binds_.begin(), listener_binds_.end(), b) != listener_binds_.end()) {
+        continue;
+      }
+      for (net::ListenSocket& s : net::open_listeners({b}, listen_options(fresh))) {
+        added.push_back(s);
+        added_binds.push_back(b);
+      }
+    }
+  } catch (...) {
+    net::close_listeners(added, true);
+    throw;
+  }
+  // Listeners no longer configured: the master lets go of them; the old
+  // workers still hold theirs until they stop. Handed-down ones ("") stay.
+  std::vector<net::ListenSocket> removed;
+  for (size_t i = listeners_.size(); i-- > 0;) {
+    const std::string& b = listener_binds_[i];
+    if (b.empty() || std::find(binds.begin(), binds.end(), b) != binds.end()) continue;
+    log::error_log().info("Closing listener " + listeners_[i].display + " (no longer in bind)");
+    removed.push_back(listeners_[i]);
+    listeners_.erase(listeners_.begin() + static_cast<std::ptrdiff_t>(i));
+    listener_binds_.erase(listener_binds_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  net::close_listeners(removed, !sockets_shared());
+  for (size_t i = 0; i < added.size(); ++i) {
+    log::error_log().info("Listening at: " + added[i].display + " (" + std::to_string(::getpid()) + ")");
+    listeners_.push_back(added[i]);
+    listener_binds_.push_back(added_binds[i]);
+  }
+
+  // The logs: gunicorn makes a new logger, which (re)opens the files.
+  log::Level level = log::Level::kInfo;
+  log::parse_level(fresh.loglevel, &level);
+  log::error_log().set_level(level);
+  try {
+    if (fresh.errorlog != config_.errorlog) log::error_log().file().open(fresh.errorlog, stderr);
+    else log::error_log().file().reopen();
+  } catch (const std::exception& e) {
+    log::error_log().error(e.what());
+  }
+  log::capture_output_into_error_log(fresh.capture_output, fresh.errorlog);
+  access_log_.set_format(fresh.access_log_format.empty() ? log::kDefaultAccessLogFormat
+                                                         : fresh.access_log_format);
+  try {
+    if (fresh.accesslog.empty()) access_log_.file().close();
+    else if (fresh.accesslog != config_.accesslog) access_log_.file().open(fresh.accesslog, stdout);
+    else access_log_.file().reopen();
+  } catch (const std::exception& e) {
+    log::error_log().error(e.what());
+  }
+
+  if (fresh.pidfile != config_.pidfile) {
+    remove_pidfile();
+    config_.pidfile = fresh.pidfile;
+    try {
+      write_pidfile();
+    } catch (const std::exception& e) {
+      log::error_log().error(e.what());
+    }
+  }
+  // What cannot change in a running master: it has daemonized (or not) and
+  // imported the app (or not) already.
+  fresh.daemon = config_.daemon;
+  fresh.preload_app = config_.preload_app;
+  config_ = std::move(fresh);
+  if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->set_num_workers(config_.workers);
+  base::set_proc_title(title(reexec_pid_ != 0 ? "master (old)" : "master"));
 }
 
 void Arbiter::retire_replaced_workers() {
@@ -698,21 +816,33 @@ int Arbiter::serve() {
   base::set_proc_title(title("master"));
 
   log::error_log().info("Starting cppgunicorn " CPPGUNICORN_VERSION);
+  bool bound_here = false;
   try {
     net::InheritedListeners inherited = net::inherited_listeners();
     if (!inherited.fds.empty()) {
       old_master_pid_ = inherited.old_master;
       listeners_ = net::adopt_listeners(inherited);
+      for (const net::ListenSocket& l : listeners_) {
+        std::string named_by;
+        for (const std::string& b : config_.bind_or_default()) {
+          if (bind_names_socket(b, l)) named_by = b;
+        }
+        listener_binds_.push_back(named_by);
+      }
     } else {
-      net::ListenOptions options;
-      options.backlog = config_.backlog;
-      options.reuse_port = config_.reuse_port;
-      options.umask = config_.umask;
-      listeners_ = net::open_listeners(config_.bind_or_default(), options);
+      // One bind at a time, so that HUP knows which sockets each one opened.
+      bound_here = true;
+      for (const std::string& b : config_.bind_or_default()) {
+        for (net::ListenSocket& s : net::open_listeners({b}, listen_options(config_))) {
+          listeners_.push_back(s);
+          listener_binds_.push_back(b);
+        }
+      }
     }
     write_pidfile();
   } catch (const std::exception& e) {
     log::error_log().error(e.what());
+    if (bound_here) net::close_listeners(listeners_, true);  // the ones bound so far
     return 1;
   }
   for (const auto& l : listeners_) {

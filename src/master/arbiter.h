@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,6 +32,14 @@ class Arbiter {
   Arbiter(const Arbiter&) = delete;
   Arbiter& operator=(const Arbiter&) = delete;
 
+  // HUP: builds the configuration again from every source but the command
+  // line (which stays as it was), checks it and applies what the master
+  // process itself holds (Python hooks, environment, directory). Throws
+  // with a message naming the bad setting; the arbiter then keeps its
+  // current configuration.
+  using ConfigReloader = std::function<config::Config()>;
+  void set_config_reloader(ConfigReloader reloader) { reload_config_ = std::move(reloader); }
+
   // Serves until a stop signal or a fatal worker error; returns the exit
   // status (0, 1, or gunicorn's 3 / 4 for worker boot / app load errors).
   int run();
@@ -56,6 +65,8 @@ class Arbiter {
   void back_off_after_crash(uint64_t lived_ms);
   void murder_stuck_workers();
   void reload();
+  void apply_reloaded_config(config::Config fresh);
+  void open_listeners(const std::vector<std::string>& binds);
   void retire_replaced_workers();
   void signal_workers(int signum, bool retiring_too = true);
   void stop(bool graceful);
@@ -71,6 +82,10 @@ class Arbiter {
   std::vector<std::string> exec_argv_;
   std::string start_dir_;
   std::vector<net::ListenSocket> listeners_;
+  // The bind address each listener was opened for, "" for one handed down
+  // (USR2, systemd): HUP keeps those whose address is still configured.
+  std::vector<std::string> listener_binds_;
+  ConfigReloader reload_config_;
   log::AccessLog access_log_;
   std::map<pid_t, WorkerSlot> workers_;
   int target_workers_ = 1;

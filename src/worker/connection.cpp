@@ -90,6 +90,7 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   peer_.server_name = info.server_name;
   peer_.server_port = info.server_port;
   peer_trusted_ = worker_.forwarded().trusts(peer_.remote_addr);
+  parser_.set_forwarder_trusted(peer_trusted_);
   last_activity_ms_ = uv_now(worker_.loop());
   if (uv_read_start(&h_.stream, on_alloc, on_read) != 0) return false;
   reading_ = true;
@@ -271,8 +272,8 @@ void Connection::pump() {
   LoopGil gil(worker_.app_pool());
   // sendfile(2) is for the direct path, where the loop thread owns the
   // iterable; a pool thread iterates a file wrapper like any other body.
-  if (!head_sent_ && busy_ && !worker_.app_pool() && exchange_->responded() &&
-      start_file_body()) {
+  if (!head_sent_ && busy_ && !worker_.app_pool() && worker_.config().sendfile &&
+      exchange_->responded() && start_file_body()) {
     return;
   }
   while (busy_ && !closing_) {

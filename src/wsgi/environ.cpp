@@ -125,9 +125,15 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
   set(env, k_query_string_, request.query());
   set(env, k_server_protocol_, request.protocol);
   std::string path = decoded_path(request);
-  if (!script_name_.empty() && path.compare(0, script_name_.size(), script_name_) == 0 &&
-      (path.size() == script_name_.size() || path[script_name_.size()] == '/')) {
-    path.erase(0, script_name_.size());
+  std::string_view script_name = script_name_;
+  if (request.has_script_name) {  // from a trusted front-end (forwarder_headers)
+    script_name = request.script_name;
+    while (!script_name.empty() && script_name.back() == '/') script_name.remove_suffix(1);
+    set(env, k_script_name_, script_name);
+  }
+  if (!script_name.empty() && path.compare(0, script_name.size(), script_name) == 0 &&
+      (path.size() == script_name.size() || path[script_name.size()] == '/')) {
+    path.erase(0, script_name.size());
   }
   set(env, k_path_info_, path);
 

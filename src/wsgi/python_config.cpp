@@ -25,6 +25,9 @@ constexpr const char* kConfigSource = R"PY(
 import importlib, importlib.machinery, importlib.util, inspect, os, sys, traceback, types
 
 hooks = {}
+# Hooks read from a file or resolved from text, in force once configure()
+# accepts the whole configuration (a HUP whose config fails keeps the old).
+_pending_hooks = {}
 logconfig_dict = None
 
 
@@ -70,6 +73,8 @@ worker = None
 
 
 def read(location, names):
+    global _pending_hooks
+    _pending_hooks = {}
     wanted = set(names)
     if location.startswith("python:"):
         ns = vars(importlib.import_module(location[len("python:"):]))
@@ -103,7 +108,7 @@ def read(location, names):
         elif inspect.isclass(value):
             out.append((key, [value.__module__ + "." + value.__qualname__], False))
         elif callable(value):
-            hooks[key] = value
+            _pending_hooks[key] = value
             out.append((key, ["<%s()>" % getattr(value, "__qualname__", type(value).__name__)], True))
         else:
             out.append((key, [str(value)], False))
@@ -112,7 +117,7 @@ def read(location, names):
 
 def resolve(name, path):
     module_name, _, attr = path.rpartition(".")
-    hooks[name] = getattr(importlib.import_module(module_name), attr)
+    _pending_hooks[name] = getattr(importlib.import_module(module_name), attr)
 
 
 def _typed(name, text):
@@ -129,6 +134,8 @@ def _typed(name, text):
 
 
 def configure(values, env):
+    global hooks
+    hooks = dict(_pending_hooks)
     server.cfg = types.SimpleNamespace(**{k: _typed(k, v) for k, v in values.items()})
     server.proc_name = values.get("proc_name") or values.get("default_proc_name", "")
     for k, v in env.items():
@@ -397,9 +404,13 @@ std::vector<config::FileValue> PythonConfig::read(const std::string& location,
 
 void PythonConfig::configure(const config::Config& config,
                              const std::map<std::string, std::string>& shown) {
-  hook_names_.clear();
-  for (const auto& [name, text] : config.hooks) hook_names_.push_back(name);
-  if (!state_ && hook_names_.empty()) return;  // no Python in the master
+  std::vector<std::string> names;
+  for (const auto& [name, text] : config.hooks) names.push_back(name);
+  if (!state_ && names.empty()) {  // no Python in the master
+    hook_names_.clear();
+    g_hooks = nullptr;
+    return;
+  }
   start_interpreter();
   Gil gil;
   for (const auto& [name, text] : config.hooks) {
@@ -420,7 +431,8 @@ void PythonConfig::configure(const config::Config& config,
     env[py::str(e.substr(0, eq))] = e.substr(eq + 1);
   }
   state_->ns["configure"](values, env);
-  if (!hook_names_.empty()) g_hooks = this;
+  hook_names_ = std::move(names);
+  g_hooks = hook_names_.empty() ? nullptr : this;
 }
 
 void PythonConfig::setup_logging(const config::Config& config) {

@@ -83,3 +83,24 @@ TEST_CASE("load_config: the highest source wins and replaces lists") {
   CHECK_THROWS_WITH_AS(load_config({"--workers", "0", "app:app"}, nullptr),
                        doctest::Contains("Invalid value for workers: '0'"), ConfigError);
 }
+
+TEST_CASE("--no-sendfile and a file's sendfile = False switch sendfile off") {
+  CHECK(load_config({"app:app"}, nullptr).config.sendfile);
+  LoadedConfig flag = load_config({"--no-sendfile", "app:app"}, nullptr);
+  CHECK_FALSE(flag.config.sendfile);
+  CHECK(flag.shown.at("sendfile") == "False");
+  CHECK(flag.config.ignored.count("sendfile") == 0);
+  // --no-control-socket still sets control_socket_disable (default False).
+  CHECK(load_config({"--no-control-socket", "app:app"}, nullptr).config.ignored.count(
+            "control_socket_disable") == 1);
+  char path[] = "/tmp/cppgunicorn-sendfile-XXXXXX.toml";
+  int fd = ::mkstemps(path, 5);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  std::ofstream(path) << "sendfile = false\ntmp_upload_dir = \"/var/tmp\"\n";
+  LoadedConfig file = load_config({"-c", path, "app:app"}, nullptr);
+  ::unlink(path);
+  CHECK_FALSE(file.config.sendfile);
+  CHECK(file.config.tmp_upload_dir == "/var/tmp");
+  CHECK(file.config.ignored.empty());
+}

@@ -290,6 +290,25 @@ TEST_CASE("header_map: drop, refuse or keep names with an underscore") {
   CHECK(feed_with(req, o).requests[0].header("x_y") == "1");
 }
 
+TEST_CASE("forwarder_headers pass only from a trusted peer, and SCRIPT_NAME is noted") {
+  cppgunicorn::http::ParserOptions o;
+  o.header_map = cppgunicorn::http::HeaderMap::kRefuse;
+  std::string head = "GET /app/x HTTP/1.1\r\nSCRIPT_NAME: /app\r\nPATH_INFO: /p\r\n\r\n";
+  Parser trusted(o);
+  trusted.set_forwarder_trusted(true);
+  auto r = trusted.feed(head.data(), head.size());
+  REQUIRE(r.status == Parser::Status::kRequestReady);
+  CHECK(trusted.request().headers.size() == 2);
+  CHECK(trusted.request().has_script_name);
+  CHECK(trusted.request().script_name == "/app");
+  Parser untrusted(o);
+  CHECK(untrusted.feed(head.data(), head.size()).status == Parser::Status::kError);
+  o.forwarder_headers = {"PATH_INFO"};
+  Parser narrower(o);
+  narrower.set_forwarder_trusted(true);
+  CHECK(narrower.feed(head.data(), head.size()).status == Parser::Status::kError);
+}
+
 TEST_CASE("PROXY v1 and v2 headers name the client; absent ones change nothing") {
   cppgunicorn::http::ParserOptions o;
   o.proxy_protocol = cppgunicorn::http::ProxyProtocol::kAuto;

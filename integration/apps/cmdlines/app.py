@@ -4,7 +4,7 @@ import json
 import os
 
 KEYS = ("REMOTE_ADDR", "wsgi.url_scheme", "SCRIPT_NAME", "PATH_INFO", "wsgi.multithread",
-        "wsgi.multiprocess")
+        "wsgi.multiprocess", "HTTP_SCRIPT_NAME", "HTTP_PATH_INFO", "HTTP_X_OTHER")
 
 
 def app(environ, start_response):
