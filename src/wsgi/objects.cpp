@@ -99,7 +99,7 @@ py::object InputStream::next() {
   return readline(py::none());
 }
 
-void latin1_text(PyObject* value, const char* what, std::string* out) {
+std::string_view latin1_view(PyObject* value, const char* what, py::object* holder) {
   // PEP 3333: status and headers are native strings holding latin-1 only.
   if (!PyUnicode_Check(value)) {
     throw py::type_error(std::string(what) + " must be a str, not " + Py_TYPE(value)->tp_name);
@@ -108,21 +108,25 @@ void latin1_text(PyObject* value, const char* what, std::string* out) {
   if (PyUnicode_READY(value) != 0) throw py::error_already_set();
 #endif
   // A str whose characters all fit in one byte is stored as latin-1
-  // already: copy it without making a bytes object.
+  // already: read it in place, without a bytes object.
   if (PyUnicode_KIND(value) == PyUnicode_1BYTE_KIND) {
-    out->assign(reinterpret_cast<const char*>(PyUnicode_1BYTE_DATA(value)),
-                static_cast<size_t>(PyUnicode_GET_LENGTH(value)));
-    return;
+    return {reinterpret_cast<const char*>(PyUnicode_1BYTE_DATA(value)),
+            static_cast<size_t>(PyUnicode_GET_LENGTH(value))};
   }
   // Wider characters: let the codec raise its UnicodeEncodeError.
-  py::object encoded = py::reinterpret_steal<py::object>(PyUnicode_AsLatin1String(value));
-  if (!encoded) throw py::error_already_set();
-  out->assign(PyBytes_AS_STRING(encoded.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(encoded.ptr())));
+  *holder = py::reinterpret_steal<py::object>(PyUnicode_AsLatin1String(value));
+  if (!*holder) throw py::error_already_set();
+  return {PyBytes_AS_STRING(holder->ptr()), static_cast<size_t>(PyBytes_GET_SIZE(holder->ptr()))};
+}
+
+void latin1_text(PyObject* value, const char* what, std::string* out) {
+  py::object holder;
+  out->assign(latin1_view(value, what, &holder));
 }
 
 namespace {
 
-void check_no_controls(const std::string& s, const char* what) {
+void check_no_controls(std::string_view s, const char* what) {
   for (char c : s) {
     if (c == '\r' || c == '\n' || c == '\0') {
       throw py::value_error(std::string(what) + " contains a CR, LF or NUL character");
@@ -271,8 +275,8 @@ PyObject* start_response_body(StartResponseObject* self, PyObject* status, PyObj
   } else if (state->called) {
     throw py::value_error("start_response() called a second time without exc_info");
   }
-  std::string status_text;
-  latin1_text(status, "status", &status_text);
+  py::object status_holder;
+  std::string status_text(latin1_view(status, "status", &status_holder));
   check_no_controls(status_text, "status");
   if (status_text.size() < 3 || !std::isdigit(static_cast<unsigned char>(status_text[0])) ||
       !std::isdigit(static_cast<unsigned char>(status_text[1])) ||
@@ -292,9 +296,9 @@ PyObject* start_response_body(StartResponseObject* self, PyObject* status, PyObj
     if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
       throw py::type_error("each response header must be a (name, value) tuple");
     }
-    auto& [name, value] = parsed.emplace_back();
-    latin1_text(PyTuple_GET_ITEM(item, 0), "header name", &name);
-    latin1_text(PyTuple_GET_ITEM(item, 1), "header value", &value);
+    py::object name_holder, value_holder;
+    std::string_view name = latin1_view(PyTuple_GET_ITEM(item, 0), "header name", &name_holder);
+    std::string_view value = latin1_view(PyTuple_GET_ITEM(item, 1), "header value", &value_holder);
     // One pass each in the usual case; the first check that fails (in the
     // order of the messages below) is looked for only when one does.
     if (!is_token(name) || !is_field_value(value)) {
@@ -304,8 +308,10 @@ PyObject* start_response_body(StartResponseObject* self, PyObject* status, PyObj
       // holds no control character but HTAB. Anything else could split the
       // response or be read differently by a proxy.
       if (!is_token(name)) throw py::value_error("invalid header name (not an RFC 9110 token)");
-      throw py::value_error("header value of " + name + " contains a control character");
+      throw py::value_error("header value of " + std::string(name) +
+                            " contains a control character");
     }
+    parsed.emplace_back(std::string(name), std::string(value));
   }
   if (self->write == nullptr) {
     self->write = PyObject_New(WriteObject, &write_type);

@@ -65,9 +65,12 @@ bool is_field_value(std::string_view s);
 // wsgi.input as a plain CPython type around an InputStream (new reference).
 PyObject* new_input_stream(InputStream stream);
 
-// Copies a str whose characters all fit in one byte (latin-1) into `out`
-// without a bytes object; wider characters raise UnicodeEncodeError, a non-
-// str TypeError naming `what`. Throws pybind11::error_already_set.
+// The latin-1 bytes of a str: its own data when every character fits in
+// one byte (no copy, no bytes object), else the encoded bytes kept alive by
+// `holder`. Wider characters raise UnicodeEncodeError, a non-str TypeError
+// naming `what` (thrown as pybind11 exceptions).
+std::string_view latin1_view(PyObject* value, const char* what, pybind11::object* holder);
+// The same, copied into `out`.
 void latin1_text(PyObject* value, const char* what, std::string* out);
 
 // A response body that is a regular file the server may send itself
