@@ -39,7 +39,10 @@ class Exchange final : public ResponseSource {
   // The body is a regular file behind wsgi.file_wrapper (and write() was
   // not used): the server may send it with sendfile(2) instead of next().
   bool file_body(FileBody* out) const {
-    return state_.written.empty() && result_ && file_body_of(result_, out);
+    // A list or tuple (the usual body) is not asked: pybind11's isinstance
+    // costs a type-registry lookup on every request.
+    return state_.written.empty() && result_ && item_index_ < 0 &&
+           file_body_of(result_, out);
   }
 
   // Calls the iterable's close(), once; errors in it are logged. Then the

@@ -502,7 +502,12 @@ struct FileWrapper {
 }  // namespace
 
 bool file_body_of(py::handle result, FileBody* out) {
-  if (!py::isinstance<FileWrapper>(result)) return false;
+  // The name first: pybind11's isinstance looks the C++ type up in its
+  // registry, which costs more than the rest of a small response.
+  if (std::strcmp(Py_TYPE(result.ptr())->tp_name, "_cppgunicorn.FileWrapper") != 0 ||
+      !py::isinstance<FileWrapper>(result)) {
+    return false;
+  }
   py::object filelike = result.cast<FileWrapper&>().filelike;
   try {
     if (!py::hasattr(filelike, "fileno")) return false;

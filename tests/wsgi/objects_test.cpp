@@ -86,3 +86,15 @@ TEST_CASE("wsgi.input reads, reads lines and iterates the body") {
   }
   CHECK(lines == 2);
 }
+
+TEST_CASE("only wsgi.file_wrapper over a regular file is a file body") {
+  py::object wrapper = py::module_::import("_cppgunicorn").attr("FileWrapper");
+  py::object file = py::module_::import("io").attr("open")("/proc/self/exe", "rb");
+  wsgi::FileBody body;
+  CHECK(wsgi::file_body_of(wrapper(file), &body));
+  CHECK(body.fd >= 0);
+  CHECK(body.size > 0);
+  CHECK_FALSE(wsgi::file_body_of(py::list(), &body));
+  CHECK_FALSE(wsgi::file_body_of(file, &body));  // not wrapped
+  file.attr("close")();
+}
