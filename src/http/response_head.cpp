@@ -1,21 +1,54 @@
 #include "http/response_head.h"
 
+#include <charconv>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 namespace cppgunicorn::http {
 
 namespace {
 
-// RFC 9110 section 7.6.1: hop-by-hop fields are the server's to write.
-bool is_hop_by_hop(std::string_view name) {
-  static constexpr std::string_view kNames[] = {
-      "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-      "te",         "trailers",   "transfer-encoding",  "upgrade"};
-  for (std::string_view n : kNames) {
-    if (iequals(name, n)) return true;
+// The response fields the server treats specially, found with one length
+// switch and at most two comparisons per header.
+enum class Field { kOther, kHopByHop, kConnection, kContentLength, kDate, kServer };
+
+// `name` equals `lower` (same size; lowercase letters and '-') whatever
+// the case of its letters, 8 bytes at a time: bit 0x40 marks the letters
+// of `lower`, whose 0x20 bit is the one case changes.
+bool is(std::string_view name, std::string_view lower) {
+  size_t i = 0;
+  for (; i + 8 <= lower.size(); i += 8) {
+    uint64_t a, b;
+    std::memcpy(&a, name.data() + i, 8);
+    std::memcpy(&b, lower.data() + i, 8);
+    if ((a | ((b & 0x4040404040404040ULL) >> 1)) != b) return false;
   }
-  return false;
+  for (; i < lower.size(); ++i) {
+    unsigned char a = static_cast<unsigned char>(name[i]);
+    unsigned char b = static_cast<unsigned char>(lower[i]);
+    if ((a | ((b & 0x40) >> 1)) != b) return false;
+  }
+  return true;
+}
+
+Field classify(std::string_view name) {
+  // RFC 9110 section 7.6.1: hop-by-hop fields are the server's to write.
+  switch (name.size()) {
+    case 2: return is(name, "te") ? Field::kHopByHop : Field::kOther;
+    case 4: return is(name, "date") ? Field::kDate : Field::kOther;
+    case 6: return is(name, "server") ? Field::kServer : Field::kOther;
+    case 7: return is(name, "upgrade") ? Field::kHopByHop : Field::kOther;
+    case 8: return is(name, "trailers") ? Field::kHopByHop : Field::kOther;
+    case 10:
+      if (is(name, "connection")) return Field::kConnection;
+      return is(name, "keep-alive") ? Field::kHopByHop : Field::kOther;
+    case 14: return is(name, "content-length") ? Field::kContentLength : Field::kOther;
+    case 17: return is(name, "transfer-encoding") ? Field::kHopByHop : Field::kOther;
+    case 18: return is(name, "proxy-authenticate") ? Field::kHopByHop : Field::kOther;
+    case 19: return is(name, "proxy-authorization") ? Field::kHopByHop : Field::kOther;
+    default: return Field::kOther;
+  }
 }
 
 bool token_list_has(std::string_view value, std::string_view token) {
@@ -53,7 +86,8 @@ ResponsePlan plan_response(const Request& request, std::string_view status,
   plan.status_code = parse_status_code(status);
   plan.keep_alive = request.keep_alive && !request.upgrade && !want_close;
   for (const auto& [name, value] : app_headers) {
-    if (iequals(name, "content-length")) {
+    Field field = classify(name);
+    if (field == Field::kContentLength) {
       uint64_t n = 0;
       if (value.empty()) throw std::invalid_argument("empty Content-Length header");
       for (char c : value) {
@@ -62,7 +96,7 @@ ResponsePlan plan_response(const Request& request, std::string_view status,
       }
       plan.has_length = true;
       plan.length = n;
-    } else if (iequals(name, "connection") && token_list_has(value, "close")) {
+    } else if (field == Field::kConnection && token_list_has(value, "close")) {
       plan.keep_alive = false;
     }
   }
@@ -97,48 +131,67 @@ ResponsePlan plan_response(const Request& request, std::string_view status,
 void append_response_head(std::string& out, const Request& request, std::string_view status,
                           const HeaderList& app_headers, const ResponsePlan& plan,
                           std::string_view date) {
-  // We answer in the version we speak (RFC 9112 section 2.3).
-  out += request.http_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ";
-  out += status;
-  out += "\r\n";
+  // One pass classifies the app's fields and bounds the size, one copies:
+  // the buffer grows once and is filled with memcpy, not ~20 appends.
+  constexpr size_t kRemembered = 32;
+  Field fields[kRemembered];
   bool has_date = false;
   bool has_server = false;
-  for (const auto& [name, value] : app_headers) {
-    if (is_hop_by_hop(name)) continue;
-    if (iequals(name, "content-length") && !plan.has_length) continue;
-    if (iequals(name, "date")) has_date = true;
-    if (iequals(name, "server")) has_server = true;
-    out += name;
-    out += ": ";
-    out += value;
-    out += "\r\n";
+  bool app_gave_length = false;
+  size_t bound = 64 + status.size() + kServerName.size() + date.size() + 96;
+  for (size_t i = 0; i < app_headers.size(); ++i) {
+    const auto& [name, value] = app_headers[i];
+    Field field = classify(name);
+    if (i < kRemembered) fields[i] = field;
+    app_gave_length = app_gave_length || field == Field::kContentLength;
+    has_date = has_date || field == Field::kDate;
+    has_server = has_server || field == Field::kServer;
+    bound += name.size() + value.size() + 4;
+  }
+  size_t start = out.size();
+  out.resize(start + bound);
+  char* p = out.data() + start;
+  auto put = [&p](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  // We answer in the version we speak (RFC 9112 section 2.3).
+  put(request.http_minor == 0 ? "HTTP/1.0 " : "HTTP/1.1 ");
+  put(status);
+  put("\r\n");
+  for (size_t i = 0; i < app_headers.size(); ++i) {
+    const auto& [name, value] = app_headers[i];
+    Field field = i < kRemembered ? fields[i] : classify(name);
+    if (field == Field::kHopByHop || field == Field::kConnection) continue;
+    if (field == Field::kContentLength && !plan.has_length) continue;
+    put(name);
+    put(": ");
+    put(value);
+    put("\r\n");
   }
   if (!has_server) {
-    out += "Server: ";
-    out += kServerName;
-    out += "\r\n";
+    put("Server: ");
+    put(kServerName);
+    put("\r\n");
   }
   if (!has_date) {
-    out += "Date: ";
-    out += date;
-    out += "\r\n";
-  }
-  bool app_gave_length = false;
-  for (const auto& [name, value] : app_headers) {
-    if (iequals(name, "content-length")) app_gave_length = true;
+    put("Date: ");
+    put(date);
+    put("\r\n");
   }
   if (plan.has_length && !app_gave_length) {
-    out += "Content-Length: ";
-    out += std::to_string(plan.length);
-    out += "\r\n";
+    put("Content-Length: ");
+    p = std::to_chars(p, p + 20, plan.length).ptr;
+    put("\r\n");
   }
-  if (plan.framing == Framing::kChunked) out += "Transfer-Encoding: chunked\r\n";
+  if (plan.framing == Framing::kChunked) put("Transfer-Encoding: chunked\r\n");
   if (!plan.keep_alive) {
-    out += "Connection: close\r\n";
+    put("Connection: close\r\n");
   } else if (request.http_minor == 0) {
-    out += "Connection: keep-alive\r\n";
+    put("Connection: keep-alive\r\n");
   }
-  out += "\r\n";
+  put("\r\n");
+  out.resize(static_cast<size_t>(p - out.data()));
 }
 
 size_t format_chunk_header(uint64_t size, char* out) {

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "http/errors.h"
 #include "log/logger.h"
@@ -229,7 +230,10 @@ void Connection::start_request() {
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
   // A trusted front-end's secure_scheme_headers set wsgi.url_scheme; two
   // that disagree make the request invalid (gunicorn: InvalidSchemeHeaders).
-  wsgi::PeerInfo peer = peer_;
+  // The connection's own peer unless a front-end changes the scheme: no
+  // copy of its strings per request.
+  const wsgi::PeerInfo* peer = &peer_;
+  std::optional<wsgi::PeerInfo> forwarded;
   if (peer_trusted_) {
     switch (worker_.forwarded().scheme_of(request.headers)) {
       case ForwardedPolicy::Scheme::kConflict:
@@ -239,15 +243,21 @@ void Connection::start_request() {
         if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
         reject(http::ParseError::kInvalidHeader);
         return;
-      case ForwardedPolicy::Scheme::kHttps: peer.url_scheme = "https"; break;
-      case ForwardedPolicy::Scheme::kHttp: peer.url_scheme = "http"; break;
+      case ForwardedPolicy::Scheme::kHttps:
+        peer = &forwarded.emplace(peer_);
+        forwarded->url_scheme = "https";
+        break;
+      case ForwardedPolicy::Scheme::kHttp:
+        peer = &forwarded.emplace(peer_);
+        forwarded->url_scheme = "http";
+        break;
       case ForwardedPolicy::Scheme::kUnset: break;
     }
   }
   if (AppPool* pool = worker_.app_pool()) {
     // --threads > 1: a pool thread calls the app; pump() takes what it has
     // produced and is called again when there is more.
-    exchange_ = pool->submit(request, peer, [this] {
+    exchange_ = pool->submit(request, *peer, [this] {
       if (!busy_ || closing_) return;
       pump();
       if (!busy_) resume_after_response();
@@ -257,7 +267,7 @@ void Connection::start_request() {
   }
   wsgi::Gil gil;
   exchange_ = worker_.app().exchange();
-  if (!static_cast<wsgi::Exchange&>(*exchange_).call(request, peer)) {
+  if (!static_cast<wsgi::Exchange&>(*exchange_).call(request, *peer)) {
     send_error_response(kInternalErrorBody);
     return;
   }

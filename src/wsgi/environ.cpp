@@ -20,10 +20,6 @@ py::object latin1(std::string_view s) {
   return py::reinterpret_steal<py::object>(o);
 }
 
-void set(py::dict& d, const py::str& key, std::string_view value) {
-  if (PyDict_SetItem(d.ptr(), key.ptr(), latin1(value).ptr()) != 0) throw py::error_already_set();
-}
-
 std::string_view target_path(std::string_view target) {
   // absolute-form (RFC 9112 section 3.2.2): skip "scheme://authority".
   size_t scheme_end = target.find("://");
@@ -105,25 +101,59 @@ EnvironBuilder::EnvironBuilder(const EnvironOptions& options)
     template_[spares.back()] = py::none();
   }
   for (const py::str& key : spares) PyDict_DelItem(template_.ptr(), key.ptr());
+  warm_ = py::reinterpret_steal<py::dict>(PyDict_Copy(template_.ptr()));
+  if (!warm_) throw py::error_already_set();
 }
 
-EnvironBuilder::HeaderKey EnvironBuilder::header_key(const std::string& name) const {
+EnvironBuilder::HeaderKey& EnvironBuilder::header_key(const std::string& name) const {
   auto it = header_keys_.find(name);
   if (it != header_keys_.end()) return it->second;
   std::string key = environ_key(name);
-  HeaderKey made{interned(key.c_str()), key.rfind("HTTP_", 0) == 0};
-  if (header_keys_.size() < 256) header_keys_.emplace(name, made);
-  return made;
+  HeaderKey made{interned(key.c_str()), key.rfind("HTTP_", 0) == 0, {}};
+  if (header_keys_.size() < 256) return header_keys_.emplace(name, std::move(made)).first->second;
+  odd_header_ = std::move(made);
+  return odd_header_;
+}
+
+PyObject* EnvironBuilder::value_of(LastValue& last, std::string_view text) {
+  // Long values (cookies, tokens) are made each time: the cache stays small.
+  constexpr size_t kMaxCached = 128;
+  if (last.value && text == last.text) return last.value.inc_ref().ptr();
+  py::object made = latin1(text);
+  if (text.size() <= kMaxCached) {
+    last.text.assign(text);
+    last.value = made;
+  }
+  return made.release().ptr();
+}
+
+void EnvironBuilder::set_warm(PyObject* env, const py::str& key, LastValue& last,
+                              std::string_view value) const {
+  if (last.in_warm && value == last.text) return;
+  py::object v = py::reinterpret_steal<py::object>(value_of(last, value));
+  if (PyDict_SetItem(env, key.ptr(), v.ptr()) != 0) throw py::error_already_set();
+  // Remembered only when value_of cached it (a short value).
+  last.in_warm = last.value.ptr() == v.ptr();
+  if (PyDict_SetItem(warm_.ptr(), key.ptr(), last.in_warm ? v.ptr() : Py_None) != 0) {
+    throw py::error_already_set();
+  }
+}
+
+void EnvironBuilder::set(PyObject* env, const py::str& key, LastValue& last,
+                         std::string_view value) const {
+  py::object v = py::reinterpret_steal<py::object>(value_of(last, value));
+  if (PyDict_SetItem(env, key.ptr(), v.ptr()) != 0) throw py::error_already_set();
 }
 
 py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& peer,
                                py::object input) const {
-  py::dict env = py::reinterpret_steal<py::dict>(PyDict_Copy(template_.ptr()));
+  py::dict env = py::reinterpret_steal<py::dict>(PyDict_Copy(warm_.ptr()));
   if (!env) throw py::error_already_set();
-  set(env, k_request_method_, request.method);
-  set(env, k_raw_uri_, request.target);
-  set(env, k_query_string_, request.query());
-  set(env, k_server_protocol_, request.protocol);
+  PyObject* d = env.ptr();
+  set_warm(d, k_request_method_, method_, request.method);
+  set(d, k_raw_uri_, target_, request.target);
+  set(d, k_query_string_, query_, request.query());
+  set_warm(d, k_server_protocol_, protocol_, request.protocol);
   std::string path = decoded_path(request);
   std::string_view script_name = script_name_;
   if (request.has_script_name) {  // from a trusted front-end (forwarder_headers)
@@ -135,21 +165,20 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
       (path.size() == script_name.size() || path[script_name.size()] == '/')) {
     path.erase(0, script_name.size());
   }
-  set(env, k_path_info_, path);
+  set(d, k_path_info_, path_, path);
 
   std::string_view host;
-  PyObject* d = env.ptr();
   for (const auto& [name, value] : request.headers) {
     if (host.empty() && http::iequals(name, "host")) host = value;
-    HeaderKey hk = header_key(name);
-    const py::object& k = hk.key;
-    PyObject* existing = PyDict_GetItem(d, k.ptr());  // borrowed
+    HeaderKey& hk = header_key(name);
+    PyObject* k = hk.key.ptr();
+    PyObject* existing = PyDict_GetItem(d, k);  // borrowed
     if (existing != nullptr && hk.is_http) {
       // RFC 9110 section 5.3: repeated fields combine into one list.
       py::object joined = py::reinterpret_borrow<py::object>(existing) + py::str(", ") + latin1(value);
-      PyDict_SetItem(d, k.ptr(), joined.ptr());
+      PyDict_SetItem(d, k, joined.ptr());
     } else {
-      PyDict_SetItem(d, k.ptr(), latin1(value).ptr());
+      set(d, hk.key, hk.last, value);
     }
   }
 
@@ -164,15 +193,16 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
       name = host.substr(0, colon);
       port = host.substr(colon + 1);
     }
-    set(env, k_server_name_, name);
-    set(env, k_server_port_, !port.empty() ? port : (peer.url_scheme == "https" ? "443" : "80"));
+    set_warm(d, k_server_name_, server_name_, name);
+    set_warm(d, k_server_port_, server_port_,
+        !port.empty() ? port : (peer.url_scheme == "https" ? "443" : "80"));
   } else {
-    set(env, k_server_name_, peer.server_name);
-    set(env, k_server_port_, peer.server_port);
+    set_warm(d, k_server_name_, server_name_, peer.server_name);
+    set_warm(d, k_server_port_, server_port_, peer.server_port);
   }
-  set(env, k_remote_addr_, peer.remote_addr);
-  set(env, k_remote_port_, peer.remote_port);
-  if (peer.url_scheme != "http") set(env, k_url_scheme_, peer.url_scheme);
+  set_warm(d, k_remote_addr_, remote_addr_, peer.remote_addr);
+  set_warm(d, k_remote_port_, remote_port_, peer.remote_port);
+  set_warm(d, k_url_scheme_, url_scheme_, peer.url_scheme);
   PyDict_SetItem(d, k_wsgi_input_.ptr(), input.ptr());
   return env;
 }

@@ -37,20 +37,44 @@ class EnvironBuilder {
                        pybind11::object input) const;
 
  private:
+  // The last str made for one environ entry and the bytes it was made
+  // from: consecutive requests (the same client, method, Host...) mostly
+  // repeat them, and a str is immutable, so it is handed out again.
+  struct LastValue {
+    std::string text;
+    pybind11::object value;
+    bool in_warm = false;  // warm_ holds `value` under this entry's key
+  };
+  // A new reference to `text` as a latin-1 str, from `last` when it matches.
+  static PyObject* value_of(LastValue& last, std::string_view text);
+
   // The environ key of a header name as sent, made once and interned.
   struct HeaderKey {
     pybind11::object key;
     bool is_http;  // HTTP_*: repeated fields are joined with ", "
+    LastValue last;
   };
-  HeaderKey header_key(const std::string& name) const;
+  HeaderKey& header_key(const std::string& name) const;
+  void set(PyObject* env, const pybind11::str& key, LastValue& last, std::string_view value) const;
+  // For the entries that stay the same from one request of a client to the
+  // next (method, protocol, server and remote address): nothing to do when
+  // warm_, the dict each request copies, already holds that value.
+  void set_warm(PyObject* env, const pybind11::str& key, LastValue& last,
+                std::string_view value) const;
 
   pybind11::dict template_;
+  // template_ plus the last values of the set_warm entries.
+  mutable pybind11::dict warm_;
   // Guarded by the GIL; bounded so that odd header names cannot grow it.
   mutable std::unordered_map<std::string, HeaderKey> header_keys_;
   pybind11::str k_request_method_, k_script_name_, k_path_info_, k_query_string_,
       k_raw_uri_, k_content_type_, k_content_length_, k_server_name_, k_server_port_,
       k_server_protocol_, k_remote_addr_, k_remote_port_, k_wsgi_input_, k_url_scheme_;
   std::string script_name_;
+  // Guarded by the GIL, as header_keys_.
+  mutable LastValue method_, target_, query_, protocol_, path_, server_name_, server_port_,
+      remote_addr_, remote_port_, url_scheme_;
+  mutable HeaderKey odd_header_;  // a header name past the bound of header_keys_
 };
 
 // The PATH_INFO of a request target: the path of origin-form or

@@ -37,11 +37,13 @@ void restore(py::error_already_set& e) { e.restore(); }
 }  // namespace
 
 Exchange::Exchange(const py::object& app, const EnvironBuilder& environ)
-    : app_(app), environ_(environ), state_(std::make_shared<ResponseState>()) {}
+    : app_(app), environ_(environ) {}
 
 Exchange::~Exchange() {
   // The worker closes on every path; this is the last line of defence.
   close();
+  // An app that kept start_response or write() gets an error from them now.
+  if (start_response_) detach_start_response(start_response_.ptr());
 }
 
 void Exchange::log_error(const char* what) {
@@ -51,17 +53,26 @@ void Exchange::log_error(const char* what) {
 bool Exchange::call(http::Request& request, const PeerInfo& peer) {
   path_ = request.target;
   try {
-    py::object input = py::cast(InputStream(std::move(request.body), std::move(request.body_file)));
+    py::object input = py::reinterpret_steal<py::object>(
+        new_input_stream(InputStream(std::move(request.body), std::move(request.body_file))));
     py::dict env = environ_.build(request, peer, input);
     environ_dict_ = env;
     if (PythonConfig* hooks = PythonConfig::hooks()) hooks->pre_request(env);
-    py::object start_response = py::cast(StartResponse(state_));
-    result_ = app_(env, start_response);
+    start_response_ = py::reinterpret_steal<py::object>(new_start_response(&state_));
+    PyObject* args[] = {env.ptr(), start_response_.ptr()};
+    result_ = py::reinterpret_steal<py::object>(PyObject_Vectorcall(app_.ptr(), args, 2, nullptr));
+    if (!result_) throw py::error_already_set();
     closed_ = false;
-    if (PyList_CheckExact(result_.ptr()) || PyTuple_CheckExact(result_.ptr())) {
-      single_chunk_ = state_->written.empty() && py::len(result_) <= 1;
+    PyObject* r = result_.ptr();
+    if (PyList_CheckExact(r) || PyTuple_CheckExact(r)) {
+      // The usual `return [body]`: walked by index, no iterator object.
+      Py_ssize_t n = PyList_CheckExact(r) ? PyList_GET_SIZE(r) : PyTuple_GET_SIZE(r);
+      single_chunk_ = state_.written.empty() && n <= 1;
+      item_index_ = 0;
+    } else {
+      iterator_ = py::reinterpret_steal<py::object>(PyObject_GetIter(r));
+      if (!iterator_) throw py::error_already_set();
     }
-    iterator_ = py::iter(result_);
     return true;
   } catch (py::error_already_set& e) {
     restore(e);
@@ -73,18 +84,32 @@ bool Exchange::call(http::Request& request, const PeerInfo& peer) {
 
 Exchange::Next Exchange::next(std::string_view* out) {
   current_ = py::object();
-  if (written_index_ < state_->written.size()) {
-    *out = state_->written[written_index_++];
+  if (written_index_ < state_.written.size()) {
+    *out = state_.written[written_index_++];
     return Next::kChunk;
   }
-  if (!iterator_) return Next::kDone;
+  if (!iterator_ && item_index_ < 0) return Next::kDone;
   try {
     for (;;) {
-      PyObject* item = PyIter_Next(iterator_.ptr());
-      if (item == nullptr) {
-        if (PyErr_Occurred()) throw py::error_already_set();
-        iterator_ = py::object();
-        return Next::kDone;
+      PyObject* item;
+      if (item_index_ >= 0) {
+        PyObject* r = result_.ptr();
+        bool list = PyList_CheckExact(r);
+        Py_ssize_t n = list ? PyList_GET_SIZE(r) : PyTuple_GET_SIZE(r);
+        if (item_index_ >= n) {
+          item_index_ = -1;
+          return Next::kDone;
+        }
+        item = list ? PyList_GET_ITEM(r, item_index_) : PyTuple_GET_ITEM(r, item_index_);
+        ++item_index_;
+        Py_INCREF(item);
+      } else {
+        item = PyIter_Next(iterator_.ptr());
+        if (item == nullptr) {
+          if (PyErr_Occurred()) throw py::error_already_set();
+          iterator_ = py::object();
+          return Next::kDone;
+        }
       }
       current_ = py::reinterpret_steal<py::object>(item);
       if (!PyBytes_Check(item)) {
@@ -102,6 +127,7 @@ Exchange::Next Exchange::next(std::string_view* out) {
     log::error_log().error(std::string("Error handling request ") + path_ + ": " + e.what());
   }
   iterator_ = py::object();
+  item_index_ = -1;
   current_ = py::object();
   return Next::kError;
 }
@@ -113,8 +139,8 @@ void Exchange::close() {
     post_request_done_ = true;
     if (PythonConfig* hooks = PythonConfig::hooks()) {
       hooks->post_request(environ_dict_,
-                          state_->called ? state_->status : std::string("500 Internal Server Error"),
-                          state_->headers);
+                          state_.called ? state_.status : std::string("500 Internal Server Error"),
+                          state_.headers);
     }
   }
 }
@@ -148,6 +174,7 @@ void Exchange::close_iterable() {
   closed_ = true;
   current_ = py::object();
   iterator_ = py::object();
+  item_index_ = -1;
   py::object result = std::move(result_);
   if (!result) return;
   // A plain list or tuple (the usual `return [body]`) has no close(); asking

@@ -30,16 +30,19 @@ class Exchange final : public ResponseSource {
   // Never kPending: the app produces each chunk right here.
   Next next(std::string_view* out) override;
 
-  bool responded() const override { return state_->called; }
-  const std::string& status() const override { return state_->status; }
-  const http::HeaderList& headers() const override { return state_->headers; }
+  bool responded() const override { return state_.called; }
+  const std::string& status() const override { return state_.status; }
+  const http::HeaderList& headers() const override { return state_.headers; }
   bool body_is_single_chunk() const override { return single_chunk_; }
-  void mark_headers_sent() override { state_->headers_sent = true; }
+  void mark_headers_sent() override { state_.headers_sent = true; }
 
   // The body is a regular file behind wsgi.file_wrapper (and write() was
   // not used): the server may send it with sendfile(2) instead of next().
   bool file_body(FileBody* out) const {
-    return state_->written.empty() && result_ && file_body_of(result_, out);
+    // A list or tuple (the usual body) is not asked: pybind11's isinstance
+    // costs a type-registry lookup on every request.
+    return state_.written.empty() && result_ && item_index_ < 0 &&
+           file_body_of(result_, out);
   }
 
   // Calls the iterable's close(), once; errors in it are logged. Then the
@@ -55,10 +58,12 @@ class Exchange final : public ResponseSource {
 
   const pybind11::object& app_;
   const EnvironBuilder& environ_;
-  std::shared_ptr<ResponseState> state_;
+  ResponseState state_;
+  pybind11::object start_response_;  // detached when the exchange ends
   std::string path_;           // for log messages
   pybind11::object result_;    // what the app returned
-  pybind11::object iterator_;
+  pybind11::object iterator_;  // unset while a list or tuple is walked by index
+  Py_ssize_t item_index_ = -1;  // the next item of a list or tuple result; -1: none
   pybind11::object current_;   // keeps the chunk `next()` handed out alive
   size_t written_index_ = 0;
   bool single_chunk_ = false;

@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <array>
+#include <cstddef>
 #include <cstring>
+#include <new>
 
 #include "http/parser.h"
 #include "log/logger.h"
@@ -96,34 +99,34 @@ py::object InputStream::next() {
   return readline(py::none());
 }
 
-namespace {
-
-std::string native_string(py::handle value, const char* what) {
+std::string_view latin1_view(PyObject* value, const char* what, py::object* holder) {
   // PEP 3333: status and headers are native strings holding latin-1 only.
-  if (!PyUnicode_Check(value.ptr())) {
-    throw py::type_error(std::string(what) + " must be a str, not " +
-                         std::string(py::str(py::type::handle_of(value).attr("__name__"))));
+  if (!PyUnicode_Check(value)) {
+    throw py::type_error(std::string(what) + " must be a str, not " + Py_TYPE(value)->tp_name);
   }
 #if PY_VERSION_HEX < 0x030C0000
-  if (PyUnicode_READY(value.ptr()) != 0) throw py::error_already_set();
+  if (PyUnicode_READY(value) != 0) throw py::error_already_set();
 #endif
   // A str whose characters all fit in one byte is stored as latin-1
-  // already: copy it without making a bytes object.
-  if (PyUnicode_KIND(value.ptr()) == PyUnicode_1BYTE_KIND) {
-    return std::string(reinterpret_cast<const char*>(PyUnicode_1BYTE_DATA(value.ptr())),
-                       static_cast<size_t>(PyUnicode_GET_LENGTH(value.ptr())));
+  // already: read it in place, without a bytes object.
+  if (PyUnicode_KIND(value) == PyUnicode_1BYTE_KIND) {
+    return {reinterpret_cast<const char*>(PyUnicode_1BYTE_DATA(value)),
+            static_cast<size_t>(PyUnicode_GET_LENGTH(value))};
   }
   // Wider characters: let the codec raise its UnicodeEncodeError.
-  Py_ssize_t size = 0;
-  py::bytes encoded = py::reinterpret_steal<py::bytes>(
-      PyUnicode_AsLatin1String(value.ptr()));
-  if (!encoded) throw py::error_already_set();
-  char* data = nullptr;
-  PyBytes_AsStringAndSize(encoded.ptr(), &data, &size);
-  return std::string(data, static_cast<size_t>(size));
+  *holder = py::reinterpret_steal<py::object>(PyUnicode_AsLatin1String(value));
+  if (!*holder) throw py::error_already_set();
+  return {PyBytes_AS_STRING(holder->ptr()), static_cast<size_t>(PyBytes_GET_SIZE(holder->ptr()))};
 }
 
-void check_no_controls(const std::string& s, const char* what) {
+void latin1_text(PyObject* value, const char* what, std::string* out) {
+  py::object holder;
+  out->assign(latin1_view(value, what, &holder));
+}
+
+namespace {
+
+void check_no_controls(std::string_view s, const char* what) {
   for (char c : s) {
     if (c == '\r' || c == '\n' || c == '\0') {
       throw py::value_error(std::string(what) + " contains a CR, LF or NUL character");
@@ -133,20 +136,147 @@ void check_no_controls(const std::string& s, const char* what) {
 
 }  // namespace
 
-py::object StartResponse::call(py::object self, py::object status, py::object headers,
-                               py::object exc_info) {
-  if (!exc_info.is_none()) {
-    if (state_->headers_sent) {
+bool is_token(std::string_view s) {
+  // RFC 9110 section 5.6.2: tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*"
+  // / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA.
+  static constexpr auto kTchar = [] {
+    std::array<bool, 256> t{};
+    for (int c = '0'; c <= '9'; ++c) t[c] = true;
+    for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 32] = true;
+    for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+    return t;
+  }();
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!kTchar[static_cast<unsigned char>(c)]) return false;
+  }
+  return true;
+}
+
+bool is_field_value(std::string_view s) {
+  for (char c : s) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7F) return false;
+  }
+  return true;
+}
+
+namespace {
+
+// Turns the exception a C++ body threw into the Python error of a C
+// callable: returns nullptr with the error set.
+PyObject* raise_current() {
+  try {
+    throw;
+  } catch (py::error_already_set& e) {
+    e.restore();
+  } catch (py::builtin_exception& e) {
+    e.set_error();
+  } catch (std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+  }
+  return nullptr;
+}
+
+template <typename F>
+PyObject* guarded(F&& body) {
+  try {
+    return body();
+  } catch (...) {
+    return raise_current();
+  }
+}
+
+// Up to `n` arguments by position or by these keyword names into `out`
+// (borrowed; nullptr when not given). False with TypeError set otherwise.
+bool parse_args(const char* fname, PyObject* const* args, size_t nargsf, PyObject* kwnames,
+                const char* const* names, size_t n, PyObject** out) {
+  size_t nargs = static_cast<size_t>(PyVectorcall_NARGS(nargsf));
+  for (size_t i = 0; i < n; ++i) out[i] = nullptr;
+  if (nargs > n) {
+    PyErr_Format(PyExc_TypeError, "%s() takes at most %zu arguments (%zu given)", fname, n, nargs);
+    return false;
+  }
+  for (size_t i = 0; i < nargs; ++i) out[i] = args[i];
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  for (Py_ssize_t k = 0; k < nkw; ++k) {
+    PyObject* key = PyTuple_GET_ITEM(kwnames, k);
+    size_t i = 0;
+    while (i < n && PyUnicode_CompareWithASCIIString(key, names[i]) != 0) ++i;
+    if (i == n || out[i] != nullptr) {
+      PyErr_Format(PyExc_TypeError, "%s() got an unexpected or repeated keyword argument %R",
+                   fname, key);
+      return false;
+    }
+    out[i] = args[nargs + static_cast<size_t>(k)];
+  }
+  return true;
+}
+
+// The callable start_response returns: write(data) for the same request.
+struct WriteObject {
+  PyObject_HEAD
+  vectorcallfunc vectorcall;
+  ResponseState* state;  // nullptr once the request is over
+};
+
+struct StartResponseObject {
+  PyObject_HEAD
+  vectorcallfunc vectorcall;
+  ResponseState* state;  // nullptr once the request is over
+  WriteObject* write;    // made on the first call
+};
+
+PyTypeObject write_type;
+PyTypeObject start_response_type;
+
+PyObject* write_call(PyObject* self, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+  ResponseState* state = reinterpret_cast<WriteObject*>(self)->state;
+  if (PyVectorcall_NARGS(nargsf) != 1 || kwnames != nullptr) {
+    PyErr_SetString(PyExc_TypeError, "write() takes exactly one bytes argument");
+    return nullptr;
+  }
+  PyObject* data = args[0];
+  if (!PyBytes_Check(data)) {
+    PyErr_Format(PyExc_TypeError, "write() argument must be bytes, not %s", Py_TYPE(data)->tp_name);
+    return nullptr;
+  }
+  if (state == nullptr) {
+    PyErr_SetString(PyExc_ValueError, "write() called after the response ended");
+    return nullptr;
+  }
+  if (!state->called) {
+    PyErr_SetString(PyExc_ValueError, "write() called before start_response()");
+    return nullptr;
+  }
+  return guarded([&] {
+    state->headers_sent = true;
+    state->written.emplace_back(PyBytes_AS_STRING(data), static_cast<size_t>(PyBytes_GET_SIZE(data)));
+    Py_RETURN_NONE;
+  });
+}
+
+void write_dealloc(PyObject* self) { PyObject_Free(self); }
+
+// start_response(status, headers, exc_info=None): checks everything before
+// it records anything (a bad header leaves the response unstarted).
+PyObject* start_response_body(StartResponseObject* self, PyObject* status, PyObject* headers,
+                              PyObject* exc_info) {
+  ResponseState* state = self->state;
+  if (state == nullptr) throw py::value_error("start_response() called after the response ended");
+  if (exc_info != nullptr && exc_info != Py_None) {
+    if (state->headers_sent) {
       // PEP 3333: re-raise the original exception once headers are out.
-      py::tuple info = exc_info;
+      py::tuple info = py::reinterpret_borrow<py::object>(exc_info);
       py::object type = info[0], value = info[1], tb = info[2];
       PyErr_Restore(type.release().ptr(), value.release().ptr(), tb.release().ptr());
       throw py::error_already_set();
     }
-  } else if (state_->called) {
+  } else if (state->called) {
     throw py::value_error("start_response() called a second time without exc_info");
   }
-  std::string status_text = native_string(status, "status");
+  py::object status_holder;
+  std::string status_text(latin1_view(status, "status", &status_holder));
   check_no_controls(status_text, "status");
   if (status_text.size() < 3 || !std::isdigit(static_cast<unsigned char>(status_text[0])) ||
       !std::isdigit(static_cast<unsigned char>(status_text[1])) ||
@@ -154,42 +284,194 @@ py::object StartResponse::call(py::object self, py::object status, py::object he
       (status_text.size() > 3 && status_text[3] != ' ')) {
     throw py::value_error("invalid status " + status_text + ": expected 'NNN Reason'");
   }
-  if (!PyList_Check(headers.ptr())) {
+  if (!PyList_Check(headers)) {
     throw py::type_error("response headers must be a list of (name, value) tuples");
   }
+  // Filled in place; the request's list is only replaced once all is valid.
   http::HeaderList parsed;
-  for (py::handle item : headers) {
-    if (!PyTuple_Check(item.ptr()) || PyTuple_GET_SIZE(item.ptr()) != 2) {
+  parsed.reserve(static_cast<size_t>(PyList_GET_SIZE(headers)));
+  // Nothing below runs Python code, so the list cannot change under us.
+  for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); ++i) {
+    PyObject* item = PyList_GET_ITEM(headers, i);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2) {
       throw py::type_error("each response header must be a (name, value) tuple");
     }
-    std::string name = native_string(PyTuple_GET_ITEM(item.ptr(), 0), "header name");
-    std::string value = native_string(PyTuple_GET_ITEM(item.ptr(), 1), "header value");
-    check_no_controls(name, "header name");
-    check_no_controls(value, "header value");
-    // RFC 9110 section 5.1: a field name is a token; section 5.5: a value
-    // holds no control character but HTAB. Anything else could split the
-    // response or be read differently by a proxy.
-    bool token = !name.empty();
-    for (char c : name) token = token && http::is_tchar(static_cast<unsigned char>(c));
-    if (!token) throw py::value_error("invalid header name (not an RFC 9110 token)");
-    for (char c : value) {
-      unsigned char u = static_cast<unsigned char>(c);
-      if ((u < 0x20 && c != '\t') || u == 0x7F) {
-        throw py::value_error("header value of " + name + " contains a control character");
-      }
+    py::object name_holder, value_holder;
+    std::string_view name = latin1_view(PyTuple_GET_ITEM(item, 0), "header name", &name_holder);
+    std::string_view value = latin1_view(PyTuple_GET_ITEM(item, 1), "header value", &value_holder);
+    // One pass each in the usual case; the first check that fails (in the
+    // order of the messages below) is looked for only when one does.
+    if (!is_token(name) || !is_field_value(value)) {
+      check_no_controls(name, "header name");
+      check_no_controls(value, "header value");
+      // RFC 9110 section 5.1: a field name is a token; section 5.5: a value
+      // holds no control character but HTAB. Anything else could split the
+      // response or be read differently by a proxy.
+      if (!is_token(name)) throw py::value_error("invalid header name (not an RFC 9110 token)");
+      throw py::value_error("header value of " + std::string(name) +
+                            " contains a control character");
     }
-    parsed.emplace_back(std::move(name), std::move(value));
+    parsed.emplace_back(std::string(name), std::string(value));
   }
-  state_->called = true;
-  state_->status = std::move(status_text);
-  state_->headers = std::move(parsed);
-  return self.attr("write");
+  if (self->write == nullptr) {
+    self->write = PyObject_New(WriteObject, &write_type);
+    if (self->write == nullptr) throw py::error_already_set();
+    self->write->vectorcall = write_call;
+    self->write->state = state;
+  }
+  state->called = true;
+  state->status = std::move(status_text);
+  state->headers = std::move(parsed);
+  Py_INCREF(self->write);
+  return reinterpret_cast<PyObject*>(self->write);
 }
 
-void StartResponse::write(py::bytes data) {
-  if (!state_->called) throw py::value_error("write() called before start_response()");
-  state_->headers_sent = true;
-  state_->written.emplace_back(std::string_view(data));
+PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t nargsf,
+                              PyObject* kwnames) {
+  static const char* const kNames[] = {"status", "headers", "exc_info"};
+  PyObject* a[3];
+  if (!parse_args("start_response", args, nargsf, kwnames, kNames, 3, a)) return nullptr;
+  if (a[0] == nullptr || a[1] == nullptr) {
+    PyErr_SetString(PyExc_TypeError,
+                    "start_response() missing required argument 'status' or 'headers'");
+    return nullptr;
+  }
+  return guarded([&] {
+    return start_response_body(reinterpret_cast<StartResponseObject*>(self), a[0], a[1], a[2]);
+  });
+}
+
+void start_response_dealloc(PyObject* self) {
+  Py_XDECREF(reinterpret_cast<StartResponseObject*>(self)->write);
+  PyObject_Free(self);
+}
+
+// wsgi.input: an InputStream inside a plain CPython object.
+struct InputObject {
+  PyObject_HEAD
+  InputStream stream;
+};
+
+PyTypeObject input_type;
+
+InputStream& stream_of(PyObject* self) { return reinterpret_cast<InputObject*>(self)->stream; }
+
+py::object arg_or_none(PyObject* arg) {
+  return py::reinterpret_borrow<py::object>(arg != nullptr ? arg : Py_None);
+}
+
+PyObject* input_read(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  static const char* const kNames[] = {"size"};
+  PyObject* size;
+  if (!parse_args("read", args, static_cast<size_t>(nargs), kwnames, kNames, 1, &size)) return nullptr;
+  return guarded([&] { return stream_of(self).read(arg_or_none(size)).release().ptr(); });
+}
+
+PyObject* input_readline(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                         PyObject* kwnames) {
+  static const char* const kNames[] = {"size"};
+  PyObject* size;
+  if (!parse_args("readline", args, static_cast<size_t>(nargs), kwnames, kNames, 1, &size)) {
+    return nullptr;
+  }
+  return guarded([&] { return stream_of(self).readline(arg_or_none(size)).release().ptr(); });
+}
+
+PyObject* input_readlines(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                          PyObject* kwnames) {
+  static const char* const kNames[] = {"hint"};
+  PyObject* hint;
+  if (!parse_args("readlines", args, static_cast<size_t>(nargs), kwnames, kNames, 1, &hint)) {
+    return nullptr;
+  }
+  return guarded([&] { return stream_of(self).readlines(arg_or_none(hint)).release().ptr(); });
+}
+
+PyObject* input_iter(PyObject* self) {
+  Py_INCREF(self);
+  return self;
+}
+
+PyObject* input_next(PyObject* self) {
+  // The end is a NULL return without an exception set (tp_iternext).
+  if (stream_of(self).remaining() == 0) return nullptr;
+  return guarded([&] { return stream_of(self).readline(py::none()).release().ptr(); });
+}
+
+void input_dealloc(PyObject* self) {
+  stream_of(self).~InputStream();
+  PyObject_Free(self);
+}
+
+template <typename F>
+PyCFunction as_cfunction(F f) {
+  return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(f));
+}
+
+PyMethodDef input_methods[] = {
+    {"read", as_cfunction(input_read), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"readline", as_cfunction(input_readline), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {"readlines", as_cfunction(input_readlines), METH_FASTCALL | METH_KEYWORDS, nullptr},
+    {nullptr, nullptr, 0, nullptr}};
+
+// Static types, filled in once per process (PyType_Ready is a no-op on a
+// ready type when a new interpreter imports the module again).
+void ready_types() {
+  if (start_response_type.tp_name == nullptr) {
+    for (PyTypeObject* t : {&write_type, &start_response_type, &input_type}) {
+      Py_SET_REFCNT(reinterpret_cast<PyObject*>(t), 1);
+      t->tp_flags = Py_TPFLAGS_DEFAULT;
+    }
+    write_type.tp_name = "_cppgunicorn.Write";
+    write_type.tp_basicsize = sizeof(WriteObject);
+    write_type.tp_dealloc = write_dealloc;
+    write_type.tp_vectorcall_offset = offsetof(WriteObject, vectorcall);
+    write_type.tp_call = PyVectorcall_Call;
+    write_type.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+
+    start_response_type.tp_name = "_cppgunicorn.StartResponse";
+    start_response_type.tp_basicsize = sizeof(StartResponseObject);
+    start_response_type.tp_dealloc = start_response_dealloc;
+    start_response_type.tp_vectorcall_offset = offsetof(StartResponseObject, vectorcall);
+    start_response_type.tp_call = PyVectorcall_Call;
+    start_response_type.tp_flags |= Py_TPFLAGS_HAVE_VECTORCALL;
+
+    input_type.tp_name = "_cppgunicorn.InputStream";
+    input_type.tp_basicsize = sizeof(InputObject);
+    input_type.tp_dealloc = input_dealloc;
+    input_type.tp_iter = input_iter;
+    input_type.tp_iternext = input_next;
+    input_type.tp_methods = input_methods;
+  }
+  for (PyTypeObject* t : {&write_type, &start_response_type, &input_type}) {
+    if (PyType_Ready(t) != 0) throw py::error_already_set();
+  }
+}
+
+}  // namespace
+
+PyObject* new_start_response(ResponseState* state) {
+  if (!(start_response_type.tp_flags & Py_TPFLAGS_READY)) ready_types();  // before the module's import
+  StartResponseObject* o = PyObject_New(StartResponseObject, &start_response_type);
+  if (o == nullptr) throw py::error_already_set();
+  o->vectorcall = start_response_call;
+  o->state = state;
+  o->write = nullptr;
+  return reinterpret_cast<PyObject*>(o);
+}
+
+void detach_start_response(PyObject* start_response) {
+  auto* o = reinterpret_cast<StartResponseObject*>(start_response);
+  o->state = nullptr;
+  if (o->write != nullptr) o->write->state = nullptr;
+}
+
+PyObject* new_input_stream(InputStream stream) {
+  if (!(input_type.tp_flags & Py_TPFLAGS_READY)) ready_types();
+  InputObject* o = PyObject_New(InputObject, &input_type);
+  if (o == nullptr) throw py::error_already_set();
+  new (&o->stream) InputStream(std::move(stream));
+  return reinterpret_cast<PyObject*>(o);
 }
 
 namespace {
@@ -220,7 +502,12 @@ struct FileWrapper {
 }  // namespace
 
 bool file_body_of(py::handle result, FileBody* out) {
-  if (!py::isinstance<FileWrapper>(result)) return false;
+  // The name first: pybind11's isinstance looks the C++ type up in its
+  // registry, which costs more than the rest of a small response.
+  if (std::strcmp(Py_TYPE(result.ptr())->tp_name, "_cppgunicorn.FileWrapper") != 0 ||
+      !py::isinstance<FileWrapper>(result)) {
+    return false;
+  }
   py::object filelike = result.cast<FileWrapper&>().filelike;
   try {
     if (!py::hasattr(filelike, "fileno")) return false;
@@ -246,19 +533,10 @@ bool file_body_of(py::handle result, FileBody* out) {
 
 PYBIND11_EMBEDDED_MODULE(_cppgunicorn, m) {
   m.doc() = "The objects cppgunicorn hands to WSGI applications.";
-  py::class_<InputStream>(m, "InputStream")
-      .def("read", &InputStream::read, py::arg("size") = py::none())
-      .def("readline", &InputStream::readline, py::arg("size") = py::none())
-      .def("readlines", &InputStream::readlines, py::arg("hint") = py::none())
-      .def("__iter__", [](py::object self) { return self; })
-      .def("__next__", &InputStream::next);
-  py::class_<StartResponse>(m, "StartResponse")
-      .def("__call__",
-           [](py::object self, py::object status, py::object headers, py::object exc_info) {
-             return self.cast<StartResponse&>().call(self, status, headers, exc_info);
-           },
-           py::arg("status"), py::arg("headers"), py::arg("exc_info") = py::none())
-      .def("write", &StartResponse::write);
+  ready_types();
+  m.add_object("InputStream", reinterpret_cast<PyObject*>(&input_type));
+  m.add_object("StartResponse", reinterpret_cast<PyObject*>(&start_response_type));
+  m.add_object("Write", reinterpret_cast<PyObject*>(&write_type));
   py::class_<ErrorStream>(m, "ErrorStream")
       .def(py::init<>())
       .def("write", &ErrorStream::write)

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/spool_file.h"
@@ -47,16 +48,30 @@ class InputStream {
   uint64_t pos_ = 0;
 };
 
-class StartResponse {
- public:
-  explicit StartResponse(std::shared_ptr<ResponseState> state) : state_(std::move(state)) {}
-  pybind11::object call(pybind11::object self, pybind11::object status, pybind11::object headers,
-                        pybind11::object exc_info);
-  void write(pybind11::bytes data);
+// start_response (PEP 3333) as a plain CPython type: one small object per
+// request, called through vectorcall, with no pybind11 dispatch. It points
+// at the ResponseState its Exchange owns; the Exchange detaches it when the
+// request ends, so an app that keeps it and calls it later gets an error.
+// `write` is the callable start_response returns, made once per request on
+// the first call. Need the GIL.
+PyObject* new_start_response(ResponseState* state);  // new reference
+void detach_start_response(PyObject* start_response);
 
- private:
-  std::shared_ptr<ResponseState> state_;
-};
+// What start_response accepts (RFC 9110 section 5): a header name is a
+// non-empty token; a value holds no control character but HTAB.
+bool is_token(std::string_view s);
+bool is_field_value(std::string_view s);
+
+// wsgi.input as a plain CPython type around an InputStream (new reference).
+PyObject* new_input_stream(InputStream stream);
+
+// The latin-1 bytes of a str: its own data when every character fits in
+// one byte (no copy, no bytes object), else the encoded bytes kept alive by
+// `holder`. Wider characters raise UnicodeEncodeError, a non-str TypeError
+// naming `what` (thrown as pybind11 exceptions).
+std::string_view latin1_view(PyObject* value, const char* what, pybind11::object* holder);
+// The same, copied into `out`.
+void latin1_text(PyObject* value, const char* what, std::string* out);
 
 // A response body that is a regular file the server may send itself
 // (sendfile(2)): what wsgi.file_wrapper wrapped, from its current position.

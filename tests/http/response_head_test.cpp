@@ -65,3 +65,19 @@ TEST_CASE("chunk headers are hexadecimal sizes") {
   CHECK(std::string(buf, format_chunk_header(255, buf)) == "ff\r\n");
   CHECK(std::string(buf, format_chunk_header(0, buf)) == "0\r\n");
 }
+
+TEST_CASE("the server's own fields are recognised in any case, and only those") {
+  HeaderList app = {{"TRANSFER-encoding", "chunked"}, {"Keep-Alive", "5"},
+                    {"PROXY-Authorization", "x"}, {"tE", "trailers"}, {"Content-LENGTH", "3"},
+                    {"SERVER", "mine"}, {"dAtE", "then"}, {"Content-Lengths", "no"},
+                    {"Contentmlength", "no"}, {"X-Upgrade", "no"}, {"Connection", "close"}};
+  ResponsePlan plan = plan_response(request(1), "200 OK", app, false, nullptr, false);
+  CHECK(plan.has_length);
+  CHECK(plan.length == 3);
+  CHECK_FALSE(plan.keep_alive);
+  std::string head;
+  append_response_head(head, request(1), "200 OK", app, plan, "now");
+  CHECK(head ==
+        "HTTP/1.1 200 OK\r\nContent-LENGTH: 3\r\nSERVER: mine\r\ndAtE: then\r\n"
+        "Content-Lengths: no\r\nContentmlength: no\r\nX-Upgrade: no\r\nConnection: close\r\n\r\n");
+}

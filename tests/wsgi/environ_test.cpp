@@ -91,3 +91,45 @@ TEST_CASE("environ keys follow CGI naming") {
   CHECK(wsgi::environ_key("x-forwarded-for") == "HTTP_X_FORWARDED_FOR");
   CHECK(wsgi::environ_key("Content-Type") == "CONTENT_TYPE");
 }
+
+TEST_CASE("values reused from one request to the next are the ones each request sent") {
+  wsgi::EnvironBuilder builder({});
+  wsgi::PeerInfo peer;
+  peer.remote_addr = "10.0.0.1";
+  peer.remote_port = "1000";
+  peer.server_name = "127.0.0.1";
+  peer.server_port = "8000";
+  std::string long_value(300, 'v');
+  py::dict first = builder.build(
+      parse("GET /a HTTP/1.1\r\nHost: h:1\r\nX-Long: " + long_value + "\r\n\r\n"), peer, py::none());
+  py::dict again = builder.build(
+      parse("GET /a HTTP/1.1\r\nHost: h:1\r\nX-Long: " + long_value + "\r\n\r\n"), peer, py::none());
+  // Short repeated values are the same str; a long one is made each time.
+  CHECK(first["REMOTE_ADDR"].ptr() == again["REMOTE_ADDR"].ptr());
+  CHECK(first["HTTP_HOST"].ptr() == again["HTTP_HOST"].ptr());
+  CHECK(get(again, "HTTP_X_LONG") == long_value);
+  // Every entry follows the request that changed it, and back again.
+  peer.remote_addr = "10.0.0.2";
+  peer.url_scheme = "https";
+  py::dict other = builder.build(parse("POST /b HTTP/1.0\r\n\r\n"), peer, py::none());
+  CHECK(get(other, "REQUEST_METHOD") == "POST");
+  CHECK(get(other, "SERVER_PROTOCOL") == "HTTP/1.0");
+  CHECK(get(other, "SERVER_NAME") == "127.0.0.1");
+  CHECK(get(other, "SERVER_PORT") == "8000");
+  CHECK(get(other, "REMOTE_ADDR") == "10.0.0.2");
+  CHECK(get(other, "wsgi.url_scheme") == "https");
+  CHECK_FALSE(other.contains("HTTP_HOST"));
+  CHECK_FALSE(other.contains("HTTP_X_LONG"));
+  peer.remote_addr = "10.0.0.1";
+  peer.url_scheme = "http";
+  py::dict back = builder.build(parse("GET /a HTTP/1.1\r\nHost: h:1\r\n\r\n"), peer, py::none());
+  CHECK(get(back, "REQUEST_METHOD") == "GET");
+  CHECK(get(back, "SERVER_NAME") == "h");
+  CHECK(get(back, "SERVER_PORT") == "1");
+  CHECK(get(back, "REMOTE_ADDR") == "10.0.0.1");
+  CHECK(get(back, "wsgi.url_scheme") == "http");
+  // An app that changes its environ changes no later request's.
+  back["REQUEST_METHOD"] = py::str("MINE");
+  py::dict next = builder.build(parse("GET /a HTTP/1.1\r\nHost: h:1\r\n\r\n"), peer, py::none());
+  CHECK(get(next, "REQUEST_METHOD") == "GET");
+}
