@@ -159,7 +159,11 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
   if (request.has_script_name) {  // from a trusted front-end (forwarder_headers)
     script_name = request.script_name;
     while (!script_name.empty() && script_name.back() == '/') script_name.remove_suffix(1);
-    set(env, k_script_name_, script_name);
+    // Per request, so never in the warm template: the next copy starts
+    // from the configured SCRIPT_NAME again.
+    if (PyDict_SetItem(d, k_script_name_.ptr(), latin1(script_name).ptr()) != 0) {
+      throw py::error_already_set();
+    }
   }
   if (!script_name.empty() && path.compare(0, script_name.size(), script_name) == 0 &&
       (path.size() == script_name.size() || path[script_name.size()] == '/')) {
