@@ -213,6 +213,27 @@ bool parse_args(const char* fname, PyObject* const* args, size_t nargsf, PyObjec
   return true;
 }
 
+// One object's memory kept by a type when an instance dies, for the next
+// request's instance (as CPython's own free lists do): a request makes and
+// frees one of each, so allocation is a pointer swap. Guarded by the GIL.
+template <typename T>
+struct FreeSlot {
+  T* kept = nullptr;
+  T* take(PyTypeObject* type) {
+    T* o = kept;
+    if (o == nullptr) return PyObject_New(T, type);
+    kept = nullptr;
+    return PyObject_Init(reinterpret_cast<PyObject*>(o), type) ? o : nullptr;
+  }
+  void give(PyObject* self) {
+    if (kept == nullptr) {
+      kept = reinterpret_cast<T*>(self);
+    } else {
+      PyObject_Free(self);
+    }
+  }
+};
+
 // The callable start_response returns: write(data) for the same request.
 struct WriteObject {
   PyObject_HEAD
@@ -256,7 +277,9 @@ PyObject* write_call(PyObject* self, PyObject* const* args, size_t nargsf, PyObj
   });
 }
 
-void write_dealloc(PyObject* self) { PyObject_Free(self); }
+FreeSlot<WriteObject> free_write;
+
+void write_dealloc(PyObject* self) { free_write.give(self); }
 
 // start_response(status, headers, exc_info=None): checks everything before
 // it records anything (a bad header leaves the response unstarted).
@@ -314,7 +337,7 @@ PyObject* start_response_body(StartResponseObject* self, PyObject* status, PyObj
     parsed.emplace_back(std::string(name), std::string(value));
   }
   if (self->write == nullptr) {
-    self->write = PyObject_New(WriteObject, &write_type);
+    self->write = free_write.take(&write_type);
     if (self->write == nullptr) throw py::error_already_set();
     self->write->vectorcall = write_call;
     self->write->state = state;
@@ -341,9 +364,11 @@ PyObject* start_response_call(PyObject* self, PyObject* const* args, size_t narg
   });
 }
 
+FreeSlot<StartResponseObject> free_start_response;
+
 void start_response_dealloc(PyObject* self) {
   Py_XDECREF(reinterpret_cast<StartResponseObject*>(self)->write);
-  PyObject_Free(self);
+  free_start_response.give(self);
 }
 
 // wsgi.input: an InputStream inside a plain CPython object.
@@ -398,9 +423,11 @@ PyObject* input_next(PyObject* self) {
   return guarded([&] { return stream_of(self).readline(py::none()).release().ptr(); });
 }
 
+FreeSlot<InputObject> free_input;
+
 void input_dealloc(PyObject* self) {
   stream_of(self).~InputStream();
-  PyObject_Free(self);
+  free_input.give(self);
 }
 
 template <typename F>
@@ -452,7 +479,7 @@ void ready_types() {
 
 PyObject* new_start_response(ResponseState* state) {
   if (!(start_response_type.tp_flags & Py_TPFLAGS_READY)) ready_types();  // before the module's import
-  StartResponseObject* o = PyObject_New(StartResponseObject, &start_response_type);
+  StartResponseObject* o = free_start_response.take(&start_response_type);
   if (o == nullptr) throw py::error_already_set();
   o->vectorcall = start_response_call;
   o->state = state;
@@ -468,7 +495,7 @@ void detach_start_response(PyObject* start_response) {
 
 PyObject* new_input_stream(InputStream stream) {
   if (!(input_type.tp_flags & Py_TPFLAGS_READY)) ready_types();
-  InputObject* o = PyObject_New(InputObject, &input_type);
+  InputObject* o = free_input.take(&input_type);
   if (o == nullptr) throw py::error_already_set();
   new (&o->stream) InputStream(std::move(stream));
   return reinterpret_cast<PyObject*>(o);
