@@ -83,6 +83,48 @@ class DirectoryChange {
   char saved_[4096];
 };
 
+// HUP: the configuration again from every source, the command line as it
+// was; what the master process holds itself (Python hooks, environment,
+// directory) is switched only once the whole configuration is good.
+config::Config reload_configuration(const std::vector<std::string>& args,
+                                    wsgi::PythonConfig& python, MasterEnvironment& environment,
+                                    const std::string& started_in) {
+  config::LoadedConfig fresh;
+  {
+    // Paths in the sources are relative to where we were started, as
+    // when they were first read.
+    DirectoryChange in_start_dir(started_in);
+    fresh = config::load_config(args, &python);
+    check_settings(fresh.config);
+    if (!fresh.config.chdir.empty() && ::access(fresh.config.chdir.c_str(), X_OK) != 0) {
+      throw config::ConfigError("Invalid value for chdir: '" + fresh.config.chdir +
+                                "': " + std::strerror(errno));
+    }
+    log::AccessLog format_check;
+    try {
+      if (!fresh.config.access_log_format.empty()) {
+        format_check.set_format(fresh.config.access_log_format);
+      }
+    } catch (const std::exception& e) {
+      throw config::ConfigError(std::string("Invalid value for access_log_format: ") + e.what());
+    }
+  }
+  python.configure(fresh.config, fresh.shown);
+  environment.apply(fresh.config.raw_env);
+  try {
+    python.setup_logging(fresh.config);
+  } catch (const std::exception& e) {
+    log::error_log().error(e.what());
+  }
+  if (!fresh.ignored_warning.empty()) log::error_log().warning(fresh.ignored_warning);
+  if (::chdir(started_in.c_str()) != 0 ||
+      (!fresh.config.chdir.empty() && ::chdir(fresh.config.chdir.c_str()) != 0)) {
+    log::error_log().error("Invalid value for chdir: '" + fresh.config.chdir + "': " +
+                           std::strerror(errno));
+  }
+  return fresh.config;
+}
+
 }  // namespace
 
 Server::Server(std::vector<std::string> args) : args_(std::move(args)) {}
@@ -167,40 +209,7 @@ int Server::run() {
     master::Arbiter arbiter(config, std::move(exec_argv), start_dir);
     std::string started_in = start_dir;
     arbiter.set_config_reloader([this, &python, &environment, started_in] {
-      config::LoadedConfig fresh;
-      {
-        // Paths in the sources are relative to where we were started, as
-        // when they were first read.
-        DirectoryChange in_start_dir(started_in);
-        fresh = config::load_config(args_, &python);
-        check_settings(fresh.config);
-        if (!fresh.config.chdir.empty() && ::access(fresh.config.chdir.c_str(), X_OK) != 0) {
-          throw config::ConfigError("Invalid value for chdir: '" + fresh.config.chdir +
-                                    "': " + std::strerror(errno));
-        }
-        log::AccessLog format_check;
-        try {
-          if (!fresh.config.access_log_format.empty()) {
-            format_check.set_format(fresh.config.access_log_format);
-          }
-        } catch (const std::exception& e) {
-          throw config::ConfigError(std::string("Invalid value for access_log_format: ") + e.what());
-        }
-      }
-      python.configure(fresh.config, fresh.shown);
-      environment.apply(fresh.config.raw_env);
-      try {
-        python.setup_logging(fresh.config);
-      } catch (const std::exception& e) {
-        log::error_log().error(e.what());
-      }
-      if (!fresh.ignored_warning.empty()) log::error_log().warning(fresh.ignored_warning);
-      if (::chdir(started_in.c_str()) != 0 ||
-          (!fresh.config.chdir.empty() && ::chdir(fresh.config.chdir.c_str()) != 0)) {
-        log::error_log().error("Invalid value for chdir: '" + fresh.config.chdir + "': " +
-                               std::strerror(errno));
-      }
-      return fresh.config;
+      return reload_configuration(args_, python, environment, started_in);
     });
     return arbiter.run();
   } catch (const std::exception& e) {
