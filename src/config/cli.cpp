@@ -613,11 +613,21 @@ const std::vector<Setting>& settings_table() {
       {"worker_connections", {"--worker-connections"}, ValueKind::kInt, "INT",
        "The maximum number of simultaneous clients per worker.",
        int_setter("worker_connections", &Config::worker_connections, 1), "1000"},
-      {"proxy_protocol", {"--proxy-protocol"}, ValueKind::kBool, "",
-       "Accept a PROXY protocol header (v1 or v2) before the first request of a connection.",
+      {"proxy_protocol", {"--proxy-protocol"}, ValueKind::kOptional, "MODE",
+       "Accept a PROXY protocol header before the first request of a connection: off, v1, v2 "
+       "or auto (both; the flag alone).",
        [](Config& c, const std::string& v) {
-         c.proxy_protocol = parse_bool("proxy_protocol", v) ? "auto" : "off";
-       }, "False"},
+         std::string mode;
+         for (char ch : v) mode += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+         // A config file's True/False (gunicorn 23's switch) also reads.
+         if (mode == "true") mode = "auto";
+         if (mode == "false") mode = "off";
+         if (mode != "off" && mode != "v1" && mode != "v2" && mode != "auto") {
+           throw ConfigError("Invalid value for proxy_protocol: '" + v +
+                             "' (expected one of off, v1, v2, auto)");
+         }
+         c.proxy_protocol = mode;
+       }, "off", {}, "auto"},
       {"proxy_allow_ips", {"--proxy-allow-from"}, ValueKind::kString, "STRING",
        "Front-end's IPs from which allowed accept proxy requests (comma separated, '*' for all).",
        [](Config& c, const std::string& v) {
@@ -712,6 +722,22 @@ ParsedArgs parse_arguments(const std::vector<std::string>& args) {
       // switches it off; --no-control-socket sets control_socket_disable.
       bool switches_off = flag.rfind("--no-", 0) == 0 && setting->default_text != "False";
       parsed.assignments.push_back({setting, switches_off ? "false" : "true"});
+      continue;
+    }
+    if (setting->kind == ValueKind::kOptional && !has_value) {
+      // The next argument is the value only when the setting takes it, so
+      // both "--proxy-protocol v2" (gunicorn 24+) and "--proxy-protocol
+      // app:app" (gunicorn 23, a switch) mean what they meant there.
+      value = std::string(setting->bare_value);
+      if (i + 1 < args.size()) {
+        try {
+          Config scratch;
+          setting->apply(scratch, args[i + 1]);
+          value = args[++i];
+        } catch (const ConfigError&) {
+        }
+      }
+      parsed.assignments.push_back({setting, value});
       continue;
     }
     if (!has_value) {

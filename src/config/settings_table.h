@@ -15,7 +15,9 @@ namespace cppgunicorn::config {
 // kList: repeatable on the command line, a list in a config file.
 // kCallable: a server hook (a Python callable, or "module.function" text).
 // kDict: "KEY=VALUE,KEY=VALUE" (a dict in a Python config, a table in TOML).
-enum class ValueKind { kString, kInt, kBool, kList, kCallable, kDict };
+// kOptional: a flag whose value may be left out (argparse's nargs="?"); given
+// alone it means `bare_value`.
+enum class ValueKind { kString, kInt, kBool, kList, kCallable, kDict, kOptional };
 
 struct Setting {
   std::string_view name;                 // gunicorn's setting name: "bind"
@@ -31,6 +33,8 @@ struct Setting {
   // cppgunicorn does not act on it (yet); this says why, in the one
   // start-up warning that names such settings.
   std::string_view ignored_reason = {};
+  // kOptional: the value of the flag given without one.
+  std::string_view bare_value = {};
 };
 
 const std::vector<Setting>& settings_table();
