@@ -783,7 +783,9 @@ std::string usage_text() {
       left += s.flags[i];
       if (!s.metavar.empty()) {
         left += ' ';
-        left += s.metavar;
+        // argparse's form for a value that may be left out: [MODE].
+        left += s.kind == ValueKind::kOptional ? "[" + std::string(s.metavar) + "]"
+                                               : std::string(s.metavar);
       }
     }
     if (left.size() < 24) left.resize(24, ' ');
