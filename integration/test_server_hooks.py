@@ -94,3 +94,20 @@ def test_pre_exec_runs_before_usr2_re_executes(start_server, tmp_path):
     os.kill(new_pid, signal.SIGTERM)
     assert wait_for(lambda: not os.path.exists(f"/proc/{new_pid}") or
                     open(f"/proc/{new_pid}/stat").read().split()[2] == "Z")
+
+
+def test_server_log_formats_arguments_and_logs_the_traceback_of_exception(start_server, tmp_path):
+    conf = tmp_path / "log.conf.py"
+    conf.write_text(
+        "def when_ready(server):\n"
+        "    server.log.info('ready %s', 'arg')\n"
+        "    try:\n"
+        "        1 / 0\n"
+        "    except ZeroDivisionError:\n"
+        "        server.log.exception('caught %s', 'boom')\n")
+    srv = start_server("app:app", "-c", str(conf), chdir=HOOKS_DIR)
+    assert wait_for(lambda: "caught boom" in srv.stderr())
+    err = srv.stderr()
+    assert "[INFO] ready arg" in err
+    assert "[ERROR] caught boom\nTraceback (most recent call last):" in err
+    assert "ZeroDivisionError" in err

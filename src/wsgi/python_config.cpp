@@ -34,14 +34,18 @@ logconfig_dict = None
 class Log:
     """What hooks use as server.log / worker.log: the server's error log."""
 
-    def _emit(self, level, msg, args):
+    @staticmethod
+    def _format(msg, args):
         text = str(msg)
         if args:
             try:
                 text = text % args
             except Exception:
                 pass
-        _log_write(level, text)
+        return text
+
+    def _emit(self, level, msg, args):
+        _log_write(level, self._format(msg, args))
 
     def debug(self, msg, *args, **kwargs): self._emit(10, msg, args)
     def info(self, msg, *args, **kwargs): self._emit(20, msg, args)
@@ -51,13 +55,7 @@ class Log:
     def critical(self, msg, *args, **kwargs): self._emit(50, msg, args)
 
     def exception(self, msg, *args, **kwargs):
-        text = str(msg)
-        if args:
-            try:
-                text = text % args
-            except Exception:
-                pass
-        _log_write(40, text + "\n" + traceback.format_exc().rstrip())
+        _log_write(40, self._format(msg, args) + "\n" + traceback.format_exc().rstrip())
 
     def log(self, level, msg, *args, **kwargs):
         self._emit(int(level), msg, args)
