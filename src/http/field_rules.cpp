@@ -1,6 +1,7 @@
 // The request head after the request line: header lines read with
 // gunicorn's rules (message.py parse_headers / set_body_reader) and RFC 9112,
-// then handed to llhttp as a canonical copy. Part of Parser (parser.h).
+// then the framing and whether the connection stays open. Part of Parser
+// (parser.h).
 #include <cstring>
 
 #include "http/parser.h"
@@ -18,6 +19,17 @@ std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
   return s;
+}
+
+// Calls f with each element of a comma-separated list, OWS trimmed.
+template <typename F>
+void for_each_token(std::string_view list, F f) {
+  while (true) {
+    size_t comma = list.find(',');
+    f(trim_ows(list.substr(0, comma)));
+    if (comma == std::string_view::npos) return;
+    list.remove_prefix(comma + 1);
+  }
 }
 
 // Fields that may appear only once (RFC 9110 section 5.3; RFC 9112 section
@@ -40,29 +52,35 @@ Parser::Result Parser::feed_header_lines(const char* data, size_t length, size_t
     const char* start = data + *used;
     const void* nl = std::memchr(start, '\n', length - *used);
     size_t take = nl ? static_cast<size_t>(static_cast<const char*>(nl) - start) + 1 : length - *used;
-    line_.append(start, take);
     *used += take;
+    // A line that arrived whole is read where it lies (the usual case: the
+    // whole head in one read); only one split across reads is gathered.
+    std::string_view line;
+    if (line_.empty() && nl) {
+      line = std::string_view(start, take);
+    } else {
+      line_.append(start, take);
+      line = line_;
+    }
     // gunicorn counts a field's line(s) with their CRLFs against
     // limit_request_field_size; an unfinished line is refused as soon as it
     // cannot fit, so a head never grows without bound.
-    size_t folded = line_[0] == ' ' || line_[0] == '\t' ? field_bytes_ : 0;
-    if (limits.request_field_size && folded + line_.size() > limits.request_field_size) {
+    size_t folded = line[0] == ' ' || line[0] == '\t' ? field_bytes_ : 0;
+    if (limits.request_field_size && folded + line.size() > limits.request_field_size) {
       return fail(ParseError::kHeaderTooLarge, "header field is larger than limit_request_field_size");
     }
     if (!nl) break;
     // RFC 9112 section 2.2: every line of the head ends with CRLF; a bare
     // LF or a bare CR elsewhere is a framing difference between parsers.
-    if (line_.size() < 2 || line_[line_.size() - 2] != '\r') {
+    if (line.size() < 2 || line[line.size() - 2] != '\r') {
       return fail(ParseError::kBadRequest, "header line not ended by CRLF (bare LF)");
     }
-    if (line_.find('\r') != line_.size() - 2) return fail(ParseError::kInvalidHeader, "bare CR in a header line");
-    std::string_view line(line_.data(), line_.size() - 2);
-    bool ok = take_header_line(line);
+    if (line.find('\r') != line.size() - 2) return fail(ParseError::kInvalidHeader, "bare CR in a header line");
+    bool ok = take_header_line(line.substr(0, line.size() - 2));
     line_.clear();
     if (!ok) return fail(pending_error_, error_reason_);
     if (!reading_head_) {
-      Result r = hand_head_to_llhttp();
-      if (r.status == Status::kError) return r;
+      start_body();
       return {Status::kNeedMore, *used};
     }
   }
@@ -166,8 +184,18 @@ bool Parser::decide_framing() {
   bool chunked = false;
   bool has_length = false;
   std::string_view content_length;
+  bool close = false, keep_alive = false, upgrade_token = false, has_upgrade = false;
   for (const auto& [name, value] : r.headers) {
-    if (iequals(name, "content-length")) {
+    if (iequals(name, "connection") || iequals(name, "proxy-connection")) {
+      // A comma-separated list of options (RFC 9110 section 7.6.1).
+      for_each_token(value, [&](std::string_view option) {
+        close |= iequals(option, "close");
+        keep_alive |= iequals(option, "keep-alive");
+        upgrade_token |= iequals(option, "upgrade");
+      });
+    } else if (iequals(name, "upgrade")) {
+      has_upgrade = true;
+    } else if (iequals(name, "content-length")) {
       has_length = true;
       content_length = value;
     } else if (iequals(name, "transfer-encoding")) {
@@ -193,6 +221,11 @@ bool Parser::decide_framing() {
       }
     }
   }
+  // RFC 9112 section 9.3: HTTP/1.1 stays open unless "close"; HTTP/1.0
+  // closes unless "keep-alive". A protocol switch (Upgrade named in
+  // Connection, RFC 9110 section 7.8) or CONNECT ends the HTTP exchange.
+  r.keep_alive = (r.http_minor >= 1 ? !close : keep_alive) && !force_close_;
+  r.upgrade = (has_upgrade && upgrade_token) || r.method == "CONNECT";
   // RFC 9112 section 6.3: a request whose Transfer-Encoding does not end in
   // chunked has no knowable length: 400.
   if (has_te && !chunked) return head_error(ParseError::kBodyFraming, "Transfer-Encoding not ending in chunked");

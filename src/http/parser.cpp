@@ -1,62 +1,13 @@
 #include "http/parser.h"
 
-#include <llhttp.h>
-
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstring>
 
 namespace cppgunicorn::http {
 
-struct Parser::LlhttpState {
-  llhttp_t parser;
-  bool paused = false;
-};
-
-namespace {
-Parser* self(llhttp_t* p) { return static_cast<Parser*>(p->data); }
-}  // namespace
-
-// llhttp calls plain functions; each forwards to the Parser that owns the
-// llhttp_t (its `data`). They are members so they can reach private state.
-// Header fields are not collected here: the parser read them already and
-// gave llhttp a canonical copy.
-struct Parser::Callbacks {
-  static int on_headers_complete(llhttp_t* p) { return self(p)->on_headers_done(); }
-  static int on_body(llhttp_t* p, const char* at, size_t n) {
-    Parser* s = self(p);
-    size_t before = s->request_.body.size();
-    s->request_.body.append(at, n);
-    return s->count_body(before) ? 0 : HPE_USER;
-  }
-  static int on_message_complete(llhttp_t* p) {
-    Parser* s = self(p);
-    s->request_.keep_alive = llhttp_should_keep_alive(p) != 0 && !s->force_close_;
-    s->in_message_ = s->in_body_;
-    s->message_done_ = true;
-    // Stop right after this request: pipelined bytes wait for next().
-    return HPE_PAUSED;
-  }
-};
-
-namespace {
-const llhttp_settings_t* request_settings() {
-  static const llhttp_settings_t settings = [] {
-    llhttp_settings_t s;
-    llhttp_settings_init(&s);
-    s.on_headers_complete = &Parser::Callbacks::on_headers_complete;
-    s.on_body = &Parser::Callbacks::on_body;
-    s.on_message_complete = &Parser::Callbacks::on_message_complete;
-    return s;
-  }();
-  return &settings;
-}
-}  // namespace
-
-Parser::Parser(const ParserOptions& options)
-    : state_(std::make_unique<LlhttpState>()), options_(options) {
-  llhttp_init(&state_->parser, HTTP_REQUEST, request_settings());
-  state_->parser.data = this;
+Parser::Parser(const ParserOptions& options) : options_(options) {
   if (options_.proxy_protocol != ProxyProtocol::kOff) {
     proxy_ = std::make_unique<ProxyHeaderDecoder>(options_.proxy_protocol, true);
   }
@@ -68,12 +19,19 @@ void Parser::set_proxy_peer_allowed(bool allowed) {
   if (proxy_) proxy_ = std::make_unique<ProxyHeaderDecoder>(options_.proxy_protocol, allowed);
 }
 
-bool is_tchar(unsigned char c) {
-  // RFC 9110 section 5.6.2 token characters.
-  if (c >= '0' && c <= '9') return true;
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
+namespace {
+// RFC 9110 section 5.6.2 token characters, as a table: every byte of every
+// method and header name is looked up here.
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+}  // namespace
+
+bool is_tchar(unsigned char c) { return kTchar[c]; }
 
 ParseError Parser::parse_request_line(std::string_view line) {
   // request-line = method SP request-target SP HTTP-version (RFC 9112 s3),
@@ -164,21 +122,29 @@ Parser::Result Parser::feed_request_line(const char* data, size_t length, size_t
       *used += take;
       continue;
     }
-    line_.append(start, take);
     *used += take;
     in_message_ = true;
-    size_t content = nl ? line_.size() - 2 : line_.size();
+    // A line that arrived whole is read where it lies; only one split
+    // across reads is gathered in line_.
+    std::string_view line;
+    if (line_.empty() && nl) {
+      line = std::string_view(start, take);
+    } else {
+      line_.append(start, take);
+      line = line_;
+    }
+    size_t content = nl ? line.size() - 2 : line.size();
     if (options_.limits.request_line && content > options_.limits.request_line) {
       return fail(ParseError::kRequestLineTooLong, "request line is longer than limit_request_line");
     }
     if (!nl) break;
-    if (line_.size() < 2 || line_[line_.size() - 2] != '\r') {
+    if (line.size() < 2 || line[line.size() - 2] != '\r') {
       return fail(ParseError::kBadRequest, "request line not ended by CRLF");
     }
-    if (line_.find('\r') != line_.size() - 2) {
+    if (line.find('\r') != line.size() - 2) {
       return fail(ParseError::kBadRequest, "bare CR in the request line");
     }
-    ParseError e = parse_request_line(std::string_view(line_).substr(0, line_.size() - 2));
+    ParseError e = parse_request_line(line.substr(0, line.size() - 2));
     if (e != ParseError::kNone) return fail(e, "invalid request line");
     line_.clear();
     reading_line_ = false;
@@ -195,47 +161,6 @@ bool Parser::count_body(size_t before) {
     return false;
   }
   return true;
-}
-
-int Parser::on_headers_done() {
-  llhttp_t* p = &state_->parser;
-  Request& r = request_;
-  r.upgrade = llhttp_get_upgrade(p) != 0 || r.method == "CONNECT";
-  head_done_ = true;
-  // A chunked body is ours to decode: tell llhttp the message has no body;
-  // feed() hands the bytes after the head to the ChunkedDecoder.
-  if (r.chunked) {
-    in_body_ = true;
-    chunked_.reset();
-    return 1;
-  }
-  return 0;
-}
-
-Parser::Result Parser::hand_head_to_llhttp() {
-  // llhttp parses a canonical copy: a stand-in request line with the same
-  // version (CONNECT for CONNECT, the only method that changes how it reads
-  // what follows), the kept fields without framing ones, and our framing.
-  Request& r = request_;
-  canonical_head_ = r.method == "CONNECT" ? "CONNECT a:1 " : "GET / ";
-  canonical_head_ += r.http_minor == 0 ? "HTTP/1.0\r\n" : "HTTP/1.1\r\n";
-  for (const auto& [name, value] : r.headers) {
-    if (iequals(name, "content-length") || iequals(name, "transfer-encoding")) continue;
-    canonical_head_ += name;
-    canonical_head_ += ": ";
-    canonical_head_ += value;
-    canonical_head_ += "\r\n";
-  }
-  if (r.has_content_length) canonical_head_ += "Content-Length: " + std::to_string(r.content_length) + "\r\n";
-  canonical_head_ += "\r\n";
-  message_done_ = false;
-  llhttp_errno_t err = llhttp_execute(&state_->parser, canonical_head_.data(), canonical_head_.size());
-  if (err == HPE_OK) return {Status::kNeedMore, 0};  // a Content-Length body follows
-  if ((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && message_done_) {
-    state_->paused = err == HPE_PAUSED;
-    return {Status::kNeedMore, 0};
-  }
-  return llhttp_failure(err);
 }
 
 Parser::Result Parser::fail(ParseError error, std::string reason) {
@@ -280,7 +205,8 @@ Parser::Result Parser::feed(const char* data, size_t length) {
 }
 
 Parser::Result Parser::feed_message(const char* data, size_t length) {
-  message_done_ = false;
+  // A finished request is taken with next() before more bytes are parsed.
+  if (message_done_) return fail(ParseError::kBadRequest, "bytes fed before the request was taken");
   size_t used = 0;
   if (reading_line_) {
     Result r = feed_request_line(data, length, &used);
@@ -289,65 +215,62 @@ Parser::Result Parser::feed_message(const char* data, size_t length) {
   if (reading_head_) {
     Result r = feed_header_lines(data, length, &used);
     if (r.status == Status::kError || reading_head_) return r;
-    if (message_done_ && !in_body_) return {Status::kRequestReady, used};
-    message_done_ = false;
+    if (body_ == Body::kNone) return message_complete(used);
     if (used == length) return {Status::kNeedMore, used};
   }
-  data += used;
-  length -= used;
-  if (!in_body_) {
-    llhttp_errno_t err = llhttp_execute(&state_->parser, data, length);
-    if (err == HPE_OK) return {Status::kNeedMore, used + length};
-    if (!((err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) && message_done_)) {
-      return llhttp_failure(err);
-    }
-    state_->paused = err == HPE_PAUSED;
-    const char* stop = llhttp_get_error_pos(&state_->parser);
-    size_t consumed = stop ? static_cast<size_t>(stop - data) : length;
-    return {Status::kRequestReady, used + consumed};
+  if (body_ == Body::kLength) return feed_length_body(data, length, used);
+  return feed_chunked_body(data, length, used);
+}
+
+void Parser::start_body() {
+  // Called when the head is accepted: the framing is decided.
+  Request& r = request_;
+  head_done_ = true;
+  if (r.upgrade && r.method == "CONNECT") {
+    body_ = Body::kNone;  // what follows is the tunnel's, never a body
+  } else if (r.chunked) {
+    body_ = Body::kChunked;
+    chunked_.reset();
+  } else if (r.has_content_length && r.content_length > 0) {
+    body_ = Body::kLength;
+    body_left_ = r.content_length;
+  } else {
+    body_ = Body::kNone;  // RFC 9112 section 6.3: no framing, no body
   }
+}
+
+Parser::Result Parser::feed_length_body(const char* data, size_t length, size_t used) {
+  size_t take = static_cast<size_t>(std::min<uint64_t>(body_left_, length - used));
   size_t before = request_.body.size();
-  ChunkedDecoder::Result c = chunked_.feed(data, length, request_.body);
+  request_.body.append(data + used, take);
+  used += take;
+  body_left_ -= take;
+  if (!count_body(before)) return fail(pending_error_, error_reason_);
+  if (body_left_ > 0) return {Status::kNeedMore, used};
+  return message_complete(used);
+}
+
+Parser::Result Parser::feed_chunked_body(const char* data, size_t length, size_t used) {
+  size_t before = request_.body.size();
+  ChunkedDecoder::Result c = chunked_.feed(data + used, length - used, request_.body);
   used += c.consumed;
   if (!count_body(before)) return fail(pending_error_, error_reason_);
   if (c.status == ChunkedDecoder::Status::kError) return fail(chunked_.error(), chunked_.reason());
   if (c.status == ChunkedDecoder::Status::kNeedMore) return {Status::kNeedMore, used};
-  in_body_ = false;
+  return message_complete(used);
+}
+
+Parser::Result Parser::message_complete(size_t used) {
+  // Stop right after this request: pipelined bytes wait for next().
   in_message_ = false;
   message_done_ = true;
   return {Status::kRequestReady, used};
 }
 
-Parser::Result Parser::llhttp_failure(int code) {
-  llhttp_errno_t err = static_cast<llhttp_errno_t>(code);
-  const char* reason = llhttp_get_error_reason(&state_->parser);
-  std::string why = reason ? reason : llhttp_errno_name(err);
-  // Our own checks record their reason; llhttp reports them as HPE_USER or,
-  // from *_complete callbacks, as HPE_CB_*.
-  if (pending_error_ != ParseError::kNone) return fail(pending_error_, why);
-  switch (err) {
-    case HPE_INVALID_METHOD:
-      return fail(ParseError::kInvalidMethod, why);
-    case HPE_INVALID_VERSION:
-      return fail(ParseError::kInvalidVersion, why);
-    case HPE_INVALID_CHUNK_SIZE:
-      return fail(ParseError::kInvalidChunk, why);
-    case HPE_UNEXPECTED_CONTENT_LENGTH:
-    case HPE_INVALID_CONTENT_LENGTH:
-      return fail(ParseError::kBodyFraming, why);
-    case HPE_INVALID_TRANSFER_ENCODING:
-      return fail(ParseError::kBodyFraming, why);
-    case HPE_INVALID_HEADER_TOKEN:
-      return fail(ParseError::kInvalidHeader, why);
-    default:
-      return fail(ParseError::kBadRequest, why);
-  }
-}
-
 Parser::Result Parser::finish() {
   if (error_ != ParseError::kNone) return {Status::kError, 0};
   if (proxy_ && !proxy_->held().empty()) return fail(ParseError::kIncomplete, "connection closed mid-PROXY header");
-  if (in_message_ || in_body_) return fail(ParseError::kIncomplete, "connection closed mid-request");
+  if (in_message_) return fail(ParseError::kIncomplete, "connection closed mid-request");
   return {Status::kNeedMore, 0};
 }
 
@@ -363,14 +286,10 @@ void Parser::next() {
   field_bytes_ = 0;
   have_field_ = false;
   field_count_ = 0;
-  canonical_head_.clear();
   force_close_ = false;
   body_bytes_ = 0;
-  in_body_ = false;
-  if (state_->paused) {
-    llhttp_resume(&state_->parser);
-    state_->paused = false;
-  }
+  body_ = Body::kNone;
+  body_left_ = 0;
 }
 
 }  // namespace cppgunicorn::http

@@ -1,7 +1,12 @@
-// The HTTP/1.x request parser: bytes in, `Request`s out. It wraps llhttp
-// (the only file that includes llhttp.h), reads the request head itself with
-// gunicorn's and RFC 9112's rules, and never sees a socket or a Python
-// object, so unit tests and fuzzers can feed it byte arrays.
+// The HTTP/1.x request parser: bytes in, `Request`s out, in one pass over
+// each byte. It reads the head with gunicorn's and RFC 9112's rules, decides
+// the framing and reads a Content-Length body itself; a chunked body goes
+// to the ChunkedDecoder. It never sees a socket or a Python object, so unit
+// tests and fuzzers can feed it byte arrays. (llhttp is not on this path:
+// its 8.1 request line refuses what gunicorn accepts, so it was only ever
+// given a canonical copy of a head this parser had already judged; the
+// fuzzer now runs it over that copy instead, as a second opinion on the
+// framing, see tests/fuzz.)
 #pragma once
 
 #include <cstddef>
@@ -61,12 +66,11 @@ class Parser {
   // Forget the finished request and get ready for the next one.
   void next();
 
- // llhttp's callbacks, defined in parser.cpp.
-  struct Callbacks;
-
  private:
+  // How the body of the current request is framed, once its head is read.
+  enum class Body { kNone, kLength, kChunked };
+
   Result fail(ParseError error, std::string reason);
-  Result llhttp_failure(int code);
   Result feed_message(const char* data, size_t length);
   // The request line is ours: gunicorn's rules (any token method, raw
   // non-ASCII bytes in the target, exact limit_request_line), stricter than
@@ -75,20 +79,20 @@ class Parser {
   ParseError parse_request_line(std::string_view line);
   // So are the header lines (field_rules.cpp): CRLF only, no whitespace
   // before the colon, token names, no controls in values, obs-fold, the
-  // limits and header_map. llhttp then parses a canonical copy of the head
-  // (a stand-in request line and the kept fields) and a Content-Length body.
+  // limits and header_map; then the framing (RFC 9112 section 6) and the
+  // connection's fate (Connection, Upgrade, CONNECT).
   Result feed_header_lines(const char* data, size_t length, size_t* used);
   bool take_header_line(std::string_view line);
   bool finish_field();
   bool is_forwarder_field(const std::string& name) const;
   bool decide_framing();
-  Result hand_head_to_llhttp();
+  void start_body();
+  Result feed_length_body(const char* data, size_t length, size_t used);
+  Result feed_chunked_body(const char* data, size_t length, size_t used);
+  Result message_complete(size_t used);
   bool head_error(ParseError error, std::string reason);
-  int on_headers_done();
   bool count_body(size_t before);
 
-  struct LlhttpState;
-  std::unique_ptr<LlhttpState> state_;
   ParserOptions options_;
   std::unique_ptr<ProxyHeaderDecoder> proxy_;  // until the PROXY header is decided
   ProxyInfo proxy_info_;
@@ -101,10 +105,10 @@ class Parser {
   size_t field_bytes_ = 0;        // its size on the wire, CRLFs included
   bool have_field_ = false;
   size_t field_count_ = 0;
-  std::string canonical_head_;    // what llhttp is given
   bool force_close_ = false;      // a transfer coding before chunked
   uint64_t body_bytes_ = 0;       // body bytes decoded so far (limit_request_body)
-  bool in_body_ = false;          // the head is done; a chunked body follows
+  Body body_ = Body::kNone;       // set when the head is done
+  uint64_t body_left_ = 0;        // Content-Length bytes still to come
   bool head_done_ = false;        // the head of the current request is parsed
   ChunkedDecoder chunked_;
   bool in_message_ = false;
