@@ -133,6 +133,39 @@ def test_a_burst_of_100_pipelined_requests(server):
     c.close()
 
 
+def _pattern(n):
+    return (b"%08d" % (n % 10**8) + b"0123456789abcdef" * (n // 16 + 1))[:n]
+
+
+def test_small_and_large_responses_mixed_on_many_connections_stay_in_order(server):
+    # Small responses are held until the loop has served every ready
+    # connection, then written together; a large one in the same batch is
+    # written at once behind them. Order and bytes must not change, also when
+    # a streamed, a file and a failing body follow in the same pipeline.
+    sizes = [10, 300_000, 0, 5_000, 20_000, 1, 70_000, 16_384]
+    clients = [RawClient(server.port, timeout=10) for _ in range(8)]
+    for k, c in enumerate(clients):
+        order = sizes[k:] + sizes[:k]
+        c.order = order
+        c.send(b"".join(get(b"/bytes?%d" % n) for n in order) + get(b"/write")
+               + get(b"/file-wrapper") + get(b"/reason"))
+    for c in clients:
+        for n in c.order:
+            status, headers, body = c.response()
+            assert status.startswith("HTTP/1.1 200") and body == _pattern(n), n
+        assert c.response()[2] == b"written-then-iterated"
+        assert c.response()[2] == (FEATURES / "app.py").read_bytes()
+        assert c.response()[2] == b"custom"
+    for c in clients:
+        c.send(get(b"/bytes?7") + get(b"/fail-mid-body"))
+    for c in clients:
+        assert c.response()[2] == _pattern(7)
+        # The failing body's first chunk still reaches the client.
+        rest = c.read_to_close()
+        assert rest.startswith(b"HTTP/1.1 200") and b"\r\na\r\n" in rest
+        c.close()
+
+
 def test_head_has_headers_but_no_body_and_keeps_the_connection(server):
     c = RawClient(server.port)
     c.send(b"HEAD /reason HTTP/1.1\r\nHost: t\r\n\r\n")

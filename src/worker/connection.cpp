@@ -24,6 +24,9 @@ namespace {
 // Pull no further chunk from the app while this much is queued for the socket.
 constexpr size_t kHighWater = 1024 * 1024;
 constexpr size_t kLowWater = 256 * 1024;
+// Responses up to this size are corked (Worker::corking); a larger one is
+// written at once rather than copied.
+constexpr size_t kCorkBytes = 16 * 1024;
 // sendfile(2) at most this much per call; when the socket is full, this
 // much is read and queued instead, to learn when it drains.
 constexpr size_t kSendfileMax = 4 * 1024 * 1024;
@@ -70,7 +73,9 @@ Connection::Connection(Worker& worker) : worker_(worker), parser_(worker.parser_
   std::memset(&h_, 0, sizeof h_);
 }
 
-Connection::~Connection() = default;
+Connection::~Connection() {
+  if (corked_) worker_.uncork(this);
+}
 
 bool Connection::accept(uv_stream_t* server, bool is_unix) {
   int rc = is_unix ? uv_pipe_init(worker_.loop(), &h_.pipe, 0) : uv_tcp_init(worker_.loop(), &h_.tcp);
@@ -541,6 +546,14 @@ void Connection::send(const uv_buf_t* bufs, unsigned int count) {
   if (closing_) return;
   size_t total = 0;
   for (unsigned int i = 0; i < count; ++i) total += bufs[i].len;
+  if (worker_.corking() && inflight_.empty() && queued_.size() + total <= kCorkBytes) {
+    for (unsigned int i = 0; i < count; ++i) queued_.append(bufs[i].base, bufs[i].len);
+    if (!corked_) {
+      corked_ = true;
+      worker_.cork(this);
+    }
+    return;
+  }
   size_t written = 0;
   if (backlog() == 0) {
     int rc = uv_try_write(&h_.stream, bufs, count);
@@ -584,12 +597,35 @@ void Connection::on_write(uv_write_t* req, int status) {
   }
   c->inflight_.clear();
   c->flush_queue();
-  if (c->waiting_for_drain_ && c->backlog() < kLowWater) {
-    c->waiting_for_drain_ = false;
-    c->pump();
-    if (!c->busy_) c->resume_after_response();
+  c->on_drained();
+}
+
+void Connection::flush_cork() {
+  corked_ = false;
+  // A uv_write under way (the cork overflowed): on_write carries on.
+  if (closing_ || !inflight_.empty() || queued_.empty()) return;
+  uv_buf_t buf = buf_of(queued_);
+  int rc = uv_try_write(&h_.stream, &buf, 1);
+  if (rc == UV_EAGAIN || rc == UV_ENOSYS) rc = 0;
+  if (rc < 0) {
+    close();  // the peer is gone
+    return;
   }
-  if (c->close_when_flushed_ && c->backlog() == 0) c->start_lingering_close();
+  queued_.erase(0, static_cast<size_t>(rc));
+  if (!queued_.empty()) {
+    flush_queue();  // on_write carries on
+    return;
+  }
+  on_drained();
+}
+
+void Connection::on_drained() {
+  if (waiting_for_drain_ && backlog() < kLowWater) {
+    waiting_for_drain_ = false;
+    pump();
+    if (!busy_) resume_after_response();
+  }
+  if (close_when_flushed_ && backlog() == 0) start_lingering_close();
 }
 
 void Connection::close_after_writes() {
@@ -620,6 +656,13 @@ void Connection::on_shutdown(uv_shutdown_t* req, int status) {
 
 void Connection::close() {
   if (closing_) return;
+  if (corked_ && initialised_ && inflight_.empty() && !queued_.empty()) {
+    // What was corked had been "sent" as far as the response is concerned
+    // (a body cut short mid-way keeps its first chunks): hand it to the
+    // kernel before the socket goes, as an uncorked send would have.
+    uv_buf_t buf = buf_of(queued_);
+    (void)uv_try_write(&h_.stream, &buf, 1);
+  }
   closing_ = true;
   file_fd_ = -1;  // closed by the exchange's close()
   if (exchange_) {

@@ -39,6 +39,8 @@ class Connection {
   // The periodic sweep: idle keep-alive and lingering-close deadlines.
   void sweep(uint64_t now_ms, uint64_t keepalive_ms);
   bool closing() const { return closing_; }
+  // Writes what send() held back while the worker was corking.
+  void flush_cork();
 
  private:
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
@@ -74,6 +76,9 @@ class Connection {
   void send(const uv_buf_t* bufs, unsigned int count);
   size_t backlog() const { return inflight_.size() + queued_.size(); }
   void flush_queue();
+  // The output got below the low-water mark or empty: the response waiting
+  // on it continues, a close waiting for it begins.
+  void on_drained();
   void close_after_writes();
   void start_lingering_close();
 
@@ -93,6 +98,7 @@ class Connection {
   bool busy_ = false;            // a request is being served
   bool waiting_for_drain_ = false;
   bool continue_sent_ = false;   // "100 Continue" went out for this request
+  bool corked_ = false;          // queued_ holds bytes for the worker's cork flush
 
   http::Parser parser_;
   std::string pending_input_;   // bytes read but not yet parsed

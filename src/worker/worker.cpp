@@ -203,6 +203,21 @@ void Worker::connection_closed(Connection* c) {
   maybe_finish();
 }
 
+void Worker::uncork(Connection* c) { std::erase(corked_, c); }
+
+void Worker::on_cork_open(uv_prepare_t* prepare) {
+  static_cast<Worker*>(prepare->loop->data)->corking_ = true;
+}
+
+void Worker::on_cork_flush(uv_check_t* check) {
+  Worker* self = static_cast<Worker*>(check->loop->data);
+  self->corking_ = false;
+  std::vector<Connection*> corked;
+  corked.swap(self->corked_);
+  // A connection is destroyed only in a close callback, after this phase.
+  for (Connection* c : corked) c->flush_cork();
+}
+
 void Worker::request_done() {
   ++requests_;
   if (config_.max_requests > 0 && !stopping_) {
@@ -304,6 +319,8 @@ void Worker::maybe_finish() {
 void Worker::close_all_handles() {
   stop_listening();
   sweep_timer_.close();
+  cork_open_.close();
+  cork_flush_.close();
   signals_.clear();  // each UvHandle closes its handle
   if (app_pool_) app_pool_->close_handle();
 }
@@ -354,6 +371,15 @@ int Worker::run() {
   uv_timer_init(&loop_, sweep_timer_.get());
   sweep_timer_.mark_initialised();
   uv_timer_start(sweep_timer_.get(), on_sweep, kSweepIntervalMs, kSweepIntervalMs);
+  // Neither keeps the loop alive (unref): they only bracket each poll.
+  uv_prepare_init(&loop_, cork_open_.get());
+  cork_open_.mark_initialised();
+  uv_prepare_start(cork_open_.get(), on_cork_open);
+  uv_unref(cork_open_.as_handle());
+  uv_check_init(&loop_, cork_flush_.get());
+  cork_flush_.mark_initialised();
+  uv_check_start(cork_flush_.get(), on_cork_flush);
+  uv_unref(cork_flush_.as_handle());
   if (!start_app_pool() || !listen()) {
     exit_code_ = kExitWorkerBootError;
     stopping_ = true;

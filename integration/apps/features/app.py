@@ -135,6 +135,13 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
+    if path == "/bytes":
+        # n bytes of a pattern that shows any reordering or loss.
+        n = int(environ.get("QUERY_STRING") or 0)
+        body = (b"%08d" % (n % 10**8) + b"0123456789abcdef" * (n // 16 + 1))[:n]
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [body]
+
     if path == "/reason":
         start_response("299 Custom Reason Phrase", [("X-Custom", "yes")])
         return [b"custom"]
