@@ -111,6 +111,44 @@ TEST_CASE("HTTP/1.0 is close by default and keep-alive on request") {
   CHECK_FALSE(close11.requests[0].keep_alive);
 }
 
+TEST_CASE("Connection is a list of options; Upgrade needs its option; CONNECT ends the exchange") {
+  auto listed = feed_all("GET / HTTP/1.1\r\nConnection: TE, Close\r\n\r\n");
+  CHECK_FALSE(listed.requests[0].keep_alive);
+  auto kept10 = feed_all("GET / HTTP/1.0\r\nConnection: Upgrade ,keep-alive\r\n\r\n");
+  CHECK(kept10.requests[0].keep_alive);
+  CHECK_FALSE(kept10.requests[0].upgrade);  // no Upgrade field
+  auto closed = feed_all("GET / HTTP/1.1\r\nConnection: closed\r\n\r\n");
+  CHECK(closed.requests[0].keep_alive);  // "closed" is not "close"
+  auto upgrade = feed_all("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+  CHECK(upgrade.requests[0].upgrade);
+  auto announced = feed_all("GET / HTTP/1.1\r\nUpgrade: h2c\r\n\r\n");
+  CHECK_FALSE(announced.requests[0].upgrade);
+  // CONNECT has no body whatever it says: what follows is the tunnel's.
+  auto connect = feed_all("CONNECT h:443 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+  REQUIRE(connect.requests.size() == 1);
+  CHECK(connect.requests[0].upgrade);
+  CHECK(connect.requests[0].body.empty());
+}
+
+TEST_CASE("a Content-Length body is read to its length, in any pieces, and no further") {
+  std::string two = "POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\n\r\n";
+  for (size_t piece : {0, 1, 3, 7}) {
+    CAPTURE(piece);
+    auto fed = feed_all(two, piece);
+    REQUIRE(fed.requests.size() == 2);
+    CHECK(fed.requests[0].body == "hello");
+    CHECK(fed.requests[1].target == "/b");
+    CHECK(fed.requests[1].body.empty());
+  }
+  Parser parser;
+  std::string head = "PUT / HTTP/1.1\r\nContent-Length: 4\r\n\r\nab";
+  auto r = parser.feed(head.data(), head.size());
+  CHECK(r.status == Parser::Status::kNeedMore);
+  CHECK(parser.awaiting_body());
+  CHECK(parser.finish().status == Parser::Status::kError);  // closed mid-body
+  CHECK(parser.error() == ParseError::kIncomplete);
+}
+
 TEST_CASE("header names with an underscore are dropped (gunicorn's header_map=drop)") {
   auto fed = feed_all("GET / HTTP/1.1\r\nX_Forwarded_For: evil\r\nX-Real: ok\r\n\r\n");
   REQUIRE(fed.requests.size() == 1);
@@ -169,7 +207,7 @@ TEST_CASE("percent-decoding keeps malformed escapes") {
   CHECK(percent_decode("%e9") == std::string("\xe9"));
 }
 
-TEST_CASE("the request line follows gunicorn's rules, not llhttp's method list") {
+TEST_CASE("the request line follows gunicorn's rules (any token method), not llhttp's method list") {
   auto custom = feed_all("PURGE_ALL /x HTTP/1.1\r\n\r\n");
   REQUIRE(custom.requests.size() == 1);
   CHECK(custom.requests[0].method == "PURGE_ALL");
