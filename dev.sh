@@ -15,8 +15,8 @@ PYTHON=${PYTHON:-python3}
 # Paths under the checkout hash the same in any clone, so ccache hits across them.
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}
 
-APT_PACKAGES=(g++ pkg-config ccache libuv1-dev libtomlplusplus-dev doctest-dev node-llhttp
-  clang libclang-rt-14-dev)  # clang + libFuzzer: the request-parser fuzzer
+APT_PACKAGES=(g++ pkg-config ccache libuv1-dev libtomlplusplus-dev doctest-dev
+  clang libclang-rt-14-dev node-llhttp)  # the request-parser fuzzer: clang + libFuzzer, llhttp as its oracle
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
