@@ -56,10 +56,16 @@ def wait_for_port(port, proc, timeout=20.0):
 class Server:
     """One running server process and its captured output."""
 
+    # Every log directory made in this run, removed when the run ends (a
+    # test may read a server's output after stopping it, and module-scoped
+    # servers outlive single tests).
+    logdirs = []
+
     def __init__(self, args, cwd=None, env=None, port=None, **popen_extra):
         self.port = port
         self.url = f"http://127.0.0.1:{port}" if port else None
         self.logdir = Path(tempfile.mkdtemp(prefix="cppgunicorn-test-"))
+        Server.logdirs.append(self.logdir)
         self.stdout_path = self.logdir / "stdout.log"
         self.stderr_path = self.logdir / "stderr.log"
         self.args = args
@@ -99,6 +105,13 @@ class Server:
         self._out.close()
         self._err.close()
         return self.proc.returncode
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remove_server_logs():
+    yield
+    for d in Server.logdirs:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ Addresses are rewritten to loopback with a free port ($PORT, 0.0.0.0 ->
 """
 import os
 import shlex
+import shutil
 import signal
 import tempfile
 
@@ -86,6 +87,7 @@ def test_real_command_line_serves(line, env, expected):
         assert expected in r.text
     finally:
         srv.stop(signal.SIGTERM)
+        shutil.rmtree(tmp, ignore_errors=True)
     err = srv.stderr() + srv.stdout()
     assert "AddressSanitizer" not in err and "runtime error:" not in err, err
 
