@@ -166,6 +166,31 @@ def test_small_and_large_responses_mixed_on_many_connections_stay_in_order(serve
         c.close()
 
 
+def test_a_streamed_chunk_reaches_the_client_before_the_app_makes_the_next(server, tmp_path):
+    # The app waits for a file the test creates only once it has read the
+    # first event: a server that held the first chunk until the second was
+    # made would deadlock here (the read times out).
+    flag = tmp_path / "go"
+    c = RawClient(server.port, timeout=8)
+    c.send(get(b"/stream-until-flag?" + str(flag).encode()))
+    while b"first event" not in c.buf:
+        c._fill()
+    flag.touch()
+    status, headers, body = c.response()
+    assert body == b"first eventsecond event"
+    c.close()
+
+
+def test_a_response_goes_out_before_the_next_pipelined_request_is_served(server, tmp_path):
+    flag = tmp_path / "go"
+    c = RawClient(server.port, timeout=8)
+    c.send(get(b"/reason") + get(b"/wait-for-flag?" + str(flag).encode()))
+    assert c.response()[2] == b"custom"
+    flag.touch()
+    assert c.response()[2] == b"flag seen"
+    c.close()
+
+
 def test_head_has_headers_but_no_body_and_keeps_the_connection(server):
     c = RawClient(server.port)
     c.send(b"HEAD /reason HTTP/1.1\r\nHost: t\r\n\r\n")

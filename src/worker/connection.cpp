@@ -165,6 +165,13 @@ void Connection::consume(const char* data, size_t n) {
       pending_input_.assign(data, n);
       return;
     }
+    if (corked_ && n > 0) {
+      // The next pipelined request's app call may take its time: this
+      // response goes out first, the rest is served after the cork flush.
+      pending_input_.assign(data, n);
+      continue_after_flush_ = true;
+      return;
+    }
   }
   if (peer_eof_ && !busy_ && !closing_ && !close_when_flushed_) {
     if (parser_.finish().status == http::Parser::Status::kError) {
@@ -337,6 +344,16 @@ void Connection::pump() {
       }
       exchange_->close();
       finish_request(keep_alive);
+      return;
+    }
+    if (corked_ && !(plan_.framing == http::Framing::kContentLength && body_bytes_ >= plan_.length)) {
+      // More may follow and the app may take its time making it (a stream
+      // of events): what is corked goes out before the next chunk is asked
+      // for, and the cork flush carries on from here. A body that has all
+      // its Content-Length bytes is complete for the client; the iterable
+      // is expected to end now, so it is finished while it is still in the
+      // caches (the common case: a framework's response).
+      continue_after_flush_ = true;
       return;
     }
   }
@@ -617,6 +634,18 @@ void Connection::flush_cork() {
     return;
   }
   on_drained();
+}
+
+void Connection::continue_after_flush() {
+  if (!continue_after_flush_) return;
+  continue_after_flush_ = false;
+  if (closing_) return;
+  if (busy_) {
+    if (waiting_for_drain_) return;  // on_write carries on
+    pump();
+    if (busy_) return;
+  }
+  resume_after_response();
 }
 
 void Connection::on_drained() {

@@ -41,6 +41,9 @@ class Connection {
   bool closing() const { return closing_; }
   // Writes what send() held back while the worker was corking.
   void flush_cork();
+  // Then, once every connection's cork is flushed: the response or the
+  // pipelined requests that stopped to let corked bytes out go on.
+  void continue_after_flush();
 
  private:
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
@@ -99,6 +102,7 @@ class Connection {
   bool waiting_for_drain_ = false;
   bool continue_sent_ = false;   // "100 Continue" went out for this request
   bool corked_ = false;          // queued_ holds bytes for the worker's cork flush
+  bool continue_after_flush_ = false;
 
   http::Parser parser_;
   std::string pending_input_;   // bytes read but not yet parsed

@@ -215,7 +215,10 @@ void Worker::on_cork_flush(uv_check_t* check) {
   std::vector<Connection*> corked;
   corked.swap(self->corked_);
   // A connection is destroyed only in a close callback, after this phase.
+  // Every cork is written before any response goes on: going on calls the
+  // app, which may take its time.
   for (Connection* c : corked) c->flush_cork();
+  for (Connection* c : corked) c->continue_after_flush();
 }
 
 void Worker::request_done() {

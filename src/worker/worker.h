@@ -80,7 +80,9 @@ class Worker {
   // callbacks are done, all together. A client waiting on several
   // connections is then woken once per batch instead of once per response:
   // on a busy worker that wake-up (a cross-CPU interrupt) costs more kernel
-  // time than the write itself. Pipelined responses leave in one writev.
+  // time than the write itself. A response still being produced, or the
+  // next pipelined request, waits for the flush: the app is never called
+  // again on a connection while bytes of it are held.
   bool corking() const { return corking_; }
   void cork(Connection* c) { corked_.push_back(c); }
   void uncork(Connection* c);

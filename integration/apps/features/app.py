@@ -135,6 +135,28 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
+    if path in ("/stream-until-flag", "/wait-for-flag"):
+        # Waits (at most 10 s) for the file the query names, which the test
+        # creates only after it has read what came before.
+        flag = environ.get("QUERY_STRING", "")
+
+        def wait():
+            deadline = time.monotonic() + 10
+            while not os.path.exists(flag) and time.monotonic() < deadline:
+                time.sleep(0.01)
+
+        if path == "/wait-for-flag":
+            wait()
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"flag seen"]
+
+        def events():
+            yield b"first event"
+            wait()
+            yield b"second event"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return events()
+
     if path == "/bytes":
         # n bytes of a pattern that shows any reordering or loss.
         n = int(environ.get("QUERY_STRING") or 0)
