@@ -203,6 +203,8 @@ void Worker::connection_closed(Connection* c) {
   maybe_finish();
 }
 
+// (flushing_ is empty outside on_cork_flush, and no connection is destroyed
+// while that runs.)
 void Worker::uncork(Connection* c) { std::erase(corked_, c); }
 
 void Worker::on_cork_open(uv_prepare_t* prepare) {
@@ -212,13 +214,15 @@ void Worker::on_cork_open(uv_prepare_t* prepare) {
 void Worker::on_cork_flush(uv_check_t* check) {
   Worker* self = static_cast<Worker*>(check->loop->data);
   self->corking_ = false;
-  std::vector<Connection*> corked;
+  // Two vectors swapped, so neither is reallocated from one loop to the next.
+  std::vector<Connection*>& corked = self->flushing_;
   corked.swap(self->corked_);
   // A connection is destroyed only in a close callback, after this phase.
   // Every cork is written before any response goes on: going on calls the
   // app, which may take its time.
   for (Connection* c : corked) c->flush_cork();
   for (Connection* c : corked) c->continue_after_flush();
+  corked.clear();
 }
 
 void Worker::request_done() {

@@ -135,6 +135,7 @@ class Worker {
   net::UvHandle<uv_check_t> cork_flush_;
   bool corking_ = false;
   std::vector<Connection*> corked_;
+  std::vector<Connection*> flushing_;  // corked_ of the flush under way
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
   // Listeners with a connection left unaccepted at --worker-connections.
   std::vector<uv_stream_t*> waiting_listeners_;
