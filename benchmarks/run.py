@@ -147,14 +147,16 @@ def tree(pid, kids=None):
 
 
 def cpu_ticks(pids):
-    total = 0
+    """(user+system, system) clock ticks of these processes."""
+    total = system = 0
     for p in pids:
         try:
             f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
             total += int(f[11]) + int(f[12])  # utime, stime
+            system += int(f[12])
         except OSError:
             pass
-    return total
+    return total, system
 
 
 def cpu0_busy():
@@ -480,8 +482,10 @@ class Wrk:
         r["wall_s"] = round(wall, 3)
         r["queued"] = max(queued) if queued else 0
         if server_pid:
-            server_ticks = max(0, c1 - c0)
+            server_ticks = max(0, c1[0] - c0[0])
             r["cpu_us"] = server_ticks / TICK / r["requests"] * 1e6 if r["requests"] else None
+            # the kernel's share: syscalls, and the wake-ups of the client they cause
+            r["sys_us"] = max(0, c1[1] - c0[1]) / TICK / r["requests"] * 1e6 if r["requests"] else None
             busy, total = b1[0] - b0[0], b1[1] - b0[1]
             # share of CPU 0 used by anything but this server (noise indicator)
             r["cpu0_foreign"] = round(max(0.0, (busy - server_ticks) / total), 3) if total > 0 else None
@@ -871,7 +875,8 @@ def run_server_cells(results, wrk, a, s, app, workers, ws, tmp):
                                             "detail": f"{wname(w)}-{m}: server died: {srv.log_tail()}"})
             if runs:
                 cell.update({k: median([r.get(k) for r in runs]) for k in
-                             ("rps", "p50_ms", "p99_ms", "cpu_us", "errors", "conn_per_req", "mb_s", "cpu0_foreign", "queued")})
+                             ("rps", "p50_ms", "p99_ms", "cpu_us", "sys_us", "errors", "conn_per_req", "mb_s", "cpu0_foreign",
+                              "queued")})
                 log(f"{s:16} {wname(w):7} {m:5} {cell['rps']:9.0f} req/s  cpu {fmt(cell['cpu_us'], 1):>6} µs/req  "
                     f"p50 {fmt(cell['p50_ms'], 2)} ms  p99 {fmt(cell['p99_ms'], 2)} ms  "
                     f"conn/req {fmt(cell['conn_per_req'], 2)}  err {cell['errors']:.0f}")
@@ -1039,7 +1044,8 @@ def render_md(res):
     if present:
         L.append("## Throughput, latency and CPU per workload\n")
         L.append("req/s and latency from wrk; CPU-µs/req = user+system CPU of the server's whole process tree "
-                 "divided by requests served; ×gunicorn-sync = req/s over gunicorn sync's in the same table; "
+                 "divided by requests served; kernel = its system part (syscalls, and the wake-ups of the "
+                 "client they cause); ×gunicorn-sync = req/s over gunicorn sync's in the same table; "
                  "×limit = req/s over the in-process calls/s of the same app; overhead = CPU-µs/req minus the "
                  "app's in-process µs/call (what the server itself costs); conn/req = new TCP connections per "
                  "request (0 = keep-alive held, 1 = one connection per request); queued = wrk connections waiting "
@@ -1049,8 +1055,8 @@ def render_md(res):
                  "errors = wrk socket errors + non-2xx answers per run.\n")
     for w, mo in present:
         L.append(f"### {WORKLOAD_TITLES[w]} — {MODE_TITLES[mo]}\n")
-        L.append("| server | req/s | CPU-µs/req | overhead µs/req | p50 ms | p99 ms | ×gunicorn-sync | ×limit | conn/req | queued | errors |")
-        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        L.append("| server | req/s | CPU-µs/req | kernel µs/req | overhead µs/req | p50 ms | p99 ms | ×gunicorn-sync | ×limit | conn/req | queued | errors |")
+        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         ref = look.get(("gunicorn-sync", w, mo), {}).get("rps")
         lim = inp.get("flask" if w == "flask2w" else w, {}).get("calls_per_s")
         lim_us = inp.get("flask" if w == "flask2w" else w, {}).get("us_per_call")
@@ -1059,13 +1065,14 @@ def render_md(res):
         for c in rows:
             name = f"**{c['server']}**" if c["server"] == "cppgunicorn" else c["server"]
             if c.get("rps") is None:
-                L.append(f"| {name} | {c.get('error', '—')} | | | | | | | | | |")
+                L.append(f"| {name} | {c.get('error', '—')} | | | | | | | | | | |")
                 continue
             note = f" ({c['error']})" if c.get("error") else ""
             if mo == "close" and c.get("conn_per_req") is not None and c["conn_per_req"] < 0.5:
                 note += " (kept the connection open despite Connection: close)"
             over = c["cpu_us"] - lim_us if c.get("cpu_us") is not None and lim_us is not None else None
-            L.append(f"| {name}{note} | {fmt(c['rps'])} | {fmt(c.get('cpu_us'), 1)} | {fmt(over, 1)} | "
+            L.append(f"| {name}{note} | {fmt(c['rps'])} | {fmt(c.get('cpu_us'), 1)} | {fmt(c.get('sys_us'), 1)} | "
+                     f"{fmt(over, 1)} | "
                      f"{fmt(c.get('p50_ms'), 2)} | {fmt(c.get('p99_ms'), 2)} | {ratio(c['rps'], ref)} | "
                      f"{ratio(c['rps'], lim)} | {fmt(c.get('conn_per_req'), 2)} | {fmt(c.get('queued'))} | "
                      f"{fmt(c.get('errors'))} |")
