@@ -10,6 +10,7 @@ N workers cost together. Not timing-sensitive: fine on a busy machine.
     .venv/bin/python benchmarks/idle_rss.py                       # cppgunicorn, gunicorn-sync
     .venv/bin/python benchmarks/idle_rss.py --workers 4           # tree totals with 4 workers
     .venv/bin/python benchmarks/idle_rss.py --binary old=/tmp/cppgunicorn-old   # compare builds
+    .venv/bin/python benchmarks/idle_rss.py --server-args=--preload           # the app imported before fork
 """
 import argparse
 import collections
@@ -71,10 +72,11 @@ def rollup(pid):
     return {"rss": v["Rss"], "pss": v["Pss"], "uss": v["Private_Clean"] + v["Private_Dirty"]}
 
 
-def measure(name, binary, workers):
+def measure(name, binary, workers, extra):
     srv = run.Server(name if binary is None else "cppgunicorn", run.WORKLOADS["flask"][0], workers)
     if binary is not None:
         srv.cmd[0] = os.path.abspath(binary)
+    srv.cmd += extra
     err = srv.start()
     try:
         if err:
@@ -102,11 +104,12 @@ def main():
     ap.add_argument("--binary", action="append", default=[], metavar="LABEL=PATH",
                     help="also measure this cppgunicorn binary (repeatable)")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--server-args", default="", help="more arguments for every server, e.g. --preload")
     ap.add_argument("--json", help="write the figures here")
     a = ap.parse_args()
     todo = [(s, None) for s in a.servers.split(",") if s]
     todo += [(b.split("=", 1)[0], b.split("=", 1)[1]) for b in a.binary]
-    res = {label: measure(label, path, a.workers) for label, path in todo}
+    res = {label: measure(label, path, a.workers, a.server_args.split()) for label, path in todo}
     labels = list(res)
     order = sorted({g for r in res.values() for g in r["rows"]},
                    key=lambda g: -max(sum(r["rows"].get(g, [0, 0])) for r in res.values()))
