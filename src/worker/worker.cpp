@@ -60,7 +60,9 @@ Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket
       access_log_(access_log),
       parser_options_(worker::parser_options(config)),
       forwarded_(config),
-      read_buffer_(std::make_unique<char[]>(kReadBufferSize)),
+      // Not zeroed: the kernel writes only what it reads, so an idle worker
+      // keeps the untouched pages of this 64 KiB out of its memory.
+      read_buffer_(std::make_unique_for_overwrite<char[]>(kReadBufferSize)),
       heartbeat_(heartbeat),
       app_(preloaded) {}
 
