@@ -103,6 +103,7 @@ class Connection {
   bool continue_sent_ = false;   // "100 Continue" went out for this request
   bool corked_ = false;          // queued_ holds bytes for the worker's cork flush
   bool continue_after_flush_ = false;
+  bool client_closes_ = false;   // the last request asked to close, nothing followed it
 
   http::Parser parser_;
   std::string pending_input_;   // bytes read but not yet parsed
