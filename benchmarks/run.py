@@ -783,19 +783,11 @@ def main(argv):
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         wrk = Wrk(tmp, a)
 
-        # 1. the limit: each app in-process, same interpreter, on the server CPU
-        if "limit" in extra or not a.workloads:
-            for w in dict.fromkeys(w for w, _ in cells) or ["raw", "flask"]:
-                runs = [inprocess(w, max(1.0, a.seconds / 2)) for _ in range(a.repeat)]
-                ok = [r for r in runs if "calls_per_s" in r]
-                if ok:
-                    results["inprocess"][w] = {"calls_per_s": median([r["calls_per_s"] for r in ok]),
-                                               "us_per_call": median([r["us_per_call"] for r in ok]), "runs": runs}
-                    log(f"limit  {w:7} {results['inprocess'][w]['calls_per_s']:10.0f} calls/s "
-                        f"{results['inprocess'][w]['us_per_call']:7.1f} µs/call")
-                else:
-                    results["inprocess"][w] = {"error": runs[0].get("error")}
-                    log(f"limit  {w:7} failed: {runs[0].get('error')}")
+        # 1. the limit: each app in-process, same interpreter, on the server
+        # CPU, measured once per round (below) like every cell
+        limit_ws = list(dict.fromkeys(w for w, _ in cells) or ["raw", "flask"]) \
+            if ("limit" in extra or not a.workloads) else []
+        limit_runs = {w: [] for w in limit_ws}
 
         def save():
             write_outputs(results, a.out)
@@ -815,9 +807,47 @@ def main(argv):
                 for w, m in ws:
                     results["cells"].append({"server": s, "workload": w if workers == 1 else "flask2w",
                                              "mode": m, "workers": workers, "error": "failed to build"})
-                continue
-            run_server_cells(results, wrk, a, s, app, workers, ws, tmp)
-            save()
+        # Rounds: each round runs every server once per cell, in an order
+        # rotated from round to round, and a cell keeps the median of its
+        # rounds. The machine is shared: its speed drifts over minutes, and
+        # running one server's repeats back to back would hand that drift to
+        # whichever server ran at the better moment.
+        once = argparse.Namespace(**{**vars(a), "repeat": 1})
+        todo = [p for p in plan if peers[p[0]]["built"]]
+        merged = {}
+        for r in range(a.repeat):
+            for w in limit_ws:
+                limit_runs[w].append(inprocess(w, max(1.0, a.seconds / 2)))
+            k = r % len(todo) if todo else 0
+            for s, app, workers, ws in todo[k:] + todo[:k]:
+                part = {"cells": [], "failures": []}
+                run_server_cells(part, wrk, once, s, app, workers, ws, tmp)
+                for f in part["failures"]:
+                    if f not in results["failures"]:
+                        results["failures"].append(f)
+                for c in part["cells"]:
+                    key = (c["server"], c["workload"], c["mode"], c["workers"])
+                    m = merged.setdefault(key, {x: c[x] for x in ("server", "workload", "mode", "workers")}
+                                          | {"runs": []})
+                    m["runs"] += c.get("runs", [])
+                    if c.get("error"):
+                        m["error"] = c["error"]
+            log(f"round {r + 1} of {a.repeat} done")
+        for w, runs in limit_runs.items():
+            ok = [r for r in runs if "calls_per_s" in r]
+            if ok:
+                results["inprocess"][w] = {"calls_per_s": median([r["calls_per_s"] for r in ok]),
+                                           "us_per_call": median([r["us_per_call"] for r in ok]), "runs": runs}
+                log(f"limit  {w:7} {results['inprocess'][w]['calls_per_s']:10.0f} calls/s "
+                    f"{results['inprocess'][w]['us_per_call']:7.1f} µs/call")
+            else:
+                results["inprocess"][w] = {"error": runs[0].get("error")}
+                log(f"limit  {w:7} failed: {runs[0].get('error')}")
+        for m in merged.values():
+            if m["runs"]:
+                m.update({x: median([run.get(x) for run in m["runs"]]) for x in CELL_FIELDS})
+            results["cells"].append(m)
+        save()
 
         # 3. per server: RSS idle / after N requests, and the slow-client scenario
         if "rss" in extra or "slow" in extra:
@@ -832,6 +862,11 @@ def main(argv):
     save()
     log(f"done in {meta['duration_s']} s: {os.path.join(a.out, 'results.md')}")
     return 0
+
+
+# What a cell keeps of its runs (their medians).
+CELL_FIELDS = ("rps", "p50_ms", "p99_ms", "cpu_us", "sys_us", "errors", "conn_per_req", "mb_s", "cpu0_foreign",
+               "queued")
 
 
 def run_server_cells(results, wrk, a, s, app, workers, ws, tmp):
@@ -874,9 +909,7 @@ def run_server_cells(results, wrk, a, s, app, workers, ws, tmp):
                 results["failures"].append({"server": s, "what": "failed to run",
                                             "detail": f"{wname(w)}-{m}: server died: {srv.log_tail()}"})
             if runs:
-                cell.update({k: median([r.get(k) for r in runs]) for k in
-                             ("rps", "p50_ms", "p99_ms", "cpu_us", "sys_us", "errors", "conn_per_req", "mb_s", "cpu0_foreign",
-                              "queued")})
+                cell.update({k: median([r.get(k) for r in runs]) for k in CELL_FIELDS})
                 log(f"{s:16} {wname(w):7} {m:5} {cell['rps']:9.0f} req/s  cpu {fmt(cell['cpu_us'], 1):>6} µs/req  "
                     f"p50 {fmt(cell['p50_ms'], 2)} ms  p99 {fmt(cell['p99_ms'], 2)} ms  "
                     f"conn/req {fmt(cell['conn_per_req'], 2)}  err {cell['errors']:.0f}")
@@ -1002,7 +1035,8 @@ def render_md(res):
              f"load average at start {' '.join(m['loadavg_start'])}, at end {' '.join(m.get('loadavg_end', ['?']))}")
     L.append(f"- Python {m['python']}; {m['wrk']}")
     L.append(f"- Pinning: {m['pinning']}; wrk `-t1 -c{m['conns']} --latency`, {m['seconds']} s per run, "
-             f"{m['repeat']} run(s) per cell, median kept")
+             f"{m['repeat']} round(s), median kept (each round runs every server once per cell, "
+                 "in an order rotated from round to round, and the in-process limit once)")
     L.append(f"- cppgunicorn built from repo commit {m['repo_commit']}" + (" (with uncommitted changes in src/)" if m['repo_dirty'] else ""))
     vers = ", ".join(f"{p['dist']} {p['version']}" if p["built"] else f"{p['dist']} (not built)"
                      for s, p in res["peers"].items() if s != "gunicorn-gthread")
