@@ -53,15 +53,7 @@ Parser::Result Parser::feed_header_lines(const char* data, size_t length, size_t
     const void* nl = std::memchr(start, '\n', length - *used);
     size_t take = nl ? static_cast<size_t>(static_cast<const char*>(nl) - start) + 1 : length - *used;
     *used += take;
-    // A line that arrived whole is read where it lies (the usual case: the
-    // whole head in one read); only one split across reads is gathered.
-    std::string_view line;
-    if (line_.empty() && nl) {
-      line = std::string_view(start, take);
-    } else {
-      line_.append(start, take);
-      line = line_;
-    }
+    std::string_view line = gather_line(start, take, nl != nullptr);
     // gunicorn counts a field's line(s) with their CRLFs against
     // limit_request_field_size; an unfinished line is refused as soon as it
     // cannot fit, so a head never grows without bound.

@@ -111,6 +111,14 @@ ParseError Parser::parse_request_line(std::string_view line) {
   return ParseError::kNone;
 }
 
+std::string_view Parser::gather_line(const char* start, size_t take, bool ends_here) {
+  // A line that arrived whole is read where it lies (the usual case: the
+  // whole head in one read); only one split across reads is gathered.
+  if (line_.empty() && ends_here) return std::string_view(start, take);
+  line_.append(start, take);
+  return line_;
+}
+
 Parser::Result Parser::feed_request_line(const char* data, size_t length, size_t* used) {
   while (*used < length && reading_line_) {
     const char* start = data + *used;
@@ -124,15 +132,7 @@ Parser::Result Parser::feed_request_line(const char* data, size_t length, size_t
     }
     *used += take;
     in_message_ = true;
-    // A line that arrived whole is read where it lies; only one split
-    // across reads is gathered in line_.
-    std::string_view line;
-    if (line_.empty() && nl) {
-      line = std::string_view(start, take);
-    } else {
-      line_.append(start, take);
-      line = line_;
-    }
+    std::string_view line = gather_line(start, take, nl != nullptr);
     size_t content = nl ? line.size() - 2 : line.size();
     if (options_.limits.request_line && content > options_.limits.request_line) {
       return fail(ParseError::kRequestLineTooLong, "request line is longer than limit_request_line");

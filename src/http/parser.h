@@ -76,6 +76,9 @@ class Parser {
   // non-ASCII bytes in the target, exact limit_request_line), stricter than
   // llhttp 8.1's.
   Result feed_request_line(const char* data, size_t length, size_t* used);
+  // The line (CRLF included) of which `take` bytes at `start` are the end
+  // (ends_here) or a part: read in place, or gathered in line_.
+  std::string_view gather_line(const char* start, size_t take, bool ends_here);
   ParseError parse_request_line(std::string_view line);
   // So are the header lines (field_rules.cpp): CRLF only, no whitespace
   // before the colon, token names, no controls in values, obs-fold, the
