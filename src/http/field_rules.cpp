@@ -216,7 +216,8 @@ bool Parser::decide_framing() {
   // RFC 9112 section 9.3: HTTP/1.1 stays open unless "close"; HTTP/1.0
   // closes unless "keep-alive". A protocol switch (Upgrade named in
   // Connection, RFC 9110 section 7.8) or CONNECT ends the HTTP exchange.
-  r.keep_alive = (r.http_minor >= 1 ? !close : keep_alive) && !force_close_;
+  r.close_requested = r.http_minor >= 1 ? close : !keep_alive;
+  r.keep_alive = !r.close_requested && !force_close_;
   r.upgrade = (has_upgrade && upgrade_token) || r.method == "CONNECT";
   // RFC 9112 section 6.3: a request whose Transfer-Encoding does not end in
   // chunked has no knowable length: 400.

@@ -39,6 +39,7 @@ void Request::clear() {
   content_length = 0;
   chunked = false;
   keep_alive = true;
+  close_requested = false;
   upgrade = false;
   expect_continue = false;
   has_script_name = false;

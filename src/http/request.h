@@ -27,7 +27,8 @@ struct Request {
   bool has_content_length = false;
   uint64_t content_length = 0;
   bool chunked = false;     // body arrived with Transfer-Encoding: chunked
-  bool keep_alive = true;   // the client allows another request after this one
+  bool keep_alive = true;   // another request may follow this one on the connection
+  bool close_requested = false;  // the client said so (Connection: close, HTTP/1.0 default)
   bool upgrade = false;     // Upgrade/CONNECT: no further requests follow
   bool expect_continue = false;
   // A SCRIPT_NAME header from a trusted front-end (forwarder_headers).

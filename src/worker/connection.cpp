@@ -124,6 +124,10 @@ void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 void Connection::on_data(const char* data, size_t n) {
   last_activity_ms_ = uv_now(worker_.loop());
   if (lingering_ || closing_) return;  // draining what a closed request left
+  if (close_when_flushed_) {
+    client_closes_ = false;  // more after "close": the close must linger
+    return;
+  }
   if (busy_ || !pending_input_.empty()) {
     pending_input_.append(data, n);
     if (pending_input_.size() > kMaxPendingInput && reading_) {
@@ -544,12 +548,9 @@ void Connection::finish_request(bool keep_alive) {
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
   busy_ = false;
   waiting_for_drain_ = false;
-  // The client asked to close (Connection: close, or HTTP/1.0 without
-  // keep-alive) and sent nothing more: RFC 9112 section 9.6 forbids it to.
-  // (A transfer coding other than chunked also clears keep_alive, on our
-  // side: such a client gets the lingering close.)
-  client_closes_ = !request.keep_alive && pending_input_.empty() &&
-                   request.header("transfer-encoding").empty();
+  // RFC 9112 section 9.6: a client that asked to close sends nothing more
+  // (on_data notes one that does).
+  client_closes_ = request.close_requested;
   parser_.next();
   last_activity_ms_ = uv_now(worker_.loop());
   worker_.request_done();
@@ -557,12 +558,18 @@ void Connection::finish_request(bool keep_alive) {
 }
 
 void Connection::reject(http::ParseError error) {
+  client_closes_ = false;  // refused, not asked for: the client may still be sending
   log::error_log().debug("Invalid request from " + peer_.remote_addr + ": " +
                          parser_.error_reason());
   std::string_view response = http::canned_response(error);
   uv_buf_t buf = buf_of(response);
   send(&buf, 1);
   close_after_writes();
+}
+
+int Connection::try_write(const uv_buf_t* bufs, unsigned int count) {
+  int rc = uv_try_write(&h_.stream, bufs, count);
+  return rc == UV_EAGAIN || rc == UV_ENOSYS ? 0 : rc;
 }
 
 void Connection::send(const uv_buf_t* bufs, unsigned int count) {
@@ -579,8 +586,7 @@ void Connection::send(const uv_buf_t* bufs, unsigned int count) {
   }
   size_t written = 0;
   if (backlog() == 0) {
-    int rc = uv_try_write(&h_.stream, bufs, count);
-    if (rc == UV_EAGAIN || rc == UV_ENOSYS) rc = 0;
+    int rc = try_write(bufs, count);
     if (rc < 0) {
       close();  // the peer is gone
       return;
@@ -628,8 +634,7 @@ void Connection::flush_cork() {
   // A uv_write under way (the cork overflowed): on_write carries on.
   if (closing_ || !inflight_.empty() || queued_.empty()) return;
   uv_buf_t buf = buf_of(queued_);
-  int rc = uv_try_write(&h_.stream, &buf, 1);
-  if (rc == UV_EAGAIN || rc == UV_ENOSYS) rc = 0;
+  int rc = try_write(&buf, 1);
   if (rc < 0) {
     close();  // the peer is gone
     return;
@@ -704,7 +709,7 @@ void Connection::close() {
     // (a body cut short mid-way keeps its first chunks): hand it to the
     // kernel before the socket goes, as an uncorked send would have.
     uv_buf_t buf = buf_of(queued_);
-    (void)uv_try_write(&h_.stream, &buf, 1);
+    (void)try_write(&buf, 1);
   }
   closing_ = true;
   file_fd_ = -1;  // closed by the exchange's close()

@@ -77,6 +77,9 @@ class Connection {
   // Writes with uv_try_write; whatever the kernel does not take is copied
   // and queued behind one uv_write at a time.
   void send(const uv_buf_t* bufs, unsigned int count);
+  // uv_try_write: the bytes the kernel took (0 when it took none), or a
+  // negative error when the peer is gone.
+  int try_write(const uv_buf_t* bufs, unsigned int count);
   size_t backlog() const { return inflight_.size() + queued_.size(); }
   void flush_queue();
   // The output got below the low-water mark or empty: the response waiting
@@ -103,7 +106,7 @@ class Connection {
   bool continue_sent_ = false;   // "100 Continue" went out for this request
   bool corked_ = false;          // queued_ holds bytes for the worker's cork flush
   bool continue_after_flush_ = false;
-  bool client_closes_ = false;   // the last request asked to close, nothing followed it
+  bool client_closes_ = false;   // the last request asked to close, and nothing followed it
 
   http::Parser parser_;
   std::string pending_input_;   // bytes read but not yet parsed

@@ -18,22 +18,15 @@ struct Fed {
   ParseError error = ParseError::kNone;
 };
 
-Fed feed_all(const std::string& bytes, size_t piece = 0, cppgunicorn::http::Limits limits = {}) {
-  cppgunicorn::http::ParserOptions options;
-  options.limits = limits;
+Fed feed_with(const std::string& bytes, const cppgunicorn::http::ParserOptions& options,
+              size_t piece = 0) {
   Parser parser(options);
   Fed out;
-  std::string input = bytes;
-  size_t pos = 0;
-  size_t step = piece ? piece : input.size();
+  size_t step = piece ? piece : bytes.size();
   std::string window;
-  while (pos < input.size() || !window.empty()) {
-    if (pos < input.size()) {
-      window.append(input, pos, step);
-      pos += step;
-    }
+  for (size_t pos = 0; pos < bytes.size(); pos += step) {
+    window.append(bytes, pos, step);
     size_t used = 0;
-    bool progressed = false;
     while (used < window.size()) {
       auto r = parser.feed(window.data() + used, window.size() - used);
       used += r.consumed;
@@ -44,12 +37,16 @@ Fed feed_all(const std::string& bytes, size_t piece = 0, cppgunicorn::http::Limi
       if (r.status == Parser::Status::kNeedMore) break;
       out.requests.push_back(parser.request());
       parser.next();
-      progressed = true;
     }
     window.erase(0, used);
-    if (pos >= input.size() && !progressed) break;
   }
   return out;
+}
+
+Fed feed_all(const std::string& bytes, size_t piece = 0, cppgunicorn::http::Limits limits = {}) {
+  cppgunicorn::http::ParserOptions options;
+  options.limits = limits;
+  return feed_with(bytes, options, piece);
 }
 
 }  // namespace
@@ -272,32 +269,6 @@ TEST_CASE("duplicate Host or Content-Type is refused") {
         ParseError::kInvalidHeader);
 }
 
-namespace {
-Fed feed_with(const std::string& bytes, const cppgunicorn::http::ParserOptions& options,
-              size_t piece = 0) {
-  Parser parser(options);
-  Fed out;
-  size_t step = piece ? piece : bytes.size();
-  std::string window;
-  for (size_t pos = 0; pos < bytes.size(); pos += step) {
-    window.append(bytes, pos, step);
-    size_t used = 0;
-    while (used < window.size()) {
-      auto r = parser.feed(window.data() + used, window.size() - used);
-      used += r.consumed;
-      if (r.status == Parser::Status::kError) {
-        out.error = parser.error();
-        return out;
-      }
-      if (r.status == Parser::Status::kNeedMore) break;
-      out.requests.push_back(parser.request());
-      parser.next();
-    }
-    window.erase(0, used);
-  }
-  return out;
-}
-}  // namespace
 
 TEST_CASE("gunicorn's permissive switches: obs-fold, spaces before the colon, methods") {
   cppgunicorn::http::ParserOptions o;
