@@ -6,6 +6,10 @@
 #                    units and the pytest integration suite against the
 #                    installed binary, then both again against an
 #                    AddressSanitizer/UBSan build
+#   ./dev.sh wheels [3.X ...]
+#                    install what is missing, then build a repaired manylinux
+#                    wheel for every CPython 3.9-3.13 found (or those named)
+#                    into dist/ (packaging/wheels.sh)
 #   ./dev.sh setup   only install
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -16,7 +20,8 @@ PYTHON=${PYTHON:-python3}
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}
 
 APT_PACKAGES=(g++ pkg-config ccache libuv1-dev libtomlplusplus-dev doctest-dev
-  clang libclang-rt-14-dev node-llhttp)  # the request-parser fuzzer: clang + libFuzzer, llhttp as its oracle
+  clang libclang-rt-14-dev node-llhttp  # the request-parser fuzzer: clang + libFuzzer, llhttp as its oracle
+  python3-venv)  # the wheel check: a venv of Debian's own python3
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
@@ -84,6 +89,36 @@ run_fuzzer() {
   grep -E "^Done|average_exec_per_sec" "$ROOT/build/fuzz/last-run.log"
 }
 
+# The installed product as a slim image has it (packaging/slim_check.sh):
+# wheels for the venv's Python and for 3.13, each installed where libuv,
+# headers, compilers and libstdc++ are hidden, serving the example app and
+# passing the smoke tests. The venv's version goes into a fresh venv; 3.13
+# into the layout of the official Docker image; Debian's own python3, which
+# links libpython in, takes the wheel of its version with the shared
+# libpython hidden. CPPGUNICORN_SKIP_WHEELS=1 skips it.
+check_wheels() {
+  [ "${CPPGUNICORN_SKIP_WHEELS:-0}" = 1 ] && return 0
+  local default
+  default=$(python_version "$VENV/bin/python")
+  echo "== wheels for CPython $default and 3.13 (packaging/wheels.sh)"
+  CPPGUNICORN_VENV="$VENV" "$ROOT/packaging/wheels.sh" "$default" 3.13
+  local python wheel
+  while read -r python wheel; do
+    if [ "$(python_version "$python")" = "$default" ]; then
+      CPPGUNICORN_VENV="$VENV" "$ROOT/packaging/slim_check.sh" "$python" "$wheel"
+      if [ -x /usr/bin/python3 ] && [ "$(python_version /usr/bin/python3)" = "$default" ]; then
+        CPPGUNICORN_VENV="$VENV" "$ROOT/packaging/slim_check.sh" --no-libpython /usr/bin/python3 "$wheel"
+      fi
+    else
+      CPPGUNICORN_VENV="$VENV" "$ROOT/packaging/slim_check.sh" --docker "$python" "$wheel"
+    fi
+  done < "$ROOT/dist/built.txt"
+}
+
+python_version() {
+  "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'
+}
+
 run_tests() {
   local unit
   unit=$(ls -t "$ROOT"/build/cp*/cppgunicorn_unit_tests 2>/dev/null | head -n 1 || true)
@@ -97,6 +132,7 @@ run_tests() {
   run_fuzzer
   echo "== integration tests (pytest, installed binary)"
   "$VENV/bin/python" -m pytest integration -q "$@"
+  check_wheels
   if [ "${CPPGUNICORN_SKIP_SANITIZERS:-0}" != 1 ]; then
     build_sanitized
     # Python's own allocations at exit are not ours to report.
@@ -120,8 +156,13 @@ case "${1:-}" in
     setup
     run_tests "$@"
     ;;
+  wheels)
+    shift
+    setup
+    CPPGUNICORN_VENV="$VENV" exec "$ROOT/packaging/wheels.sh" "$@"
+    ;;
   *)
-    sed -n '2,8p' "$0"
+    sed -n '2,12p' "$0"
     exit 2
     ;;
 esac

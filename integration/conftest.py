@@ -21,6 +21,27 @@ APPS = Path(__file__).resolve().parent / "apps"
 EXAMPLES = ROOT / "examples"
 
 
+# The smoke subset: what packaging/slim_check.sh runs against a wheel
+# installed as a slim image would have it. One module per user-visible
+# area: the example app, app loading and exit codes, HTTP/1.1 connections,
+# the WSGI surface, file bodies, config files and hooks, signals.
+SMOKE_MODULES = {
+    "test_example_flask_app", "test_app_loading", "test_http_connection",
+    "test_wsgi_surface", "test_spool_and_sendfile", "test_config_sources",
+    "test_server_hooks", "test_signals",
+}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "smoke: run against installed wheels (packaging/slim_check.sh)")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.module.__name__ in SMOKE_MODULES:
+            item.add_marker(pytest.mark.smoke)
+
+
 def server_binary():
     explicit = os.environ.get("CPPGUNICORN_BIN")
     if explicit:
@@ -32,6 +53,17 @@ def server_binary():
     if not found:
         pytest.fail("cppgunicorn is not installed: run `pip install .` first")
     return found
+
+
+def server_python():
+    """The Python the server binary belongs to: the one beside it (its venv,
+    or the /usr/local of an image), else the one running the tests (a
+    development build names that one)."""
+    bin_dir = Path(server_binary()).absolute().parent
+    for name in ("python", "python3"):
+        if (bin_dir / name).exists():
+            return str(bin_dir / name)
+    return sys.executable
 
 
 def free_port():

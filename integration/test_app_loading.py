@@ -1,13 +1,13 @@
 """App URIs, --chdir/--pythonpath, the embedded interpreter's environment,
 and how a failed load is reported."""
+import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import APPS, ROOT, free_port, server_binary
+from conftest import APPS, ROOT, free_port, server_binary, server_python
 
 URI_APPS = APPS / "uri"
 
@@ -36,7 +36,9 @@ def test_installed_binary_embeds_the_venv_it_was_installed_into(start_server, tm
     # its site-packages (Flask) importable.
     srv = start_server("extra_app:app", chdir=APPS / "extra_path", cwd=tmp_path)
     prefix, module = requests.get(srv.url + "/", timeout=5).text.split()
-    assert Path(prefix).resolve() == Path(sys.prefix).resolve()
+    expected = subprocess.run([server_python(), "-c", "import sys; print(sys.prefix)"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    assert Path(prefix).resolve() == Path(expected).resolve()
     assert module == "flask"
 
 
@@ -99,6 +101,18 @@ def test_version_and_help():
 
 
 def test_python_package_reports_version_and_finds_the_binary():
-    import cppgunicorn
-    assert cppgunicorn.__version__
-    assert Path(cppgunicorn.executable()).exists()
+    # cppgunicorn.__version__ and --version agree, and --version names the
+    # Python and libuv it runs with.
+    package = subprocess.run(
+        [server_python(), "-c",
+         "import sys, cppgunicorn; print(cppgunicorn.__version__, cppgunicorn.executable(), "
+         "'%d.%d.%d' % sys.version_info[:3])"],
+        capture_output=True, text=True, check=True).stdout.split()
+    version, executable, python = package
+    assert Path(executable).exists()
+    line = subprocess.run([server_binary(), "--version"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert re.fullmatch(r"cppgunicorn \(version (\S+)\) on Python (\S+), libuv (\d+\.\d+\.\d+)",
+                        line), line
+    assert line.startswith(f"cppgunicorn (version {version}) on Python ")
+    assert f"on Python {python}," in line

@@ -1,5 +1,5 @@
 """Replays the raw HTTP request corpus (gunicorn's tests/requests, decoded;
-see ../shared/corpus/README.md) over real sockets against the server running
+see tests/data/corpus/README.md) over real sockets against the server running
 the echo app in apps/echo.
 
 * A valid case must reach the app once per request it holds, in order, with
@@ -13,8 +13,8 @@ One server runs per distinct corpus ``cfg`` for the whole module.  A case
 whose cfg names a setting outside SUPPORTED_SETTINGS is skipped, naming it.
 
 Environment:
-  CPPGUNICORN_CORPUS   path of gunicorn-requests.json (default: the shared
-                       corpus beside the repository)
+  CPPGUNICORN_CORPUS   path of gunicorn-requests.json (default: the copy in
+                       tests/data/corpus/)
   CORPUS_ALL_SETTINGS=1  treat every setting in SETTING_FLAGS as supported
                        (to check the flag mapping against real gunicorn)
   CORPUS_SERVER_FLAGS  extra command-line flags for every corpus server
@@ -40,7 +40,7 @@ pytest_plugins = ["corpus_report"]
 
 ECHO_DIR = APPS / "echo"
 CORPUS_ENV = "CPPGUNICORN_CORPUS"
-DEFAULT_CORPUS = (Path(__file__).absolute().parents[2] / "shared" / "corpus"
+DEFAULT_CORPUS = (Path(__file__).absolute().parents[1] / "tests" / "data" / "corpus"
                   / "gunicorn-requests.json")
 
 IO_TIMEOUT = 5.0      # every single socket operation
@@ -118,7 +118,7 @@ def _load_corpus():
     if not path.is_file():
         return path, None, (
             f"request corpus not found at {path}: set ${CORPUS_ENV} to the path "
-            f"of gunicorn-requests.json (default <repo>/../shared/corpus/)")
+            f"of gunicorn-requests.json (default <repo>/tests/data/corpus/)")
     try:
         cases = json.loads(path.read_text(encoding="utf-8"))
         assert isinstance(cases, list) and cases, "expected a non-empty JSON list"

@@ -243,7 +243,9 @@ def test_usr2_that_cannot_exec_the_binary_leaves_the_old_master_in_charge(
     os.kill(master, signal.SIGUSR2)
     wait_until(lambda: "The re-executed master" in srv.stderr(), 20,
                what="the failed new master reaped")
-    assert f"re-exec of {link} failed" in srv.stderr()
+    # The executable fails to exec; the installed command's Python starts
+    # and finds no script. Either way the new master names the path and dies.
+    assert str(link) in srv.stderr().split("Handling signal: usr2", 1)[1]
     wait_until(lambda: read_pid(pidfile) == master, 10,
                what="the pid file back")
     assert cmdline(master) == "cppgunicorn: master [app:app]"

@@ -1,4 +1,11 @@
 // The `cppgunicorn` command: one user of the server library.
 #include "cppgunicorn/server.h"
 
-int main(int argc, char** argv) { return cppgunicorn::main_from_command_line(argc, argv); }
+int main(int argc, char** argv) {
+#ifdef CPPGUNICORN_BUILD_PYTHON
+  // Outside a virtualenv's bin/, the environment of the Python we were
+  // built with (a development build; the installed command is Python's).
+  cppgunicorn::set_default_python(CPPGUNICORN_BUILD_PYTHON);
+#endif
+  return cppgunicorn::main_from_command_line(argc, argv);
+}

@@ -1,6 +1,7 @@
 #include "cppgunicorn/server.h"
 
 #include <unistd.h>
+#include <uv.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include "log/statsd.h"
 #include "log/syslog.h"
 #include "master/arbiter.h"
+#include "wsgi/interpreter.h"
 #include "wsgi/python_config.h"
 
 namespace cppgunicorn {
@@ -111,6 +113,7 @@ config::Config reload_configuration(const std::vector<std::string>& args,
   }
   python.configure(fresh.config, fresh.shown);
   environment.apply(fresh.config.raw_env);
+  wsgi::Interpreter::sync_environment();
   try {
     python.setup_logging(fresh.config);
   } catch (const std::exception& e) {
@@ -132,7 +135,7 @@ Server::Server(std::vector<std::string> args) : args_(std::move(args)) {}
 int Server::run() {
   // The master's Python, started only if a Python config file is read (or
   // hooks from TOML need it); it outlives the arbiter.
-  std::vector<std::string> python_argv = {program_};
+  std::vector<std::string> python_argv = {program_.front()};
   python_argv.insert(python_argv.end(), args_.begin(), args_.end());
   wsgi::PythonConfig python(python_argv);
   config::LoadedConfig loaded;
@@ -145,7 +148,7 @@ int Server::run() {
         std::fputs(config::usage_text().c_str(), stdout);
         return 0;
       case config::CliAction::kVersion:
-        std::puts("cppgunicorn (version " CPPGUNICORN_VERSION ")");
+        std::puts(version_line().c_str());
         return 0;
       case config::CliAction::kServe:
         break;
@@ -157,6 +160,7 @@ int Server::run() {
     log::error_log().file().open(config.errorlog, stderr);
     // gunicorn sets -e/--env in the master, before the app is loaded.
     environment.apply(config.raw_env);
+    wsgi::Interpreter::sync_environment();
     python.configure(config, loaded.shown);
     python.setup_logging(config);
     if (config.syslog) {
@@ -204,7 +208,7 @@ int Server::run() {
     return 0;
   }
   try {
-    std::vector<std::string> exec_argv = {program_};
+    std::vector<std::string> exec_argv = program_;
     exec_argv.insert(exec_argv.end(), args_.begin(), args_.end());
     master::Arbiter arbiter(config, std::move(exec_argv), start_dir);
     std::string started_in = start_dir;
@@ -218,10 +222,17 @@ int Server::run() {
   }
 }
 
+void set_default_python(std::string path) { wsgi::Interpreter::set_default_python(std::move(path)); }
+
+std::string version_line() {
+  return "cppgunicorn (version " CPPGUNICORN_VERSION ") on Python " +
+         wsgi::Interpreter::python_version() + ", libuv " + uv_version_string();
+}
+
 int main_from_command_line(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   Server server(std::move(args));
-  server.set_program(argv[0]);
+  server.set_program({argv[0]});
   // The arguments are copied: their memory now becomes the process title.
   base::init_proc_title(argc, argv);
   return server.run();

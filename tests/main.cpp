@@ -7,7 +7,7 @@
 #include "wsgi/objects.h"
 
 int main(int argc, char** argv) {
-  cppgunicorn::wsgi::register_embedded_module();
+  cppgunicorn::wsgi::Interpreter::set_default_python(CPPGUNICORN_BUILD_PYTHON);
   cppgunicorn::wsgi::Interpreter interpreter({{"cppgunicorn_unit_tests"}, {}, {}});
   doctest::Context context(argc, argv);
   return context.run();

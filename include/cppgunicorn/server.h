@@ -18,16 +18,26 @@ class Server {
   // settings or bind failure, 3 worker boot error, 4 app load error).
   int run();
 
-  // The program a USR2 upgrade re-executes (default "cppgunicorn", found
-  // on PATH).
-  void set_program(std::string program) { program_ = std::move(program); }
+  // The command a USR2 upgrade re-executes, followed by the same
+  // arguments (default {"cppgunicorn"}, found on PATH); its first word is
+  // also sys.argv[0] of an interpreter the server starts itself.
+  void set_program(std::vector<std::string> command) { program_ = std::move(command); }
 
  private:
   std::vector<std::string> args_;
-  std::string program_ = "cppgunicorn";
+  std::vector<std::string> program_ = {"cppgunicorn"};
 };
 
-// What `cppgunicorn` itself runs.
+// What the `cppgunicorn` executable runs: the server in a process that
+// starts its own Python (see set_default_python).
 int main_from_command_line(int argc, char** argv);
+
+// The `python` whose environment (sys.prefix, site-packages) an interpreter
+// started by the server belongs to, used when no `python` lies beside the
+// executable. The installed command does not start one: Python runs it.
+void set_default_python(std::string path);
+
+// "cppgunicorn (version X) on Python Y, libuv Z": what --version prints.
+std::string version_line();
 
 }  // namespace cppgunicorn

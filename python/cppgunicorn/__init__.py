@@ -1,30 +1,50 @@
 """cppgunicorn: a WSGI HTTP server in C++, a drop-in replacement for gunicorn.
 
-The server itself is the ``cppgunicorn`` executable installed beside this
-package; :func:`run` starts it from Python with gunicorn-style arguments.
+The server is the extension module ``cppgunicorn._server``; the
+``cppgunicorn`` command and ``python -m cppgunicorn`` run it in the Python
+they were installed for. :func:`run` does the same from Python code.
 """
 import os
 import shutil
 import sys
 
-__all__ = ["__version__", "executable", "run"]
+from ._server import __version__, version_line
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "executable", "main", "run", "version_line"]
 
 
 def executable():
-    """Path of the ``cppgunicorn`` binary installed with this package."""
+    """Path of the ``cppgunicorn`` command installed with this package."""
     beside = os.path.join(os.path.dirname(sys.executable), "cppgunicorn")
     if os.path.exists(beside):
         return beside
     found = shutil.which("cppgunicorn")
     if found is None:
-        raise FileNotFoundError("the cppgunicorn executable is not installed")
+        raise FileNotFoundError("the cppgunicorn command is not installed")
     return found
 
 
-def run(args=None):
-    """Replace this process with the server, given command-line arguments."""
+def run(args=None, program=None):
+    """Serve in this process with gunicorn-style command-line arguments
+    (default: ``sys.argv[1:]``) until the master stops; returns the exit
+    status. The process becomes the master: it forks the workers and takes
+    the signals gunicorn's master takes. ``program`` is the command a USR2
+    upgrade runs, before the same arguments (default: ``python -m
+    cppgunicorn`` with this interpreter)."""
+    from . import _server
+
     argv = list(sys.argv[1:] if args is None else args)
-    path = executable()
-    os.execv(path, [path] + argv)
+    if program is None:
+        program = [sys.executable, "-m", "cppgunicorn"]
+    return _server.serve(argv, list(program))
+
+
+def main():
+    """The ``cppgunicorn`` command (and ``python -m cppgunicorn``)."""
+    script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if os.path.basename(script) == "__main__.py" or not os.path.isfile(script):
+        program = None
+    else:
+        # As gunicorn does: this interpreter runs the same script again.
+        program = [sys.executable, script]
+    sys.exit(run(program=program))

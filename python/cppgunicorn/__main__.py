@@ -1,4 +1,5 @@
 """``python -m cppgunicorn ...`` runs the server with the same arguments."""
-from cppgunicorn import run
+from cppgunicorn import main
 
-run()
+if __name__ == "__main__":
+    main()

@@ -2,7 +2,10 @@
 
 #include <sys/prctl.h>
 
+#include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -43,6 +46,35 @@ void init_proc_title(int argc, char** argv) {
   environ = pointers.data();
   g_area = argv[0];
   g_area_size = static_cast<size_t>(end - argv[0]);
+}
+
+void init_proc_title_from_kernel() {
+  // Fields 48 and 49 of /proc/self/stat (Linux 3.5+) are where the kernel
+  // put argv; they are counted after the command name, which is in
+  // parentheses and may itself hold spaces.
+  std::ifstream in("/proc/self/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return;
+  std::istringstream fields(stat.substr(close + 1));
+  std::string field;
+  uintptr_t arg_start = 0;
+  uintptr_t arg_end = 0;
+  for (int n = 3; n <= 49 && (fields >> field); ++n) {
+    if (n == 48) arg_start = std::stoull(field);
+    if (n == 49) arg_end = std::stoull(field);
+  }
+  if (arg_start == 0 || arg_end <= arg_start) return;
+  static std::vector<char*> argv;
+  argv.clear();
+  char* p = reinterpret_cast<char*>(arg_start);
+  char* end = reinterpret_cast<char*>(arg_end);
+  while (p < end) {
+    argv.push_back(p);
+    p += strnlen(p, static_cast<size_t>(end - p)) + 1;
+  }
+  argv.push_back(nullptr);
+  init_proc_title(static_cast<int>(argv.size() - 1), argv.data());
 }
 
 void set_proc_title(std::string_view title) {

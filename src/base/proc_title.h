@@ -9,6 +9,9 @@ namespace cppgunicorn::base {
 
 // Call once at the start of main, before anything reads environ or argv.
 void init_proc_title(int argc, char** argv);
+// The same where main's argv is not at hand (Python called us): the kernel
+// says where the argv block of this process lies.
+void init_proc_title_from_kernel();
 void set_proc_title(std::string_view title);
 
 }  // namespace cppgunicorn::base

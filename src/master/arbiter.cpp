@@ -278,7 +278,6 @@ int Arbiter::live_workers() const {
 }
 
 bool Arbiter::preload() {
-  wsgi::register_embedded_module();
   wsgi::InterpreterOptions options;
   options.argv = {"cppgunicorn"};
   options.pythonpath = config_.pythonpath;

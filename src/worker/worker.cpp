@@ -1,13 +1,13 @@
 #include "worker/worker.h"
 
 #include <pybind11/embed.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdlib>
 #include <optional>
-#include <random>
 
 #include "log/logger.h"
 #include "worker/app_pool.h"
@@ -86,7 +86,6 @@ bool Worker::run_before_app_import() {
 
 bool Worker::boot() {
   if (app_ != nullptr) return run_before_app_import();  // preloaded by the master
-  wsgi::register_embedded_module();
   wsgi::InterpreterOptions options;
   options.argv = {"cppgunicorn"};
   options.pythonpath = config_.pythonpath;
@@ -349,9 +348,14 @@ int Worker::run() {
   parent_pid_ = ::getppid();
   if (config_.max_requests > 0) {
     // The jitter spreads restarts so that workers do not all retire at once.
-    std::random_device rd;
+    // getrandom(2), not std::random_device: libstdc++ 12 draws that from
+    // arc4random, which would raise the glibc our wheels need to 2.36.
+    uint64_t seed = 0;
+    if (::getrandom(&seed, sizeof seed, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof seed)) {
+      seed = static_cast<uint64_t>(::getpid()) * 0x9E3779B97F4A7C15ull;
+    }
     uint64_t jitter = config_.max_requests_jitter > 0
-                          ? rd() % (static_cast<uint64_t>(config_.max_requests_jitter) + 1)
+                          ? seed % (static_cast<uint64_t>(config_.max_requests_jitter) + 1)
                           : 0;
     max_requests_ = static_cast<uint64_t>(config_.max_requests) + jitter;
   }
@@ -413,7 +417,13 @@ int Worker::run() {
     wsgi::Gil gil;
     own_app_.reset();
   }
-  own_interpreter_.reset();
+  if (own_interpreter_) {
+    own_interpreter_.reset();  // Py_Finalize runs the atexit functions
+  } else if (wsgi::Interpreter::running()) {
+    // The interpreter came from the master, which finalises its own; this
+    // process ends with _exit, so do here what finalising would do for it.
+    wsgi::Interpreter::run_exit_functions();
+  }
   return exit_code_;
 }
 

@@ -70,7 +70,7 @@ EnvironBuilder::EnvironBuilder(const EnvironOptions& options)
       k_url_scheme_(interned("wsgi.url_scheme")),
       script_name_(options.script_name) {
   while (!script_name_.empty() && script_name_.back() == '/') script_name_.pop_back();
-  py::module_ mod = py::module_::import("_cppgunicorn");
+  py::module_ mod = objects_module();
   template_[interned("wsgi.version")] = py::make_tuple(1, 0);
   template_[k_url_scheme_] = py::str("http");
   template_[interned("wsgi.errors")] = mod.attr("ErrorStream")();

@@ -4,11 +4,14 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
 
 namespace py = pybind11;
+
+extern char** environ;
 
 namespace cppgunicorn::wsgi {
 
@@ -16,6 +19,21 @@ struct Interpreter::Impl {
   std::optional<py::scoped_interpreter> interpreter;
   std::optional<py::gil_scoped_release> released;
 };
+
+namespace {
+std::string& default_python() {
+  static std::string path = "python3";
+  return path;
+}
+}  // namespace
+
+void Interpreter::set_default_python(std::string path) { default_python() = std::move(path); }
+
+std::string Interpreter::python_version() {
+  // Py_GetVersion needs no running interpreter: "3.11.7 (main, ...) [GCC ...]".
+  std::string v = Py_GetVersion();
+  return v.substr(0, v.find(' '));
+}
 
 std::string Interpreter::home_python() {
   char self[PATH_MAX];
@@ -26,7 +44,7 @@ std::string Interpreter::home_python() {
     std::error_code ec;
     if (std::filesystem::exists(beside, ec)) return beside.string();
   }
-  return CPPGUNICORN_BUILD_PYTHON;
+  return default_python();
 }
 
 namespace {
@@ -66,6 +84,9 @@ Interpreter::~Interpreter() {
 }
 
 void Interpreter::prepare_for_app(const InterpreterOptions& options) {
+  // An inherited interpreter read the environment when it started: what
+  // the master set or removed since (-e, LISTEN_FDS) must show in os.environ.
+  sync_environment();
   // gunicorn puts the app's directory first on sys.path, then --pythonpath.
   py::list path = py::module_::import("sys").attr("path");
   if (!options.app_dir.empty()) path.insert(0, options.app_dir);
@@ -79,6 +100,45 @@ void Interpreter::prepare_for_app(const InterpreterOptions& options) {
     faulthandler.attr("enable")(py::arg("file") = options.fault_fd, py::arg("all_threads") = true);
   } else {
     faulthandler.attr("enable")(py::arg("all_threads") = true);
+  }
+}
+
+void Interpreter::sync_environment() {
+  if (!running()) return;
+  Gil gil;
+  py::dict current;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const char* eq = std::strchr(*e, '=');
+    if (eq == nullptr || eq == *e) continue;
+    current[py::bytes(*e, static_cast<size_t>(eq - *e))] = py::bytes(eq + 1);
+  }
+  // os.environb shares os.environ's data; its setters call putenv/unsetenv
+  // with what the C environment already holds.
+  py::object environb = py::module_::import("os").attr("environb");
+  for (py::handle key : py::list(environb.attr("keys")())) {
+    if (!current.contains(key)) environb.attr("pop")(key, py::none());
+  }
+  for (auto [key, value] : current) {
+    if (!environb.attr("get")(key).equal(value)) environb[key] = value;
+  }
+}
+
+void Interpreter::run_exit_functions() {
+  Gil gil;
+  try {
+    py::module_::import("atexit").attr("_run_exitfuncs")();
+  } catch (py::error_already_set& e) {
+    e.restore();
+    PyErr_Print();
+  }
+  py::module_ sys = py::module_::import("sys");
+  for (const char* name : {"stdout", "stderr"}) {
+    try {
+      py::object stream = sys.attr(name);
+      if (!stream.is_none()) stream.attr("flush")();
+    } catch (py::error_already_set&) {
+      PyErr_Clear();
+    }
   }
 }
 

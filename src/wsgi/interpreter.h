@@ -37,9 +37,25 @@ class Interpreter {
   // inherited interpreter before loading the app.
   static void prepare_for_app(const InterpreterOptions& options);
 
-  // The `python` whose environment we belong to: the one beside this binary
-  // (a virtualenv's bin/), else the interpreter we were built with.
+  // The `python` whose environment an interpreter we start belongs to: the
+  // one beside this binary (a virtualenv's bin/), else the default one.
   static std::string home_python();
+  // That default: the program that links this library says which (the
+  // `cppgunicorn` executable names the Python it was built with); a bare
+  // "python3" otherwise. Not used when Python already runs (our extension
+  // module was imported by it).
+  static void set_default_python(std::string path);
+
+  // Makes os.environ match the C environment (setenv/unsetenv since the
+  // interpreter started). Takes the GIL; nothing if Python is not running.
+  static void sync_environment();
+
+  // What Py_Finalize does that a process ending with _exit still owes the
+  // app: its atexit functions, and the buffered sys.stdout/stderr flushed.
+  static void run_exit_functions();
+
+  // The version of the Python we are linked with, e.g. "3.11.7".
+  static std::string python_version();
 
  private:
   struct Impl;

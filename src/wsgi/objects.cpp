@@ -1,6 +1,6 @@
 #include "wsgi/objects.h"
 
-#include <pybind11/embed.h>
+#include <pybind11/pybind11.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -558,8 +558,8 @@ bool file_body_of(py::handle result, FileBody* out) {
   }
 }
 
-PYBIND11_EMBEDDED_MODULE(_cppgunicorn, m) {
-  m.doc() = "The objects cppgunicorn hands to WSGI applications.";
+namespace {
+void define_objects_module(py::module_& m) {
   ready_types();
   m.add_object("InputStream", reinterpret_cast<PyObject*>(&input_type));
   m.add_object("StartResponse", reinterpret_cast<PyObject*>(&start_response_type));
@@ -580,10 +580,21 @@ PYBIND11_EMBEDDED_MODULE(_cppgunicorn, m) {
       .def("__next__", &FileWrapper::next)
       .def("close", &FileWrapper::close);
 }
+}  // namespace
 
-void register_embedded_module() {
-  // PYBIND11_EMBEDDED_MODULE registers itself at static-initialisation time;
-  // this function exists so the linker keeps this object file.
+py::module_ objects_module() {
+  // Made on first use and kept in sys.modules, not registered through the
+  // inittab: the interpreter may be one we did not start (the `python` that
+  // imported our extension module), and the inittab is closed once Python
+  // runs.
+  py::dict modules = py::module_::import("sys").attr("modules");
+  if (modules.contains("_cppgunicorn")) return modules["_cppgunicorn"].cast<py::module_>();
+  static PyModuleDef definition;
+  py::module_ m = py::module_::create_extension_module(
+      "_cppgunicorn", "The objects cppgunicorn hands to WSGI applications.", &definition);
+  define_objects_module(m);
+  modules["_cppgunicorn"] = m;
+  return m;
 }
 
 }  // namespace cppgunicorn::wsgi

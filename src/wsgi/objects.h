@@ -86,8 +86,9 @@ struct FileBody {
 // from fileno()/tell() mean "no" (the wrapper is then iterated).
 bool file_body_of(pybind11::handle result, FileBody* out);
 
-// Makes sure `_cppgunicorn` is importable; call before the interpreter
-// starts (it registers an inittab entry).
-void register_embedded_module();
+// The module `_cppgunicorn` that holds these types (environ's
+// wsgi.file_wrapper and wsgi.errors come from it), made on first use in the
+// running interpreter. Needs the GIL.
+pybind11::module_ objects_module();
 
 }  // namespace cppgunicorn::wsgi

@@ -358,16 +358,19 @@ PythonConfig* PythonConfig::hooks() { return g_hooks; }
 
 void PythonConfig::start_interpreter() {
   if (state_) return;
+  InterpreterOptions options;
+  options.argv = argv_;
+  // gunicorn puts the current directory on sys.path before reading the
+  // config, so the file can import the project's modules.
+  char cwd[4096];
+  if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
   if (!Interpreter::running()) {
-    register_embedded_module();
-    InterpreterOptions options;
-    options.argv = argv_;
-    // gunicorn puts the current directory on sys.path before reading the
-    // config, so the file can import the project's modules.
-    char cwd[4096];
-    if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
     interpreter_ = std::make_unique<Interpreter>(options);
     interpreter_->release_gil();
+  } else {
+    // The Python that runs us (the installed command): the same path.
+    Gil gil;
+    Interpreter::prepare_for_app(options);
   }
   Gil gil;
   state_ = std::make_unique<State>();

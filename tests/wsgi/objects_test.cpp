@@ -88,7 +88,7 @@ TEST_CASE("wsgi.input reads, reads lines and iterates the body") {
 }
 
 TEST_CASE("only wsgi.file_wrapper over a regular file is a file body") {
-  py::object wrapper = py::module_::import("_cppgunicorn").attr("FileWrapper");
+  py::object wrapper = cppgunicorn::wsgi::objects_module().attr("FileWrapper");
   py::object file = py::module_::import("io").attr("open")("/proc/self/exe", "rb");
   wsgi::FileBody body;
   CHECK(wsgi::file_body_of(wrapper(file), &body));
