@@ -121,6 +121,66 @@ def test_max_requests_with_jitter_retires_workers_under_load_with_no_failed_requ
     assert srv.stop() == 0
 
 
+def test_workers_retiring_soon_after_start_are_no_crash_loop(start_server):
+    # Each worker retires after about 20 requests, a second or less after it
+    # started: a clean exit, so no back-off may hold its replacement, and the
+    # pool is never left without a worker (requests keep completing).
+    srv = start_server("app:app", "-w", "2", "--keep-alive", "30", "--max-requests", "20",
+                       "--max-requests-jitter", "5", chdir=APP_DIR)
+    generations = 14
+    with Load(srv.port, keepalive=3, fresh=1) as load:
+        last, last_change, longest_stall = load.count(), time.monotonic(), 0.0
+        deadline = time.monotonic() + 90
+        while len(load.served_by()) < generations and time.monotonic() < deadline:
+            time.sleep(0.05)
+            now, n = time.monotonic(), load.count()
+            if n != last:
+                last, last_change = n, now
+            longest_stall = max(longest_stall, now - last_change)
+    assert len(load.served_by()) >= generations, "workers were not replaced"
+    assert load.failures == []
+    assert "keep dying" not in srv.stderr()
+    # A replacement boots in a fraction of a second; the crash back-off
+    # would hold it for 100 ms, then 200, 400, ... up to 10 s.
+    assert longest_stall < 2.5, f"no request completed for {longest_stall:.1f} s"
+    assert srv.stop() == 0
+
+
+def test_a_crash_loop_backs_off_without_holding_back_a_retired_workers_replacement(
+        start_server, tmp_path):
+    # One of two workers is killed, and its replacements crash as they boot
+    # until the back-off is seconds long. The other worker then retires after
+    # --max-requests: its replacement must start at once, not wait out the
+    # crashing slot's back-off with no worker left to serve.
+    crash = tmp_path / "crash"
+    srv = start_server("app:app", "-w", "2", "--keep-alive", "30", "--max-requests", "30",
+                       chdir=APP_DIR, env={"PROC_APP_CRASH_IF_EXISTS": str(crash)})
+    master = srv.proc.pid
+    first, _ = wait_for_workers(master, 2)
+    crash.touch()
+    os.kill(first, signal.SIGKILL)
+
+    def longest_delay():
+        return max([int(line.split("waiting ")[1].split()[0])
+                    for line in srv.stderr().splitlines() if "Workers keep dying" in line],
+                   default=0)
+
+    wait_until(lambda: longest_delay() >= 6400 or None, 60, what="a back-off of 6.4 s")
+    crash.unlink()
+    with Load(srv.port, keepalive=2) as load:
+        start = last_change = time.monotonic()
+        last, longest_stall = load.count(), 0.0
+        while time.monotonic() - start < 5:
+            time.sleep(0.05)
+            now, n = time.monotonic(), load.count()
+            if n != last:
+                last, last_change = n, now
+            longest_stall = max(longest_stall, now - last_change)
+    assert len(load.served_by()) >= 2, "the surviving worker did not retire"
+    assert longest_stall < 2.5, f"no request completed for {longest_stall:.1f} s"
+    assert srv.stop() == 0
+
+
 @pytest.mark.parametrize("preload", [False, True])
 @pytest.mark.parametrize("uri, code, message", [
     ("broken_import:app", 3, "Worker failed to boot."),

@@ -382,8 +382,8 @@ void Arbiter::run_worker(base::Heartbeat& heartbeat) {
 
 void Arbiter::manage_workers() {
   if (stopping_ || halt_code_ >= 0) return;
-  if (now_ms() < spawn_not_before_ms_) return;
-  while (live_workers() < target_workers_ && halt_code_ < 0) {
+  int held_back = now_ms() < spawn_not_before_ms_ ? held_back_ : 0;
+  while (live_workers() + held_back < target_workers_ && halt_code_ < 0) {
     spawn_worker();
   }
   // Too many (TTOU): retire the oldest first.
@@ -426,8 +426,13 @@ void Arbiter::reap_workers() {
     if (auto* hooks = wsgi::PythonConfig::hooks()) {
       hooks->worker_hook("child_exit", hook_worker(pid, age), true);
     }
+    // Only a worker that failed counts toward the crash back-off: one that
+    // exited 0 retired (--max-requests, or told to stop) and its
+    // replacement starts at once, however short its life.
+    bool crashed = false;
     if (WIFEXITED(status)) {
       int code = WEXITSTATUS(status);
+      crashed = code != 0;
       if (code == worker::kExitWorkerBootError && halt_code_ < 0) {
         halt_code_ = worker::kExitWorkerBootError;
         halt_reason_ = "Worker failed to boot.";
@@ -442,14 +447,20 @@ void Arbiter::reap_workers() {
       int sig = WTERMSIG(status);
       // A worker told to stop before it could take SIGTERM itself (still
       // booting) dies of it: that is no news.
-      if (!stopping_ && !(retiring && sig == SIGTERM)) {
+      crashed = !(retiring && sig == SIGTERM);
+      if (!stopping_ && crashed) {
         log::error_log().error(
             "Worker (pid:" + std::to_string(pid) + ") was sent " +
             (sig == SIGKILL ? std::string("SIGKILL! Perhaps out of memory?")
                             : std::string(strsignal(sig)) + " (signal " + std::to_string(sig) + ")!"));
       }
     }
-    if (!stopping_ && !retiring) back_off_after_crash(now_ms() - spawned_at);
+    if (stopping_) continue;
+    if (crashed && !retiring) {
+      back_off_after_crash(now_ms() - spawned_at);
+    } else if (!crashed) {
+      crash_streak_ = 0;  // it served and retired: not a crash loop
+    }
   }
 }
 
@@ -466,6 +477,10 @@ void Arbiter::back_off_after_crash(uint64_t lived_ms) {
   if (crash_streak_ < kCrashesBeforeBackoff) return;
   int doublings = std::min(crash_streak_ - kCrashesBeforeBackoff, 10);
   uint64_t delay = std::min<uint64_t>(kFirstBackoffMs << doublings, kMaxBackoffMs);
+  // The delay holds back this crash's replacement only: a worker missing
+  // for another reason (a clean retirement, TTIN) still starts at once.
+  if (now_ms() >= spawn_not_before_ms_) held_back_ = 0;
+  held_back_ = std::min(held_back_ + 1, target_workers_);
   spawn_not_before_ms_ = now_ms() + delay;
   log::error_log().warning("Workers keep dying soon after they start; waiting " +
                            std::to_string(delay) + " ms before the next one");

@@ -98,7 +98,8 @@ class Arbiter {
   pid_t old_master_pid_ = 0; // the master whose USR2 started us
   bool is_worker_ = false;   // set in a forked worker, which must not clean up
   int crash_streak_ = 0;  // workers in a row that died soon after spawning
-  uint64_t spawn_not_before_ms_ = 0;
+  uint64_t spawn_not_before_ms_ = 0;  // crash back-off: until then...
+  int held_back_ = 0;                 // ...this many replacements wait
   uint64_t reload_deadline_ms_ = 0;  // HUP: retire the old workers by then at the latest
   std::unique_ptr<wsgi::Interpreter> preloaded_interpreter_;
   std::unique_ptr<wsgi::Application> preloaded_app_;

@@ -29,8 +29,10 @@ MARKER = open(_marker).read().strip() if _marker and os.path.exists(_marker) els
 if "slow" in MARKER:
     time.sleep(1.0)  # an app that takes a while to import
 
-if os.environ.get("PROC_APP_CRASH_AFTER_BOOT"):
-    # A worker that dies for no reason soon after booting: a crash loop.
+_crash_if = os.environ.get("PROC_APP_CRASH_IF_EXISTS")
+if os.environ.get("PROC_APP_CRASH_AFTER_BOOT") or (_crash_if and os.path.exists(_crash_if)):
+    # A worker that dies for no reason soon after booting: a crash loop
+    # (always, or while the file $PROC_APP_CRASH_IF_EXISTS exists).
     import threading
     threading.Timer(0.05, os._exit, (9,)).start()
 
