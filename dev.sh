@@ -19,7 +19,8 @@ PYTHON=${PYTHON:-python3}
 # Paths under the checkout hash the same in any clone, so ccache hits across them.
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}
 
-APT_PACKAGES=(g++ pkg-config ccache libuv1-dev libtomlplusplus-dev doctest-dev
+APT_PACKAGES=(g++ pkg-config ccache libuv1-dev libtomlplusplus-dev doctest-dev libssl-dev
+  openssl curl  # the TLS tests: a test CA, s_client and curl as clients
   clang libclang-rt-14-dev node-llhttp  # the request-parser fuzzer: clang + libFuzzer, llhttp as its oracle
   python3-venv)  # the wheel check: a venv of Debian's own python3
 

@@ -24,11 +24,12 @@ EXAMPLES = ROOT / "examples"
 # The smoke subset: what packaging/slim_check.sh runs against a wheel
 # installed as a slim image would have it. One module per user-visible
 # area: the example app, app loading and exit codes, HTTP/1.1 connections,
-# the WSGI surface, file bodies, config files and hooks, signals.
+# the WSGI surface, file bodies, config files and hooks, signals, TLS (the
+# wheel's module uses the system's libssl, as Python's ssl does).
 SMOKE_MODULES = {
     "test_example_flask_app", "test_app_loading", "test_http_connection",
     "test_wsgi_surface", "test_spool_and_sendfile", "test_config_sources",
-    "test_server_hooks", "test_signals",
+    "test_server_hooks", "test_signals", "test_tls",
 }
 
 

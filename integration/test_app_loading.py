@@ -112,7 +112,7 @@ def test_python_package_reports_version_and_finds_the_binary():
     assert Path(executable).exists()
     line = subprocess.run([server_binary(), "--version"], capture_output=True, text=True,
                           check=True).stdout.strip()
-    assert re.fullmatch(r"cppgunicorn \(version (\S+)\) on Python (\S+), libuv (\d+\.\d+\.\d+)",
+    assert re.fullmatch(r"cppgunicorn \(version (\S+)\) on Python (\S+), libuv (\d+\.\d+\.\d+), OpenSSL .+",
                         line), line
     assert line.startswith(f"cppgunicorn (version {version}) on Python ")
     assert f"on Python {python}," in line

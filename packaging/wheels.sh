@@ -77,7 +77,10 @@ for v in "${versions[@]}"; do
     -w "$RAW" "$ROOT"
   raw=$(ls "$RAW"/cppgunicorn-*-cp"${v/./}"-cp"${v/./}"-linux_*.whl)
   rm -f "$DIST"/cppgunicorn-*-cp"${v/./}"-cp"${v/./}"-*.whl
-  PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair -w "$DIST" "$raw" >/dev/null
+  # libssl/libcrypto stay outside: the process must use the OpenSSL that
+  # Python's own ssl module loads (every CPython image ships libssl3).
+  PATH="$TOOLS/bin:$PATH" "$TOOLS/bin/auditwheel" repair --exclude libssl.so.3 \
+    --exclude libcrypto.so.3 -w "$DIST" "$raw" >/dev/null
   wheel=$(ls "$DIST"/cppgunicorn-*-cp"${v/./}"-cp"${v/./}"-*manylinux*.whl)
   # Starts after repair: a fresh venv imports it and prints the version.
   check=$(mktemp -d)

@@ -19,6 +19,7 @@
 #include "log/statsd.h"
 #include "log/syslog.h"
 #include "master/arbiter.h"
+#include "net/tls.h"
 #include "wsgi/interpreter.h"
 #include "wsgi/python_config.h"
 
@@ -54,6 +55,15 @@ class MasterEnvironment {
 // Checks that need the whole configuration; at start-up and on HUP.
 void check_settings(const config::Config& config) {
   if (config.app_uri.empty()) throw config::ConfigError("No application module specified.");
+  if (config.ignored.count("ssl_context") != 0) {
+    // gunicorn's hook returns a Python ssl.SSLContext, which our OpenSSL
+    // objects cannot take over; running without it would serve other TLS
+    // than the user wrote.
+    throw config::ConfigError(
+        "Invalid value for ssl_context: an ssl_context hook is not supported by cppgunicorn "
+        "(its Python SSLContext cannot be used by the server); set certfile, keyfile, "
+        "ca_certs, cert_reqs, ciphers and ssl_version (the minimum TLS version) instead");
+  }
   if (!config.tmp_upload_dir.empty()) {
     try {
       base::SpoolFile::check_directory(config.tmp_upload_dir);
@@ -133,8 +143,9 @@ config::Config reload_configuration(const std::vector<std::string>& args,
 Server::Server(std::vector<std::string> args) : args_(std::move(args)) {}
 
 int Server::run() {
-  // The master's Python, started only if a Python config file is read (or
-  // hooks from TOML need it); it outlives the arbiter.
+  // The master's Python: the one running us (the installed command), or
+  // one started only if a Python config file is read (or hooks from TOML
+  // need it); it outlives the arbiter.
   std::vector<std::string> python_argv = {program_.front()};
   python_argv.insert(python_argv.end(), args_.begin(), args_.end());
   wsgi::PythonConfig python(python_argv);
@@ -188,6 +199,17 @@ int Server::run() {
     log::error_log().error("Invalid value for chdir: '" + config.chdir + "': " + std::strerror(errno));
     return 1;
   }
+  if (config.tls.enabled()) {
+    // Every TLS file and value now (relative paths from --chdir, as in
+    // gunicorn), so that a bad one stops the start and --check-config.
+    // A HUP checks them again as it builds the new context.
+    try {
+      net::TlsContext check(config.tls);
+    } catch (const net::TlsConfigError& e) {
+      std::fprintf(stderr, "Error: %s\n", e.what());
+      return 1;
+    }
+  }
   if (config.print_config) {
     std::fputs(config::print_config(loaded).c_str(), stdout);
     std::fflush(stdout);
@@ -226,7 +248,8 @@ void set_default_python(std::string path) { wsgi::Interpreter::set_default_pytho
 
 std::string version_line() {
   return "cppgunicorn (version " CPPGUNICORN_VERSION ") on Python " +
-         wsgi::Interpreter::python_version() + ", libuv " + uv_version_string();
+         wsgi::Interpreter::python_version() + ", libuv " + uv_version_string() + ", " +
+         net::openssl_version();
 }
 
 int main_from_command_line(int argc, char** argv) {

@@ -37,7 +37,8 @@ int main_from_command_line(int argc, char** argv);
 // executable. The installed command does not start one: Python runs it.
 void set_default_python(std::string path);
 
-// "cppgunicorn (version X) on Python Y, libuv Z": what --version prints.
+// "cppgunicorn (version X) on Python Y, libuv Z, OpenSSL W ...": what
+// --version prints.
 std::string version_line();
 
 }  // namespace cppgunicorn

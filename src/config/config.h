@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "net/tls.h"
+
 namespace cppgunicorn::config {
 
 struct Config {
@@ -101,6 +103,11 @@ struct Config {
   // --- Request spooling and file responses (reload area) -------------------
   std::string tmp_upload_dir;  // "": $TMPDIR (or /tmp) for spooled request bodies
   bool sendfile = true;        // false (--no-sendfile): file_wrapper bodies are read in blocks
+
+  // --- TLS: certfile, keyfile, ca_certs, cert_reqs, ciphers, ssl_version,
+  // suppress_ragged_eofs (do_handshake_on_connect is accepted: a handshake
+  // always starts as soon as its bytes arrive, on the loop).
+  net::TlsSettings tls;
 
   std::vector<std::string> bind_or_default() const;
 };

@@ -21,6 +21,11 @@ int status_for(ParseError error) {
 
 std::string_view canned_response(ParseError error) {
   // Bodies are short on purpose: the reason is logged, not echoed back.
+  if (error == ParseError::kPlainHttpToTls) {
+    // nginx's words, so that whoever reads it knows to use https://.
+    return "HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+           "Content-Length: 46\r\n\r\nThe plain HTTP request was sent to HTTPS port\n";
+  }
   switch (status_for(error)) {
     case 414:
       return "HTTP/1.1 414 URI Too Long\r\nConnection: close\r\nContent-Type: text/plain\r\n"

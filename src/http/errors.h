@@ -26,6 +26,7 @@ enum class ParseError {
   kBodyTooLarge,           // 413: the body is larger than limit_request_body
   kExpectationFailed,      // 417: an Expect other than 100-continue
   kRequestTimeout,         // 408: the head (or body) did not arrive in time
+  kPlainHttpToTls,         // 400: plain HTTP sent to a TLS port (answered in plain HTTP)
 };
 
 int status_for(ParseError error);

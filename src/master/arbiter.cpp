@@ -365,7 +365,8 @@ void Arbiter::run_worker(base::Heartbeat& heartbeat) {
     ::umask(static_cast<mode_t>(config_.umask));
     base::SpoolFile::use_directory(config_.tmp_upload_dir);
     log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
-    worker::Worker w(config_, listeners_, access_log_, &heartbeat, preloaded_app_.get());
+    worker::Worker w(config_, listeners_, access_log_, &heartbeat, preloaded_app_.get(),
+                     tls_.get());
     w.set_before_app_import([this] { switch_owner(resolve_owner(config_)); });
     code = w.run();
     if (code == worker::kExitOk) {
@@ -533,9 +534,18 @@ void Arbiter::reload() {
   spawn_not_before_ms_ = 0;
 }
 
+std::string Arbiter::display(const net::ListenSocket& l) const {
+  // gunicorn says https:// for its TLS listeners.
+  if (tls_ && l.display.rfind("http://", 0) == 0) return "https://" + l.display.substr(7);
+  return l.display;
+}
+
 void Arbiter::apply_reloaded_config(config::Config fresh) {
-  // New listeners first: binding is the one step that can still fail, and
-  // then nothing has changed yet.
+  // The certificate and key again (renewed files take effect for the new
+  // workers), then new listeners: the steps that can still fail, before
+  // anything has changed.
+  std::shared_ptr<const net::TlsContext> tls;
+  if (fresh.tls.enabled()) tls = std::make_shared<const net::TlsContext>(fresh.tls);
   std::vector<std::string> binds = fresh.bind_or_default();
   std::vector<net::ListenSocket> added;
   std::vector<std::string> added_binds;
@@ -566,7 +576,7 @@ void Arbiter::apply_reloaded_config(config::Config fresh) {
   }
   net::close_listeners(removed, !sockets_shared());
   for (size_t i = 0; i < added.size(); ++i) {
-    log::error_log().info("Listening at: " + added[i].display + " (" + std::to_string(::getpid()) + ")");
+    log::error_log().info("Listening at: " + display(added[i]) + " (" + std::to_string(::getpid()) + ")");
     listeners_.push_back(added[i]);
     listener_binds_.push_back(added_binds[i]);
   }
@@ -606,6 +616,7 @@ void Arbiter::apply_reloaded_config(config::Config fresh) {
   fresh.daemon = config_.daemon;
   fresh.preload_app = config_.preload_app;
   config_ = std::move(fresh);
+  tls_ = std::move(tls);
   if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->set_num_workers(config_.workers);
   base::set_proc_title(title(reexec_pid_ != 0 ? "master (old)" : "master"));
 }
@@ -819,6 +830,9 @@ int Arbiter::serve() {
   target_workers_ = config_.workers;
   try {
     resolve_owner(config_);  // a bad --user or --group stops us before binding
+    // Built here, before the fork, with the master's rights to the key:
+    // every worker shares it (and its session-ticket keys).
+    if (config_.tls.enabled()) tls_ = std::make_shared<const net::TlsContext>(config_.tls);
     access_log_.set_format(config_.access_log_format.empty() ? log::kDefaultAccessLogFormat
                                                              : config_.access_log_format);
     if (!config_.accesslog.empty()) access_log_.file().open(config_.accesslog, stdout);
@@ -860,7 +874,7 @@ int Arbiter::serve() {
     return 1;
   }
   for (const auto& l : listeners_) {
-    log::error_log().info("Listening at: " + l.display + " (" + std::to_string(::getpid()) + ")");
+    log::error_log().info("Listening at: " + display(l) + " (" + std::to_string(::getpid()) + ")");
   }
   log::error_log().info(std::string("Using worker: uv (") +
                         (config_.threads > 1 ? "threads" : "loop thread") + ")");

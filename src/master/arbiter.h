@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "log/access_log.h"
 #include "net/listener.h"
+#include "net/tls.h"
 
 namespace cppgunicorn::wsgi {
 class Application;
@@ -77,6 +78,8 @@ class Arbiter {
   void write_pidfile();
   void remove_pidfile();
   std::string title(const char* role) const;
+  // A listener as the log names it: https:// when TLS is on.
+  std::string display(const net::ListenSocket& l) const;
 
   config::Config config_;
   std::vector<std::string> exec_argv_;
@@ -101,6 +104,7 @@ class Arbiter {
   uint64_t spawn_not_before_ms_ = 0;  // crash back-off: until then...
   int held_back_ = 0;                 // ...this many replacements wait
   uint64_t reload_deadline_ms_ = 0;  // HUP: retire the old workers by then at the latest
+  std::shared_ptr<const net::TlsContext> tls_;  // set when TLS is configured
   std::unique_ptr<wsgi::Interpreter> preloaded_interpreter_;
   std::unique_ptr<wsgi::Application> preloaded_app_;
 };

@@ -98,6 +98,11 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   peer_trusted_ = worker_.forwarded().trusts(peer_.remote_addr);
   parser_.set_forwarder_trusted(peer_trusted_);
   last_activity_ms_ = uv_now(worker_.loop());
+  accepted_ms_ = last_activity_ms_;
+  if (const net::TlsContext* tls = worker_.tls()) {
+    tls_ = std::make_unique<net::TlsSession>(*tls);
+    peer_.url_scheme = "https";
+  }
   if (uv_read_start(&h_.stream, on_alloc, on_read) != 0) return false;
   reading_ = true;
   return true;
@@ -113,7 +118,11 @@ void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(s->data);
   if (n > 0) {
-    c->on_data(buf->base, static_cast<size_t>(n));
+    if (c->tls_) {
+      c->on_tls_data(buf->base, static_cast<size_t>(n));
+    } else {
+      c->on_data(buf->base, static_cast<size_t>(n));
+    }
   } else if (n == UV_EOF) {
     c->on_eof();
   } else if (n < 0) {
@@ -137,6 +146,49 @@ void Connection::on_data(const char* data, size_t n) {
     return;
   }
   consume(data, n);
+}
+
+void Connection::on_tls_data(const char* data, size_t n) {
+  if (lingering_ || closing_ || close_when_flushed_) {
+    last_activity_ms_ = uv_now(worker_.loop());  // draining: nothing to decrypt
+    return;
+  }
+  if (tls_first_read_) {
+    tls_first_read_ = false;
+    if (!net::looks_like_tls(std::string_view(data, n))) {
+      // Plain HTTP to the TLS port: say so in plain HTTP, as nginx does.
+      log::error_log().debug("Plain HTTP request from " + peer_.remote_addr + " to a TLS port");
+      std::string_view response = http::canned_response(http::ParseError::kPlainHttpToTls);
+      uv_buf_t buf = buf_of(response);
+      send_raw(&buf, 1);
+      close_after_writes();  // no close_notify: no TLS session began
+      return;
+    }
+  }
+  // Handshake bytes are progress too; the handshake deadline in sweep()
+  // bounds how long they may trickle.
+  last_activity_ms_ = uv_now(worker_.loop());
+  tls_plain_.clear();
+  bool ok = tls_->feed(data, n, &tls_plain_);
+  flush_tls_output();
+  if (!ok) {
+    log::error_log().debug("TLS error with " + peer_.remote_addr + ": " + tls_->error());
+    // The alert OpenSSL made (if any) goes out first; nothing else will.
+    client_closes_ = false;
+    close_after_writes();
+    return;
+  }
+  if (!tls_plain_.empty()) on_data(tls_plain_.data(), tls_plain_.size());
+  if (tls_ && tls_->peer_closed() && !closing_) on_eof();  // close_notify: the end of the stream
+}
+
+void Connection::flush_tls_output() {
+  if (!tls_) return;
+  std::string& out = tls_->output();
+  if (out.empty()) return;
+  uv_buf_t buf = buf_of(out);
+  send_raw(&buf, 1);  // copies what the kernel does not take at once
+  out.clear();
 }
 
 void Connection::consume(const char* data, size_t n) {
@@ -206,6 +258,14 @@ bool Connection::spool_body() {
 }
 
 void Connection::on_eof() {
+  if (tls_ && !tls_->peer_closed() && !worker_.config().tls.suppress_ragged_eofs && !lingering_) {
+    // suppress_ragged_eofs=False: an EOF without close_notify may be a
+    // truncation attack, so it ends nothing gracefully.
+    log::error_log().debug("TLS connection from " + peer_.remote_addr +
+                           " ended without close_notify");
+    close();
+    return;
+  }
   peer_eof_ = true;
   if (reading_) {
     uv_read_stop(&h_.stream);
@@ -298,7 +358,8 @@ void Connection::pump() {
   LoopGil gil(worker_.app_pool());
   // sendfile(2) is for the direct path, where the loop thread owns the
   // iterable; a pool thread iterates a file wrapper like any other body.
-  if (!head_sent_ && busy_ && !worker_.app_pool() && worker_.config().sendfile &&
+  // Over TLS the file goes through the encrypting writer like any body.
+  if (!head_sent_ && busy_ && !worker_.app_pool() && worker_.config().sendfile && !tls_ &&
       exchange_->responded() && start_file_body()) {
     return;
   }
@@ -573,6 +634,27 @@ int Connection::try_write(const uv_buf_t* bufs, unsigned int count) {
 }
 
 void Connection::send(const uv_buf_t* bufs, unsigned int count) {
+  if (!tls_) {
+    send_raw(bufs, count);
+    return;
+  }
+  if (closing_) return;
+  // One TLS record for the pieces of one response write (head, chunk
+  // header, chunk, CRLF) rather than one each.
+  size_t total = 0;
+  for (unsigned int i = 0; i < count; ++i) total += bufs[i].len;
+  if (count > 1 && total <= kCorkBytes) {
+    std::string joined;
+    joined.reserve(total);
+    for (unsigned int i = 0; i < count; ++i) joined.append(bufs[i].base, bufs[i].len);
+    tls_->write(joined);
+  } else {
+    for (unsigned int i = 0; i < count; ++i) tls_->write(std::string_view(bufs[i].base, bufs[i].len));
+  }
+  flush_tls_output();
+}
+
+void Connection::send_raw(const uv_buf_t* bufs, unsigned int count) {
   if (closing_) return;
   size_t total = 0;
   for (unsigned int i = 0; i < count; ++i) total += bufs[i].len;
@@ -669,6 +751,10 @@ void Connection::on_drained() {
 }
 
 void Connection::close_after_writes() {
+  if (tls_ && !close_when_flushed_) {
+    tls_->shutdown();  // close_notify behind the response
+    flush_tls_output();
+  }
   close_when_flushed_ = true;
   if (backlog() == 0) start_lingering_close();
 }
@@ -751,6 +837,15 @@ void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
                            " that read nothing for " + std::to_string(timeout_ms / 1000) + " s");
     close();
     return;
+  }
+  if (tls_ && !tls_->established()) {
+    // The handshake, like a request head, must finish within the timeout
+    // however its bytes trickle (a silent client goes at keep-alive, below).
+    if (now_ms - accepted_ms_ > timeout_ms) {
+      log::error_log().debug("TLS handshake from " + peer_.remote_addr + " timed out");
+      close();
+      return;
+    }
   }
   if (busy_) return;
   if (parser_.reading_head()) {

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "http/parser.h"
+#include "net/tls.h"
 #include "http/response_head.h"
 #include "wsgi/environ.h"
 
@@ -53,6 +54,10 @@ class Connection {
   static void on_closed(uv_handle_t* h);
 
   void on_data(const char* data, size_t n);
+  // TLS: bytes from the socket, decrypted into on_data.
+  void on_tls_data(const char* data, size_t n);
+  // Sends the ciphertext the TLS session produced (handshake, alerts).
+  void flush_tls_output();
   void on_eof();
   // Parses and serves requests from `data` until it is used up or a response
   // has to wait for the socket; what is left is kept in pending_input_.
@@ -74,9 +79,11 @@ class Connection {
   void finish_request(bool keep_alive);
   void reject(http::ParseError error);
 
-  // Writes with uv_try_write; whatever the kernel does not take is copied
-  // and queued behind one uv_write at a time.
+  // Response bytes: encrypted first on a TLS connection, then send_raw.
   void send(const uv_buf_t* bufs, unsigned int count);
+  // Bytes as they go on the wire: written with uv_try_write; whatever the
+  // kernel does not take is copied and queued behind one uv_write at a time.
+  void send_raw(const uv_buf_t* bufs, unsigned int count);
   // uv_try_write: the bytes the kernel took (0 when it took none), or a
   // negative error when the peer is gone.
   int try_write(const uv_buf_t* bufs, unsigned int count);
@@ -107,6 +114,12 @@ class Connection {
   bool corked_ = false;          // queued_ holds bytes for the worker's cork flush
   bool continue_after_flush_ = false;
   bool client_closes_ = false;   // the last request asked to close, and nothing followed it
+
+  // TLS (--certfile): the session, and the plaintext of the last read.
+  std::unique_ptr<net::TlsSession> tls_;
+  std::string tls_plain_;
+  bool tls_first_read_ = true;
+  uint64_t accepted_ms_ = 0;  // the TLS handshake deadline runs from here
 
   http::Parser parser_;
   std::string pending_input_;   // bytes read but not yet parsed

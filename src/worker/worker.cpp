@@ -54,7 +54,7 @@ size_t connection_cap(int worker_connections) {
 
 Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket>& listeners,
                log::AccessLog& access_log, base::Heartbeat* heartbeat,
-               wsgi::Application* preloaded)
+               wsgi::Application* preloaded, const net::TlsContext* tls)
     : config_(config),
       sockets_(listeners),
       access_log_(access_log),
@@ -64,6 +64,7 @@ Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket
       // keeps the untouched pages of this 64 KiB out of its memory.
       read_buffer_(std::make_unique_for_overwrite<char[]>(kReadBufferSize)),
       heartbeat_(heartbeat),
+      tls_(tls),
       app_(preloaded) {}
 
 Worker::~Worker() = default;

@@ -17,6 +17,7 @@
 #include "log/access_log.h"
 #include "net/handle.h"
 #include "net/listener.h"
+#include "net/tls.h"
 #include "worker/forwarded.h"
 
 namespace cppgunicorn::wsgi {
@@ -40,7 +41,8 @@ class Worker {
   // `preloaded`: the app the master imported (--preload); else the worker
   // starts its own interpreter and imports the app itself.
   Worker(const config::Config& config, const std::vector<net::ListenSocket>& listeners,
-         log::AccessLog& access_log, base::Heartbeat* heartbeat, wsgi::Application* preloaded);
+         log::AccessLog& access_log, base::Heartbeat* heartbeat, wsgi::Application* preloaded,
+         const net::TlsContext* tls = nullptr);
   ~Worker();
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
@@ -66,6 +68,9 @@ class Worker {
   AppPool* app_pool() { return app_pool_.get(); }
   const http::ParserOptions& parser_options() const { return parser_options_; }
   const config::Config& config() const { return config_; }
+  // The master's TLS context when --certfile is set: every connection
+  // speaks TLS. Null for plain HTTP.
+  const net::TlsContext* tls() const { return tls_; }
   const ForwardedPolicy& forwarded() const { return forwarded_; }
   log::AccessLog& access_log() { return access_log_; }
   std::string_view http_date() { return date_.now(); }
@@ -114,6 +119,7 @@ class Worker {
   std::unique_ptr<char[]> read_buffer_;
 
   base::Heartbeat* heartbeat_;
+  const net::TlsContext* tls_;
   std::unique_ptr<wsgi::Interpreter> own_interpreter_;
   std::unique_ptr<wsgi::Application> own_app_;
   std::unique_ptr<wsgi::Reloader> reloader_;  // --reload
