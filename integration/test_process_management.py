@@ -10,8 +10,9 @@ import time
 import pytest
 
 from conftest import APPS, free_port, server_binary
-from proc_tools import (APP_DIR, HttpClient, Load, alive, children, cmdline, get_once, parent_of,
-                        wait_for_workers, wait_until, workers, zombies)
+from proc_tools import (APP_DIR, HttpClient, Load, alive, children, clients_on_every_worker,
+                        cmdline, get_once, parent_of, wait_for_workers, wait_until, workers,
+                        zombies)
 
 
 def test_workers_are_forked_and_titled_in_ps(start_server):
@@ -155,10 +156,13 @@ def test_a_crash_loop_backs_off_without_holding_back_a_retired_workers_replaceme
     crash = tmp_path / "crash"
     srv = start_server("app:app", "-w", "2", "--keep-alive", "30", "--max-requests", "30",
                        chdir=APP_DIR, env={"PROC_APP_CRASH_IF_EXISTS": str(crash)})
-    master = srv.proc.pid
-    first, _ = wait_for_workers(master, 2)
+    # Both workers have imported the app (each answered) before the file
+    # that makes new ones crash appears.
+    serving = clients_on_every_worker(srv.port, 2)
+    for client in serving.values():
+        client.close()
     crash.touch()
-    os.kill(first, signal.SIGKILL)
+    os.kill(min(serving), signal.SIGKILL)
 
     def longest_delay():
         return max([int(line.split("waiting ")[1].split()[0])
