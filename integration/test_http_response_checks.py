@@ -53,3 +53,61 @@ def test_a_body_longer_than_its_content_length_is_cut_and_the_connection_closed(
     assert body == b"12345" and closed
     time.sleep(0.2)
     assert "longer than its Content-Length" in srv.stderr()
+
+
+def _get(port, target):
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: a\r\n\r\n")
+        return _read_some(sock)
+
+
+def _read_some(sock):
+    data = b""
+    sock.settimeout(2)
+    try:
+        while b"\r\n\r\n" not in data or not data.split(b"\r\n\r\n", 1)[1]:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    return data
+
+
+def _wait_for_log(srv, text):
+    deadline = time.monotonic() + 5
+    while text not in srv.stderr() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return text in srv.stderr()
+
+
+def test_a_status_without_reason_phrase_gets_the_standard_one_and_one_warning(start_server, tmp_path):
+    srv = start_hardening(start_server, tmp_path)
+    for _ in range(2):
+        data = _get(srv.port, b"/status?s=200")
+        assert data.startswith(b"HTTP/1.1 200 OK\r\n"), data[:40]
+    data = _get(srv.port, b"/status?s=299")
+    assert data.startswith(b"HTTP/1.1 299 \r\n"), data[:40]  # unknown code: the space stays
+    assert _wait_for_log(srv, "has no reason phrase; sending '200 OK'")
+    assert srv.stderr().count("has no reason phrase") == 1
+
+
+@pytest.mark.parametrize("status", [b"200%20O%01K", b"200%20OK%7F", b"200%20O%1BK"])
+def test_a_reason_phrase_with_a_control_character_is_a_500(start_server, tmp_path, status):
+    srv = start_hardening(start_server, tmp_path)
+    data = _get(srv.port, b"/status?s=" + status)
+    assert status_of(data) == 500
+    assert _wait_for_log(srv, "status contains a control character")
+
+
+@pytest.mark.parametrize("values", [
+    [b"5", b"5"], [b"5", b"6"], [b"99999999999999999999999"],
+])
+def test_content_length_from_the_app_must_be_one_valid_number(start_server, tmp_path, values):
+    srv = start_hardening(start_server, tmp_path)
+    query = b"&".join(b"v=" + v for v in values)
+    data = _get(srv.port, b"/lengths?" + query)
+    assert status_of(data) == 500, data[:200]
+    assert b"12345" not in data
+    assert _wait_for_log(srv, "Content-Length header")

@@ -30,6 +30,9 @@ struct ResponsePlan {
 // when it is not three digits followed by a space or the end.
 int parse_status_code(std::string_view status);
 
+// RFC 9110's reason phrase for a status code ("OK" for 200); "" if unknown.
+std::string_view standard_reason(int code);
+
 // Decides framing and persistence. `known_length` is set when the whole body
 // is already in hand (a one-chunk body) and the app gave no Content-Length.
 // Throws std::invalid_argument for a Content-Length header that is not a

@@ -249,7 +249,15 @@ void AppPool::thread_main(size_t slot) {
         job = std::move(jobs_.front());
         jobs_.pop_front();
       }
-      serve(slot, job);
+      // Nothing may end a pool thread (std::terminate): a failure the
+      // exchange did not turn into a 500 itself ends this request only.
+      try {
+        serve(slot, job);
+      } catch (const std::exception& e) {  // pybind11's error_already_set too
+        fail(slot, job, e.what());
+      } catch (...) {
+        fail(slot, job, "unknown exception");
+      }
     }
   }
   {
@@ -289,6 +297,19 @@ bool AppPool::wait_for_room(size_t slot, ResponseChannel& channel) {
   }
   set_slot(slot, base::Heartbeat::now_ms());
   return !cancelled;
+}
+
+void AppPool::fail(size_t slot, const std::shared_ptr<ResponseChannel>& channel,
+                   const std::string& what) {
+  log::error_log().error("Error in a worker thread serving " + channel->request.method + " " +
+                         channel->request.target + ": " + what);
+  set_slot(slot, 0);
+  ResponseEvent event;
+  event.kind = wsgi::ResponseSource::Next::kError;  // a 500, or a close mid-body
+  event.head.emplace();
+  bool wake = false;
+  push(*channel, std::move(event), &wake);
+  if (wake) this->wake(channel);
 }
 
 void AppPool::serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel) {

@@ -119,6 +119,8 @@ class AppPool {
   static void on_async(uv_async_t* handle);
   void thread_main(size_t slot);
   void serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel);
+  // What serve() threw: logged, and the request ends in an error event.
+  void fail(size_t slot, const std::shared_ptr<ResponseChannel>& channel, const std::string& what);
   bool wait_for_room(size_t slot, ResponseChannel& channel);
   void wake(const std::shared_ptr<ResponseChannel>& channel);
   void set_slot(size_t slot, uint64_t since_ms);

@@ -69,6 +69,22 @@ uv_buf_t buf_of(std::string_view s) {
 }
 }  // namespace
 
+template <typename F>
+void Connection::guarded(F&& body) {
+  // Called from libuv's C frames, which nothing may unwind through: a
+  // failure ends this connection, logged, and the worker goes on.
+  try {
+    body();
+  } catch (const std::exception& e) {
+    log::error_log().error("Error on a connection from " + peer_.remote_addr + ": " + e.what());
+    close();
+  } catch (...) {
+    log::error_log().error("Error on a connection from " + peer_.remote_addr +
+                           ": unknown exception");
+    close();
+  }
+}
+
 Connection::Connection(Worker& worker) : worker_(worker), parser_(worker.parser_options()) {
   std::memset(&h_, 0, sizeof h_);
 }
@@ -117,17 +133,19 @@ void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 
 void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(s->data);
-  if (n > 0) {
-    if (c->tls_) {
-      c->on_tls_data(buf->base, static_cast<size_t>(n));
-    } else {
-      c->on_data(buf->base, static_cast<size_t>(n));
+  c->guarded([&] {
+    if (n > 0) {
+      if (c->tls_) {
+        c->on_tls_data(buf->base, static_cast<size_t>(n));
+      } else {
+        c->on_data(buf->base, static_cast<size_t>(n));
+      }
+    } else if (n == UV_EOF) {
+      c->on_eof();
+    } else if (n < 0) {
+      c->close();
     }
-  } else if (n == UV_EOF) {
-    c->on_eof();
-  } else if (n < 0) {
-    c->close();
-  }
+  });
 }
 
 void Connection::on_data(const char* data, size_t n) {
@@ -334,9 +352,11 @@ void Connection::start_request() {
     // --threads > 1: a pool thread calls the app; pump() takes what it has
     // produced and is called again when there is more.
     exchange_ = pool->submit(request, *peer, [this] {
-      if (!busy_ || closing_) return;
-      pump();
-      if (!busy_) resume_after_response();
+      guarded([this] {
+        if (!busy_ || closing_) return;
+        pump();
+        if (!busy_) resume_after_response();
+      });
     });
     pump();
     return;
@@ -707,8 +727,10 @@ void Connection::on_write(uv_write_t* req, int status) {
     return;
   }
   c->inflight_.clear();
-  c->flush_queue();
-  c->on_drained();
+  c->guarded([c] {
+    c->flush_queue();
+    c->on_drained();
+  });
 }
 
 void Connection::flush_cork() {
@@ -730,6 +752,10 @@ void Connection::flush_cork() {
 }
 
 void Connection::continue_after_flush() {
+  guarded([this] { continue_after_flushed_cork(); });
+}
+
+void Connection::continue_after_flushed_cork() {
   if (!continue_after_flush_) return;
   continue_after_flush_ = false;
   if (closing_) return;

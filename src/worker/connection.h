@@ -47,6 +47,11 @@ class Connection {
   void continue_after_flush();
 
  private:
+  // Runs `body` from a libuv callback: an exception closes this connection.
+  template <typename F>
+  void guarded(F&& body);
+  void continue_after_flushed_cork();
+
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);

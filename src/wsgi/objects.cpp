@@ -10,6 +10,7 @@
 #include <new>
 
 #include "http/parser.h"
+#include "http/response_head.h"
 #include "log/logger.h"
 
 namespace py = pybind11;
@@ -174,6 +175,9 @@ PyObject* raise_current() {
     e.set_error();
   } catch (std::exception& e) {
     PyErr_SetString(PyExc_RuntimeError, e.what());
+  } catch (...) {
+    // Nothing may unwind through CPython's C frames.
+    PyErr_SetString(PyExc_RuntimeError, "unknown C++ exception in cppgunicorn");
   }
   return nullptr;
 }
@@ -301,11 +305,26 @@ PyObject* start_response_body(StartResponseObject* self, PyObject* status, PyObj
   py::object status_holder;
   std::string status_text(latin1_view(status, "status", &status_holder));
   check_no_controls(status_text, "status");
+  // RFC 9112 section 4: reason-phrase = *( HTAB / SP / VCHAR / obs-text ).
+  if (!is_field_value(status_text)) throw py::value_error("status contains a control character");
   if (status_text.size() < 3 || !std::isdigit(static_cast<unsigned char>(status_text[0])) ||
       !std::isdigit(static_cast<unsigned char>(status_text[1])) ||
       !std::isdigit(static_cast<unsigned char>(status_text[2])) ||
       (status_text.size() > 3 && status_text[3] != ' ')) {
     throw py::value_error("invalid status " + status_text + ": expected 'NNN Reason'");
+  }
+  if (status_text.size() == 3) {
+    // "200" alone: the status line still needs the space before an
+    // (empty) reason (RFC 9112 section 4); the standard phrase reads better.
+    static bool warned = false;
+    std::string_view reason = http::standard_reason(std::stoi(status_text));
+    std::string completed = status_text + " " + std::string(reason);
+    if (!warned) {
+      warned = true;
+      log::error_log().warning("start_response() status '" + status_text +
+                               "' has no reason phrase; sending '" + completed + "'");
+    }
+    status_text = std::move(completed);
   }
   if (!PyList_Check(headers)) {
     throw py::type_error("response headers must be a list of (name, value) tuples");

@@ -68,6 +68,15 @@ def app(environ, start_response):
         name, value = BAD_HEADERS[query["bad"][0]]
         start_response("200 OK", [("Content-Type", "text/plain"), (name, value)])
         return [b"must not be sent"]
+    if path == "/status":
+        # start_response with the status text given (a bare code, a
+        # control character in the reason).
+        start_response(query["s"][0], [("Content-Type", "text/plain")])
+        return [b"status body"]
+    if path == "/lengths":
+        # Content-Length values as given, one header each.
+        start_response("200 OK", [("Content-Length", v) for v in query["v"]])
+        return [b"12345"]
     if path == "/short":
         start_response("200 OK", [("Content-Length", "100")])
         return [b"only ten.."]
