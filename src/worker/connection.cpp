@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <optional>
+#include <vector>
 
 #include "http/errors.h"
 #include "log/logger.h"
@@ -31,6 +32,8 @@ constexpr size_t kCorkBytes = 16 * 1024;
 // much is read and queued instead, to learn when it drains.
 constexpr size_t kSendfileMax = 4 * 1024 * 1024;
 constexpr size_t kFilePieceSize = 64 * 1024;
+// The most one uv_buf_t carries here (its length is an unsigned int).
+constexpr size_t kMaxBufBytes = size_t{1} << 30;
 // Request body bytes kept in memory; the rest is spooled to a file.
 constexpr size_t kBodyInMemory = 1024 * 1024;
 // Stop reading when this much pipelined input waits behind a response.
@@ -561,15 +564,24 @@ void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
         plan_.keep_alive = false;
       }
     }
-    if (plan_.framing == http::Framing::kChunked) {
+    bool chunked = plan_.framing == http::Framing::kChunked;
+    if (chunked) {
       size_t n = http::format_chunk_header(chunk.size(), chunk_header);
       bufs[count++] = buf_of(std::string_view(chunk_header, n));
-      bufs[count++] = buf_of(chunk);
-      bufs[count++] = buf_of("\r\n");
-    } else if (!chunk.empty()) {
-      bufs[count++] = buf_of(chunk);
     }
     body_bytes_ += chunk.size();
+    if (chunk.size() > kMaxBufBytes) {
+      // Past what one uv_buf_t can say (its length is 32 bits): in pieces.
+      std::vector<uv_buf_t> pieces(bufs, bufs + count);
+      for (size_t at = 0; at < chunk.size(); at += kMaxBufBytes) {
+        pieces.push_back(buf_of(chunk.substr(at, kMaxBufBytes)));
+      }
+      if (chunked) pieces.push_back(buf_of("\r\n"));
+      send(pieces.data(), static_cast<unsigned int>(pieces.size()));
+      return;
+    }
+    bufs[count++] = buf_of(chunk);
+    if (chunked) bufs[count++] = buf_of("\r\n");
   }
   if (count > 0) send(bufs, count);
 }

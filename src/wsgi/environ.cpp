@@ -11,7 +11,9 @@ namespace cppgunicorn::wsgi {
 namespace {
 
 py::str interned(const char* s) {
-  return py::reinterpret_steal<py::str>(PyUnicode_InternFromString(s));
+  PyObject* o = PyUnicode_InternFromString(s);
+  if (o == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(o);
 }
 
 py::object latin1(std::string_view s) {
@@ -100,7 +102,9 @@ EnvironBuilder::EnvironBuilder(const EnvironOptions& options)
     spares.push_back(py::str("cppgunicorn.spare" + std::to_string(spares.size())));
     template_[spares.back()] = py::none();
   }
-  for (const py::str& key : spares) PyDict_DelItem(template_.ptr(), key.ptr());
+  for (const py::str& key : spares) {
+    if (PyDict_DelItem(template_.ptr(), key.ptr()) != 0) throw py::error_already_set();
+  }
   warm_ = py::reinterpret_steal<py::dict>(PyDict_Copy(template_.ptr()));
   if (!warm_) throw py::error_already_set();
 }
@@ -180,7 +184,7 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
     if (existing != nullptr && hk.is_http) {
       // RFC 9110 section 5.3: repeated fields combine into one list.
       py::object joined = py::reinterpret_borrow<py::object>(existing) + py::str(", ") + latin1(value);
-      PyDict_SetItem(d, k, joined.ptr());
+      if (PyDict_SetItem(d, k, joined.ptr()) != 0) throw py::error_already_set();
     } else {
       set(d, hk.key, hk.last, value);
     }
@@ -207,7 +211,7 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
   set_warm(d, k_remote_addr_, remote_addr_, peer.remote_addr);
   set_warm(d, k_remote_port_, remote_port_, peer.remote_port);
   set_warm(d, k_url_scheme_, url_scheme_, peer.url_scheme);
-  PyDict_SetItem(d, k_wsgi_input_.ptr(), input.ptr());
+  if (PyDict_SetItem(d, k_wsgi_input_.ptr(), input.ptr()) != 0) throw py::error_already_set();
   return env;
 }
 
