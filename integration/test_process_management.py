@@ -233,6 +233,52 @@ def test_pid_file_holds_the_master_pid_and_is_removed_on_exit(start_server, tmp_
     assert not pidfile.exists()
 
 
+def test_a_second_server_on_a_live_pid_file_refuses_to_start(start_server, tmp_path):
+    pidfile = tmp_path / "app.pid"
+    first = start_server("app:app", "--pid", pidfile, chdir=APP_DIR)
+    wait_until(pidfile.exists, 10, what="the pid file")
+    proc = subprocess.run([server_binary(), "--bind", f"127.0.0.1:{free_port()}",
+                           "--pid", str(pidfile), "--chdir", str(APP_DIR), "app:app"],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    assert (f"Already running on PID {first.proc.pid} (or pid file '{pidfile}' is stale)"
+            in proc.stderr)
+    assert pidfile.read_text().strip() == str(first.proc.pid), "the running server keeps its file"
+    assert first.stop() == 0
+    assert not pidfile.exists()
+
+
+@pytest.mark.parametrize("stale", ["dead pid", "another program", "garbage"])
+def test_a_stale_pid_file_is_replaced(start_server, tmp_path, stale):
+    pidfile = tmp_path / "app.pid"
+    if stale == "dead pid":
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        pidfile.write_text(f"{dead.pid}\n")
+    elif stale == "another program":
+        pidfile.write_text(f"{os.getpid()}\n")  # alive, but pytest is no server
+    else:
+        pidfile.write_text("not a pid\n")
+    srv = start_server("app:app", "--pid", pidfile, chdir=APP_DIR)
+    wait_until(lambda: pidfile.read_text().strip() == str(srv.proc.pid), 10,
+               what="our pid in the file")
+
+
+def test_the_pid_file_is_written_anew_not_through_a_symlink(start_server, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    pidfile = tmp_path / "app.pid"
+    pidfile.symlink_to(victim)
+    # A predictable temporary name is no way in either.
+    (tmp_path / "app.pid.tmp").symlink_to(victim)
+    srv = start_server("app:app", "--pid", pidfile, chdir=APP_DIR)
+    wait_until(lambda: not pidfile.is_symlink(), 10, what="a pid file of our own")
+    assert pidfile.read_text().strip() == str(srv.proc.pid)
+    assert victim.read_text() == "precious\n"
+    assert (pidfile.stat().st_mode & 0o777) == 0o644
+    assert not list(tmp_path.glob(".pidfile-*")), "no temporary file left"
+
+
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 
 
