@@ -3,7 +3,8 @@
 
 Every server serves the same apps (apps.py) with one worker, pinned to CPU 0;
 wrk runs pinned to CPU 1 (`wrk -t1 -c16 --latency`). For each server and
-workload (raw hello, Flask hello, Flask JSON, 1 MiB stream, 100 KB POST), with
+workload (raw hello, Flask hello, Flask JSON, 1 MiB stream, 100 KB POST, and
+the Flask hello over TLS for the servers that have TLS), with
 keep-alive and with a new connection per request, each cell runs --repeat times
 and the median is kept: req/s, p50/p99 latency, and the server's CPU-µs per
 request (utime+stime of its whole process tree, from /proc). Then, per server:
@@ -19,6 +20,7 @@ server logs go to benchmarks/results/logs/.
     benchmarks/run.sh                       # full run (~20 min)
     benchmarks/run.sh --quick               # smoke test (~2-3 min)
     benchmarks/run.sh --only cppgunicorn,gunicorn-sync --workloads raw,flask,slow,rss
+    benchmarks/run.sh --workloads tls --out docs/benchmarks/tls   # HTTPS only
 
 Only ratios between rows of one run mean anything: the machine is shared.
 """
@@ -58,7 +60,12 @@ WORKLOADS = {
     "json": ("apps:flask_app", "/json", "GET"),
     "stream": ("apps:stream", "/", "GET"),
     "post": ("apps:upload", "/", "POST"),
+    "tls": ("apps:flask_app", "/", "GET"),  # the Flask hello over HTTPS
 }
+# Workloads served over TLS (a certificate made at start, wrk and probes speak TLS).
+TLS_WORKLOADS = ("tls",)
+# Workloads whose in-process limit is that of another (same app, same path).
+LIMIT_OF = {"flask2w": "flask", "tls": "flask"}
 WORKLOAD_TITLES = {
     "raw": "Raw WSGI hello",
     "flask": "Flask hello",
@@ -66,9 +73,12 @@ WORKLOAD_TITLES = {
     "stream": "1 MiB streamed response (16 x 64 KiB chunks, no Content-Length)",
     "post": "100 KB POST (body read, length returned)",
     "flask2w": "Flask hello, 2 workers (both on the server CPU)",
+    "tls": "Flask hello over TLS (HTTPS: TLS 1.3, EC P-256 certificate)",
 }
+TABLE_ORDER = ["raw", "flask", "json", "stream", "post", "flask2w", "tls"]
 MODES = ("ka", "close")
 MODE_TITLES = {"ka": "keep-alive", "close": "new connection per request (Connection: close)"}
+TLS_MODE_TITLES = {"ka": "keep-alive", "close": "new connection per request (Connection: close): a full TLS handshake each"}
 SCENARIOS = ("flask2w", "slow", "rss", "limit")  # extra --workloads names
 
 SERVERS = ["cppgunicorn", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "bjoern", "fastwsgi", "meinheld"]
@@ -79,9 +89,13 @@ DIST = {
     "uwsgi": "uwsgi", "granian": "granian", "bjoern": "bjoern", "fastwsgi": "fastwsgi", "meinheld": "meinheld",
 }
 IMPORT = {"bjoern": "bjoern", "fastwsgi": "fastwsgi", "meinheld": "meinheld.server"}
+# Servers with no TLS at all: they take no part in the TLS workloads.
+NO_TLS = ["bjoern", "fastwsgi", "meinheld"]
 
 STARTED = []  # Popen objects of every server started (own process groups)
 PIN = {"server": None, "client": None}
+# The TLS set-up of this run (make_tls): certificate, key, the wrk preload.
+TLS = {"cert": None, "key": None, "shim": None, "error": None}
 LOG_DIR = os.path.join(HERE, "results", "logs")
 
 
@@ -223,24 +237,30 @@ def median(xs):
 
 # ------------------------------------------------------------------- servers
 
-def server_cmd(name, app, port, workers):
+def server_cmd(name, app, port, workers, tls=False):
+    """The command line; with tls, each server's own TLS options on TLS["cert"] and TLS["key"]."""
     hp = f"127.0.0.1:{port}"
     mod, obj = app.split(":")
+    cert, key = TLS["cert"], TLS["key"]
+    # gunicorn's flags, which cppgunicorn takes as they are
+    gtls = ["--certfile", cert, "--keyfile", key] if tls else []
     if name == "cppgunicorn":
-        return [f"{BIN}/cppgunicorn", "--workers", str(workers), "--bind", hp, "--chdir", HERE, app]
+        return [f"{BIN}/cppgunicorn", "--workers", str(workers), "--bind", hp, *gtls, "--chdir", HERE, app]
     if name == "gunicorn-sync":
-        return [f"{BIN}/gunicorn", "--workers", str(workers), "--bind", hp, "--chdir", HERE, app]
+        return [f"{BIN}/gunicorn", "--workers", str(workers), "--bind", hp, *gtls, "--chdir", HERE, app]
     if name == "gunicorn-gthread":
         return [f"{BIN}/gunicorn", "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
-                "--bind", hp, "--chdir", HERE, app]
+                "--bind", hp, *gtls, "--chdir", HERE, app]
     if name == "uwsgi":
-        return [f"{BIN}/uwsgi", "--master", "--processes", str(workers), "--http11-socket", hp,
+        sock = ["--https-socket", f"{hp},{cert},{key}"] if tls else ["--http11-socket", hp]
+        return [f"{BIN}/uwsgi", "--master", "--processes", str(workers), *sock,
                 "--http-keepalive", "--http-auto-chunked", "--chdir", HERE, "--module", app, "--disable-logging",
                 "--die-on-term", "--need-app", "--listen", "1024"]
     if name == "granian":
         return [f"{BIN}/granian", "--interface", "wsgi", "--workers", str(workers), "--host", "127.0.0.1",
-                "--port", str(port), "--no-ws", "--log-level", "warning", "--working-dir", HERE, app]
-    if workers != 1:
+                "--port", str(port), "--no-ws", "--log-level", "warning", "--working-dir", HERE,
+                *(["--ssl-certificate", cert, "--ssl-keyfile", key] if tls else []), app]
+    if workers != 1 or tls:
         return None
     if name == "bjoern":
         return [PY, "-c", f"import bjoern, {mod}; bjoern.run({mod}.{obj}, '127.0.0.1', {port})"]
@@ -249,6 +269,55 @@ def server_cmd(name, app, port, workers):
     if name == "meinheld":
         return [PY, "-c", f"import meinheld.server as m, {mod}; m.listen(('127.0.0.1', {port})); m.run({mod}.{obj})"]
     return None
+
+
+def tls_reason(name):
+    """Why this server cannot serve the TLS workloads, or None if it can."""
+    if name in NO_TLS:
+        return "has no TLS"
+    if name == "uwsgi":
+        try:
+            out = subprocess.run([f"{BIN}/uwsgi", "--help"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"uwsgi --help failed: {e}"
+        if "--https-socket" not in out:
+            return "this uWSGI build has no OpenSSL (no --https-socket option)"
+    return None
+
+
+def make_tls(tmp):
+    """A self-signed certificate for 127.0.0.1/localhost (EC P-256 key) in tmp, and the
+    wrk preload (wrk_tls.c) that makes every handshake a full one and counts them.
+    Fills TLS; returns a description of the set-up for the results header."""
+    cert, key = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+    cmd = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+           "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=127.0.0.1",
+           "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            raise OSError(" ".join(out.stderr.split())[-300:])
+    except (OSError, subprocess.TimeoutExpired) as e:
+        TLS["error"] = f"no certificate: {' '.join(cmd[:3])} failed: {e}"
+        return {"error": TLS["error"]}
+    TLS["cert"], TLS["key"] = cert, key
+    info = {"certificate": "self-signed, EC P-256 (prime256v1) key, ECDSA-SHA256 signature, "
+                           "subjectAltName IP:127.0.0.1, DNS:localhost; made at start with the openssl command "
+                           "line in a temporary directory",
+            "openssl": subprocess.run(["openssl", "version"], capture_output=True, text=True).stdout.strip()}
+    shim = os.path.join(tmp, "wrk_tls.so")
+    cc = shutil.which("cc") or shutil.which("gcc") or "cc"
+    try:
+        out = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", shim, os.path.join(HERE, "wrk_tls.c"),
+                              "-lssl", "-lcrypto", "-ldl"], capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise OSError(" ".join(out.stderr.split())[-300:])
+        TLS["shim"] = shim
+        info["wrk_preload"] = "ok"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        info["wrk_preload"] = (f"failed to build ({e}): wrk ran as it is, so after the first handshake on a "
+                               "connection slot it resumed its TLS session, and handshakes were not counted")
+    return info
 
 
 def kill_group(p, grace=5.0):
@@ -278,12 +347,12 @@ def kill_all():
 
 
 class Server:
-    def __init__(self, name, app, workers=1):
-        self.name, self.app, self.workers = name, app, workers
+    def __init__(self, name, app, workers=1, tls=False):
+        self.name, self.app, self.workers, self.tls = name, app, workers, tls
         self.port = free_port()
-        self.cmd = server_cmd(name, app, self.port, workers)
+        self.cmd = server_cmd(name, app, self.port, workers, tls)
         self.proc = None
-        tag = f"{name}-{app.split(':')[1]}-{workers}w"
+        tag = f"{name}-{app.split(':')[1]}-{workers}w" + ("-tls" if tls else "")
         self.log_path = os.path.join(LOG_DIR, f"{tag}.log")
 
     def start(self, timeout=25):
@@ -307,7 +376,7 @@ class Server:
         # The port may open before workers have loaded the app: wait for an answer.
         last = None
         while time.time() < end:
-            last = head_probe(self.port, timeout=3)
+            last = head_probe(self.port, timeout=3, tls=self.tls)
             if last is None:
                 return None
             if self.proc.poll() is not None:
@@ -332,10 +401,19 @@ class Server:
             self.logf.close()
 
 
-def head_probe(port, timeout=3):
+def tls_client():
+    """A client context that trusts this run's certificate (and checks its name)."""
+    import ssl
+    return ssl.create_default_context(cafile=TLS["cert"])
+
+
+def head_probe(port, timeout=3, tls=False):
     """GET / and read only the status line: None if 200, else a description."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:  # the handshake runs here, within the same timeout
+            s = tls_client().wrap_socket(s, server_hostname="127.0.0.1")
+        with s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             data = b""
             while b"\r\n" not in data:
@@ -345,15 +423,18 @@ def head_probe(port, timeout=3):
                 data += chunk
         line = data.split(b"\r\n", 1)[0]
         return None if line.split(b" ")[1:2] == [b"200"] else f"answered {line[:60]!r}"
-    except (OSError, IndexError) as e:
+    except (OSError, IndexError) as e:  # ssl.SSLError is an OSError
         return f"{type(e).__name__}: {e}"
 
 
-def probe(port, method, path, timeout=10, body=None, expect=None):
+def probe(port, method, path, timeout=10, body=None, expect=None, tls=False):
     """One request over its own connection; None if OK, else a description."""
     import http.client
     try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        if tls:
+            c = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=tls_client())
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         headers = {"Connection": "close"}
         if body is not None:
             headers["Content-Type"] = "application/octet-stream"
@@ -374,6 +455,8 @@ def check_workload(port, workload):
     _, path, method = WORKLOADS[workload]
     if workload == "raw" or workload == "flask":
         return probe(port, "GET", path, expect=lambda d: d == b"Hello, World!")
+    if workload in TLS_WORKLOADS:
+        return probe(port, "GET", path, expect=lambda d: d == b"Hello, World!", tls=True)
     if workload == "json":
         return probe(port, "GET", path, expect=lambda d: json.loads(d)["count"] == 16)
     if workload == "stream":
@@ -443,20 +526,26 @@ class Wrk:
             f.write(LUA_POST)
         self.seq = 0
 
-    def run(self, port, path, seconds, mode="ka", lua=None, tag="", server_pid=None):
+    def run(self, port, path, seconds, mode="ka", lua=None, tag="", server_pid=None, tls=False):
         cmd = ["wrk", "-t1", f"-c{CONNS}", f"-d{seconds}s", "--latency"]
         if lua:
             cmd += ["-s", lua]
         if mode == "close":
             cmd += ["-H", "Connection: close"]
-        cmd.append(f"http://127.0.0.1:{port}{path}")
+        cmd.append(f"{'https' if tls else 'http'}://127.0.0.1:{port}{path}")
+        env, stats = None, None
+        if tls and TLS["shim"]:
+            # every handshake a full one, and counted (see wrk_tls.c)
+            stats = os.path.join(self.tmp, f"wrk-tls-{self.seq + 1:04d}.json")
+            env = dict(os.environ, LD_PRELOAD=TLS["shim"], WRK_TLS_STATS=stats)
         pids = tree(server_pid) if server_pid else []
         c0 = cpu_ticks(pids)
         b0 = cpu0_busy()
         o0 = tcp_active_opens()
         t0 = time.time()
         try:
-            proc = subprocess.Popen(pinned(cmd, "client"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(pinned(cmd, "client"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    env=env)
             # sample the accept queue a few times while wrk runs: connections a
             # server leaves there are neither answered nor counted by wrk
             queued = []
@@ -481,6 +570,17 @@ class Wrk:
         r = parse_wrk(out)
         r["wall_s"] = round(wall, 3)
         r["queued"] = max(queued) if queued else 0
+        if stats:
+            try:
+                with open(stats) as f:
+                    hs = json.load(f)
+                os.unlink(stats)
+                r["tls"] = {k: hs[k] for k in ("version", "cipher", "group")}
+                r["handshakes"], r["resumed"] = hs["full"] + hs["resumed"], hs["resumed"]
+                if r["requests"]:
+                    r["hs_per_req"] = round(hs["full"] / r["requests"], 3)
+            except (OSError, ValueError, KeyError):
+                pass
         if server_pid:
             server_ticks = max(0, c1[0] - c0[0])
             r["cpu_us"] = server_ticks / TICK / r["requests"] * 1e6 if r["requests"] else None
@@ -782,10 +882,14 @@ def main(argv):
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         wrk = Wrk(tmp, a)
+        if any(w in TLS_WORKLOADS for w, _ in cells):
+            meta["tls"] = make_tls(tmp)
+            log(f"tls: {meta['tls']}")
 
         # 1. the limit: each app in-process, same interpreter, on the server
-        # CPU, measured once per round (below) like every cell
-        limit_ws = list(dict.fromkeys(w for w, _ in cells) or ["raw", "flask"]) \
+        # CPU, measured once per round (below) like every cell (the TLS
+        # workload's is the Flask hello's: same app, same path)
+        limit_ws = list(dict.fromkeys(LIMIT_OF.get(w, w) for w, _ in cells) or ["raw", "flask"]) \
             if ("limit" in extra or not a.workloads) else []
         limit_runs = {w: [] for w in limit_ws}
 
@@ -793,16 +897,33 @@ def main(argv):
             write_outputs(results, a.out)
 
         # 2. the matrix: every server x workload x mode, 1 worker (+ 2-worker Flask hello)
+        # One server start per app and transport (plain or TLS).
         plan = []
         for s in servers:
             groups = {}
             for w, m in cells:
-                groups.setdefault(WORKLOADS[w][0], []).append((w, m))
-            for app, ws in groups.items():
-                plan.append((s, app, 1, ws))
+                tls = w in TLS_WORKLOADS
+                if tls and s in NO_TLS:
+                    continue  # no TLS at all: not part of the TLS workloads (said in the notes)
+                groups.setdefault((WORKLOADS[w][0], tls), []).append((w, m))
+            for (app, tls), ws in groups.items():
+                plan.append((s, app, 1, ws, tls))
             if "flask2w" in extra and s in MULTI_WORKER:
-                plan.append((s, WORKLOADS["flask"][0], 2, [("flask", m) for m in MODES]))
-        for s, app, workers, ws in plan:
+                plan.append((s, WORKLOADS["flask"][0], 2, [("flask", m) for m in MODES], False))
+        # A server that has TLS elsewhere but cannot serve it here (a uWSGI built
+        # without OpenSSL, no certificate) keeps its rows, with the reason.
+        no_tls = {}
+        for s, app, workers, ws, tls in plan:
+            if tls and peers[s]["built"]:
+                why = TLS["error"] or tls_reason(s)
+                if why:
+                    no_tls[(s, app)] = why
+                    log(f"{s:16} tls: not taking part: {why}")
+                    for w, m in ws:
+                        results["cells"].append({"server": s, "workload": w, "mode": m, "workers": workers,
+                                                 "error": f"not taking part: {why}"})
+        plan = [p for p in plan if not (p[4] and (p[0], p[1]) in no_tls)]
+        for s, app, workers, ws, tls in plan:
             if not peers[s]["built"]:
                 for w, m in ws:
                     results["cells"].append({"server": s, "workload": w if workers == 1 else "flask2w",
@@ -819,9 +940,9 @@ def main(argv):
             for w in limit_ws:
                 limit_runs[w].append(inprocess(w, max(1.0, a.seconds / 2)))
             k = r % len(todo) if todo else 0
-            for s, app, workers, ws in todo[k:] + todo[:k]:
+            for s, app, workers, ws, tls in todo[k:] + todo[:k]:
                 part = {"cells": [], "failures": []}
-                run_server_cells(part, wrk, once, s, app, workers, ws, tmp)
+                run_server_cells(part, wrk, once, s, app, workers, ws, tmp, tls)
                 for f in part["failures"]:
                     if f not in results["failures"]:
                         results["failures"].append(f)
@@ -866,16 +987,17 @@ def main(argv):
 
 # What a cell keeps of its runs (their medians).
 CELL_FIELDS = ("rps", "p50_ms", "p99_ms", "cpu_us", "sys_us", "errors", "conn_per_req", "mb_s", "cpu0_foreign",
-               "queued")
+               "queued", "hs_per_req", "resumed")
 
 
-def run_server_cells(results, wrk, a, s, app, workers, ws, tmp):
+def run_server_cells(results, wrk, a, s, app, workers, ws, tmp, tls=False):
     wname = lambda w: "flask2w" if workers == 2 else w
-    srv = Server(s, app, workers)
+    srv = Server(s, app, workers, tls)
     err = srv.start()
     if err:
-        log(f"{s:16} {app} {workers}w: did not start: {err}")
-        results["failures"].append({"server": s, "what": "failed to run", "detail": f"{app}, {workers} worker(s): {err}"})
+        what = f"{app}{' over TLS' if tls else ''}, {workers} worker(s)"
+        log(f"{s:16} {what}: did not start: {err}")
+        results["failures"].append({"server": s, "what": "failed to run", "detail": f"{what}: {err}"})
         for w, m in ws:
             results["cells"].append({"server": s, "workload": wname(w), "mode": m, "workers": workers,
                                      "error": "did not start"})
@@ -885,7 +1007,7 @@ def run_server_cells(results, wrk, a, s, app, workers, ws, tmp):
         # warm-up on the first workload's path
         w0 = ws[0][0]
         wrk.run(srv.port, WORKLOADS[w0][1], 1, "ka", lua=wrk.lua_post if WORKLOADS[w0][2] == "POST" else None,
-                tag=f"{s}-warmup")
+                tag=f"{s}-warmup{'-tls' if tls else ''}", tls=tls)
         for w, m in ws:
             _, path, method = WORKLOADS[w]
             cell = {"server": s, "workload": wname(w), "mode": m, "workers": workers}
@@ -902,7 +1024,7 @@ def run_server_cells(results, wrk, a, s, app, workers, ws, tmp):
                 if not srv.alive():
                     break
                 runs.append(wrk.run(srv.port, path, a.seconds, m, lua=wrk.lua_post if method == "POST" else None,
-                                    tag=f"{s}-{wname(w)}-{m}-{i}", server_pid=srv.proc.pid))
+                                    tag=f"{s}-{wname(w)}-{m}-{i}", server_pid=srv.proc.pid, tls=tls))
             cell["runs"] = runs
             if not srv.alive():
                 cell["error"] = f"server died: {srv.log_tail()}"
@@ -912,7 +1034,9 @@ def run_server_cells(results, wrk, a, s, app, workers, ws, tmp):
                 cell.update({k: median([r.get(k) for r in runs]) for k in CELL_FIELDS})
                 log(f"{s:16} {wname(w):7} {m:5} {cell['rps']:9.0f} req/s  cpu {fmt(cell['cpu_us'], 1):>6} µs/req  "
                     f"p50 {fmt(cell['p50_ms'], 2)} ms  p99 {fmt(cell['p99_ms'], 2)} ms  "
-                    f"conn/req {fmt(cell['conn_per_req'], 2)}  err {cell['errors']:.0f}")
+                    f"conn/req {fmt(cell['conn_per_req'], 2)}  err {cell['errors']:.0f}"
+                    + (f"  handshakes/req {fmt(cell['hs_per_req'], 2)} (resumed {fmt(cell['resumed'])})"
+                       if tls else ""))
             results["cells"].append(cell)
     finally:
         srv.stop()
@@ -1073,7 +1197,7 @@ def render_md(res):
         L.append("")
 
     look = cell_lookup(res)
-    order = list(WORKLOADS) + ["flask2w"]
+    order = TABLE_ORDER
     present = [(w, mo) for w in order for mo in MODES if any(c["workload"] == w and c["mode"] == mo for c in res["cells"])]
     if present:
         L.append("## Throughput, latency and CPU per workload\n")
@@ -1088,18 +1212,36 @@ def render_md(res):
                  "turn); "
                  "errors = wrk socket errors + non-2xx answers per run.\n")
     for w, mo in present:
-        L.append(f"### {WORKLOAD_TITLES[w]} — {MODE_TITLES[mo]}\n")
-        L.append("| server | req/s | CPU-µs/req | kernel µs/req | overhead µs/req | p50 ms | p99 ms | ×gunicorn-sync | ×limit | conn/req | queued | errors |")
-        L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        tls = w in TLS_WORKLOADS
+        full = tls and m.get("tls", {}).get("wrk_preload") == "ok"  # every handshake a full one
+        L.append(f"### {WORKLOAD_TITLES[w]} — {(TLS_MODE_TITLES if full else MODE_TITLES)[mo]}\n")
+        if tls:
+            L.append(tls_lead(res, w, mo) + "\n")
+        cols = ["server", "req/s", "CPU-µs/req", "kernel µs/req", "overhead µs/req", "p50 ms", "p99 ms",
+                "×gunicorn-sync"] + (["×granian"] if tls else []) + ["×limit", "conn/req"] \
+            + (["handshakes/req"] if tls else []) + ["queued", "errors"]
+        L.append("| " + " | ".join(cols) + " |")
+        L.append("| --- |" + " ---: |" * (len(cols) - 1))
         ref = look.get(("gunicorn-sync", w, mo), {}).get("rps")
-        lim = inp.get("flask" if w == "flask2w" else w, {}).get("calls_per_s")
-        lim_us = inp.get("flask" if w == "flask2w" else w, {}).get("us_per_call")
+        ref_granian = look.get(("granian", w, mo), {}).get("rps")
+        lim = inp.get(LIMIT_OF.get(w, w), {}).get("calls_per_s")
+        lim_us = inp.get(LIMIT_OF.get(w, w), {}).get("us_per_call")
         rows = [c for c in res["cells"] if c["workload"] == w and c["mode"] == mo]
         rows.sort(key=lambda c: -(c.get("rps") or -1))
         for c in rows:
             name = f"**{c['server']}**" if c["server"] == "cppgunicorn" else c["server"]
             if c.get("rps") is None:
-                L.append(f"| {name} | {c.get('error', '—')} | | | | | | | | | | |")
+                L.append(f"| {name} | {c.get('error', '—')} |" + " |" * (len(cols) - 2))
+                continue
+            if tls:
+                hs = fmt(c.get("hs_per_req"), 2)
+                if c.get("resumed"):
+                    hs += f" ({fmt(c['resumed'])} resumed)"
+                L.append(f"| {name}{tls_row_note(c, mo)} | {fmt(c['rps'])} | {fmt(c.get('cpu_us'), 1)} | "
+                         f"{fmt(c.get('sys_us'), 1)} | {fmt(over_us(c, lim_us), 1)} | "
+                         f"{fmt(c.get('p50_ms'), 2)} | {fmt(c.get('p99_ms'), 2)} | {ratio(c['rps'], ref)} | "
+                         f"{ratio(c['rps'], ref_granian)} | {ratio(c['rps'], lim)} | {fmt(c.get('conn_per_req'), 2)} | "
+                         f"{hs} | {fmt(c.get('queued'))} | {fmt(c.get('errors'))} |")
                 continue
             note = f" ({c['error']})" if c.get("error") else ""
             if mo == "close" and c.get("conn_per_req") is not None and c["conn_per_req"] < 0.5:
@@ -1161,8 +1303,91 @@ def render_md(res):
              "counts a read error at each such close and reconnects, so those rows show errors and conn/req "
              "near 2 although the responses are complete (each cell first checks one full answer: status, "
              "body length, or the POST's echoed length).")
+    if any(c["workload"] in TLS_WORKLOADS for c in res["cells"]):
+        L += tls_notes(res)
     L.append("")
     return "\n".join(L)
+
+
+def over_us(c, lim_us):
+    return c["cpu_us"] - lim_us if c.get("cpu_us") is not None and lim_us is not None else None
+
+
+def tls_row_note(c, mo):
+    note = f" ({c['error']})" if c.get("error") else ""
+    if mo == "close" and c.get("conn_per_req") is not None and c["conn_per_req"] < 0.5:
+        note += " (kept the connection open despite Connection: close)"
+    return note
+
+
+def tls_params(res, w):
+    """{server: "TLSv1.3 TLS_AES_256_GCM_SHA384 X25519"} as wrk negotiated them (first handshake of each run)."""
+    out = {}
+    for c in res["cells"]:
+        if c["workload"] != w:
+            continue
+        for r in c.get("runs", []):
+            t = r.get("tls")
+            if t and t.get("version"):
+                out.setdefault(c["server"], set()).add(" ".join(x for x in (t["version"], t["cipher"], t["group"]) if x))
+    return {s: ", ".join(sorted(v)) for s, v in out.items()}
+
+
+def tls_lead(res, w, mo):
+    full = res["meta"].get("tls", {}).get("wrk_preload") == "ok"
+    if mo == "close":
+        what = (f"each request is a new TCP connection, a {'full ' if full else ''}TLS handshake"
+                f"{' (no session resumption)' if full else ''} and the request: req/s here are handshakes per second")
+    else:
+        what = ("each of wrk's 16 connections does one TLS handshake and is kept alive, except by gunicorn sync "
+                "and uWSGI's `--https-socket`, which close after each answer (a handshake per request)")
+    return (f"The `flask` workload's Flask hello over HTTPS: {what}. ×granian = req/s over granian's in the same "
+            f"table; handshakes/req = {'full ' if full else ''}TLS handshakes wrk completed per request. "
+            f"{', '.join(NO_TLS[:-1])} and {NO_TLS[-1]} have no TLS and take no part. Certificate, each server's "
+            f"TLS options and what was negotiated: see the notes.")
+
+
+def tls_notes(res):
+    t = res["meta"].get("tls", {})
+    L = ["- TLS workload: every server on the same certificate and key, each with its own options: cppgunicorn "
+         "and gunicorn `--certfile CERT --keyfile KEY`, granian `--ssl-certificate CERT --ssl-keyfile KEY`, "
+         "uWSGI `--https-socket 127.0.0.1:PORT,CERT,KEY` (with the same `--http-keepalive --http-auto-chunked` "
+         "as its plain socket). " + ", ".join(NO_TLS) + " have no TLS and do not take part. Probes, warm-up and "
+         "wrk all speak TLS (`https://127.0.0.1:PORT/`); the probes check the certificate."]
+    L.append(f"- Certificate: {t.get('certificate', '?')}. TLS libraries: cppgunicorn, gunicorn (Python's `ssl`) "
+             f"and uWSGI use the system's OpenSSL ({t.get('openssl', '?')}), as wrk does; granian brings its own "
+             f"(rustls, built into its wheel).")
+    params = tls_params(res, "tls")
+    if params:
+        if len(set(params.values())) == 1:
+            L.append(f"- Negotiated by wrk with every server: {next(iter(params.values()))}.")
+        else:
+            L.append("- Negotiated by wrk: " + "; ".join(f"{s} {p}" for s, p in params.items()) + ".")
+        other = [s for s, p in params.items() if not p.endswith(" X25519")]
+        if other:
+            L.append(f"- wrk (OpenSSL's default client) sends a key share for X25519 only; {', '.join(other)} "
+                     "picked another group, so each of its handshakes takes a HelloRetryRequest first (one more "
+                     "round trip, and a second ClientHello).")
+    if t.get("wrk_preload") == "ok":
+        L.append("- wrk keeps each connection slot's TLS session when it reconnects (`SSL_shutdown` then "
+                 "`SSL_clear`) and offers it on the next handshake, so its new-connection runs would measure "
+                 "resumed handshakes (no certificate, no signature) after the first one per slot. "
+                 "`benchmarks/wrk_tls.c`, preloaded into wrk for the TLS cells, drops that session, so every "
+                 "handshake is a full one, and counts them (handshakes/req; resumed ones would be shown apart).")
+    elif t.get("wrk_preload"):
+        L.append(f"- The wrk preload (`benchmarks/wrk_tls.c`) {t['wrk_preload']}.")
+    if any(c["server"] == "uwsgi" and c["workload"] in TLS_WORKLOADS and c.get("rps") for c in res["cells"]):
+        L.append("- uWSGI's `--https-socket` keeps no connection alive: it answers HTTP/1.1 without "
+                 "`Connection: close`, then closes. In both modes its rows are one connection (and one "
+                 "handshake) per request, and wrk counts a read error at each of those closes (the answers before "
+                 "them are complete).")
+    if any(c["server"].startswith("gunicorn") and c["workload"] in TLS_WORKLOADS and c.get("rps")
+           for c in res["cells"]):
+        L.append("- gunicorn (sync and gthread) builds a new SSL context, loading the certificate and key, for each "
+                 "connection it accepts (`gunicorn.sock.ssl_wrap_socket`): a large part of its cost per connection.")
+    if t.get("error"):
+        L.append(f"- TLS set-up failed: {t['error']}")
+    return L
 
 
 def chart(res, path):
@@ -1171,23 +1396,24 @@ def chart(res, path):
     import matplotlib.pyplot as plt
 
     look = cell_lookup(res)
-    wls = [w for w in list(WORKLOADS) + ["flask2w"] if any(c["workload"] == w and c["mode"] == "ka" and c.get("rps")
-                                                          for c in res["cells"])]
+    # keep-alive panels, and for TLS also the new-connection one (handshakes/s)
+    panels = [(w, mo) for w in TABLE_ORDER for mo in (("ka", "close") if w in TLS_WORKLOADS else ("ka",))
+              if any(c["workload"] == w and c["mode"] == mo and c.get("rps") for c in res["cells"])]
     servers = [s for s in SERVERS if any(c["server"] == s and c.get("rps") for c in res["cells"])]
-    if not wls or not servers:
+    if not panels or not servers:
         return
-    ncol = min(3, len(wls))
-    nrow = (len(wls) + ncol - 1) // ncol
+    ncol = min(3, len(panels))
+    nrow = (len(panels) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(max(8.0, 4.4 * ncol), 4.3 * nrow + 0.8), squeeze=False)
     flat = [ax for row in axes for ax in row]
-    for ax in flat[len(wls):]:
+    for ax in flat[len(panels):]:
         ax.set_visible(False)
     cmap = plt.get_cmap("tab10")
     colors = {s: ("#d62728" if s == "cppgunicorn" else cmap([0, 1, 2, 4, 5, 6, 7, 8][i % 8]))
               for i, s in enumerate(servers)}
-    for ax, w in zip(flat, wls):
-        panel = [s for s in servers if (s, w, "ka") in look]
-        vals = [look[(s, w, "ka")].get("rps") for s in panel]
+    for ax, (w, mo) in zip(flat, panels):
+        panel = [s for s in servers if (s, w, mo) in look]
+        vals = [look[(s, w, mo)].get("rps") for s in panel]
         xs = range(len(panel))
         bars = ax.bar(xs, [v or 0 for v in vals], color=[colors[s] for s in panel])
         top = max(v or 0 for v in vals) or 1
@@ -1195,9 +1421,14 @@ def chart(res, path):
             label = "n/a" if v is None else (f"{v / 1000:.1f}k" if v >= 1000 else f"{v:.0f}")
             ax.text(b.get_x() + b.get_width() / 2, (v or 0) + top * 0.01, label, ha="center", va="bottom",
                     fontsize=7, rotation=90)
-        lim = res["inprocess"].get("flask" if w == "flask2w" else w, {}).get("calls_per_s")
+        lim = res["inprocess"].get(LIMIT_OF.get(w, w), {}).get("calls_per_s")
         title = {"raw": "raw hello", "flask": "Flask hello", "json": "Flask JSON", "stream": "1 MiB stream",
-                 "post": "100 KB POST", "flask2w": "Flask hello, 2 workers"}[w]
+                 "post": "100 KB POST", "flask2w": "Flask hello, 2 workers",
+                 "tls": "Flask hello over TLS"}[w]
+        if w in TLS_WORKLOADS:
+            full = res["meta"].get("tls", {}).get("wrk_preload") == "ok"
+            title += ", keep-alive" if mo == "ka" else \
+                f",\nnew connection per request ({'full ' if full else ''}handshake)"
         ax.set_title(title, fontsize=10)
         if lim and lim < top * 3:
             ax.axhline(lim, color="grey", linestyle="--", linewidth=1)
@@ -1210,9 +1441,10 @@ def chart(res, path):
         ax.set_xticklabels(panel, rotation=45, ha="right", fontsize=8)
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
+    only_ka = all(mo == "ka" for _, mo in panels)
     for row in axes:
-        row[0].set_ylabel("requests/s (keep-alive, wrk -c16)")
-    fig.suptitle(f"WSGI servers side by side, keep-alive, {res['meta']['date']}\n"
+        row[0].set_ylabel("requests/s (keep-alive, wrk -c16)" if only_ka else "requests/s (wrk -c16)")
+    fig.suptitle(f"WSGI servers side by side{', keep-alive' if only_ka else ''}, {res['meta']['date']}\n"
                  f"shared, noisy machine: compare bars within one panel only", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -89,7 +89,10 @@ if [ "${1:-}" = "--cppgunicorn" ]; then
 fi
 
 # bjoern links against libev; the rest build from bundled sources or wheels.
-need_apt libev-dev gcc wrk
+# OpenSSL's headers: cppgunicorn links it, uWSGI builds its --https-socket
+# with it, and run.py builds the wrk preload of the TLS cells (wrk_tls.c)
+# against it; the openssl command makes the TLS cells' certificate.
+need_apt libev-dev gcc wrk libssl-dev openssl
 "$VENV/bin/python" -m pip install -q --upgrade pip wheel setuptools >/dev/null 2>&1
 
 grep -v '^\s*#' "$HERE/requirements.txt" | grep -v '^\s*$' | while read -r req; do
