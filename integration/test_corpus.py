@@ -5,6 +5,10 @@ the echo app in apps/echo.
 * A valid case must reach the app once per request it holds, in order, with
   the expected method, PATH_INFO, QUERY_STRING, RAW_URI, SERVER_PROTOCOL,
   headers (as CGI keys) and body, and nothing else may reach the app.
+* Where we follow RFC 9112 more strictly than gunicorn (STRICTER_THAN_GUNICORN:
+  Host on HTTP/1.1, transfer codings other than chunked), a case that breaks
+  such a rule must be refused with that rule's status instead (after the
+  pipelined requests before it were served) and never reach the app.
 * An invalid case must be answered 400 (431/414 allowed for the limits) and
   must never reach the app; only a request cut short by EOF (NoMoreData) may
   instead be closed without an answer.
@@ -26,6 +30,7 @@ import base64
 import ipaddress
 import json
 import os
+import re
 import shlex
 import socket
 import time
@@ -105,6 +110,66 @@ ALLOWED_STATUS = {
     "LimitRequestHeaders": {400, 431},
 }
 DEFAULT_ALLOWED_STATUS = {400}
+
+# RFC 9112 rules enforced where gunicorn is laxer (docs/http.md says why): a
+# case one of them applies to is expected to be refused with that rule's
+# status, whatever gunicorn does with it, and must not reach the app.
+STRICTER_THAN_GUNICORN = {
+    "MissingHost": {400},                # section 3.2: HTTP/1.1 without Host
+    "RepeatedHost": {400},               # section 3.2
+    "InvalidHost": {400},                # section 3.2
+    "UnsupportedTransferCoding": {501},  # sections 6.1 and 7: anything but chunked
+}
+_HOST = re.compile(r"^(\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|([0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)"
+                   r"(:[0-9]*)?$")
+
+
+def rule_broken_by(request):
+    """The rule above that one expected (parsed) request breaks, or None."""
+    hosts = [v for n, v in request["headers"] if n.upper() == "HOST"]
+    codings = [c.strip(" \t").lower() for n, v in request["headers"]
+               if n.upper() == "TRANSFER-ENCODING" for c in v.split(",")]
+    if any(c not in ("", "chunked") for c in codings):
+        return "UnsupportedTransferCoding"
+    if tuple(request["version"]) == (1, 1):
+        if not hosts:
+            return "MissingHost"
+        if len(hosts) > 1:
+            return "RepeatedHost"
+        if not _HOST.match(hosts[0]):
+            return "InvalidHost"
+    return None
+
+
+def stricter_rule(raw):
+    """The rule above that the first request in `raw` breaks, or None."""
+    if raw.startswith(b"PROXY "):
+        raw = raw.split(b"\n", 1)[-1]
+    elif raw.startswith(b"\r\n\r\n\x00\r\nQUIT\n") and len(raw) >= 16:
+        raw = raw[16 + int.from_bytes(raw[14:16], "big"):]
+    text = raw.decode("latin-1").lstrip("\r\n")
+    head = re.split(r"\r?\n\r?\n", text, maxsplit=1)[0]
+    lines = head.split("\n")
+    request_line = lines[0].rstrip("\r").split(" ")
+    hosts, codings = [], []
+    for line in lines[1:]:
+        name, sep, value = line.rstrip("\r").partition(":")
+        if not sep:
+            continue
+        if name.lower() == "host":
+            hosts.append(value.strip(" \t"))
+        elif name.lower() == "transfer-encoding":
+            codings += [c.strip(" \t").lower() for c in value.split(",")]
+    if any(c not in ("", "chunked") for c in codings):
+        return "UnsupportedTransferCoding"
+    if request_line[-1] == "HTTP/1.1":
+        if not hosts:
+            return "MissingHost"
+        if len(hosts) > 1:
+            return "RepeatedHost"
+        if not _HOST.match(hosts[0]):
+            return "InvalidHost"
+    return None
 # Errors meaning "the bytes are an incomplete request and then EOF": closing
 # the connection without an answer is also right for these.
 INCOMPLETE_AT_EOF = {"NoMoreData"}
@@ -414,7 +479,9 @@ def _describe(calls):
     return [(c.get("REQUEST_METHOD"), (c.get("RAW_URI") or "")[:80]) for c in calls]
 
 
-def _replay_valid(srv, case, raw):
+def _replay_valid(srv, case, raw, refused_with=None):
+    """`refused_with`: the statuses of a refusal that must follow the
+    responses to case["expect"] (a later request breaks a rule above)."""
     cfg = case.get("cfg") or {}
     expect = case["expect"]
     calls_before = len(app_calls(srv))
@@ -440,6 +507,11 @@ def _replay_valid(srv, case, raw):
                     _fail(srv, f"request {i + 1} ({req['method']} {req['uri']['raw']!r}) "
                                f"answered {status}: {body[:500]!r}")
                 responses.append(resp)
+            if refused_with is not None:
+                resp = reader.response()
+                if resp is None or resp[0] not in refused_with:
+                    _fail(srv, f"after {len(expect)} response(s) expected a refusal "
+                               f"{sorted(refused_with)}, got {resp and resp[0]}")
             # Nothing may follow the expected responses (a request after
             # "Connection: close", say): end our side and read up to EOF.
             _shutdown_write(sock)
@@ -469,7 +541,10 @@ def _replay_valid(srv, case, raw):
 
 def _replay_invalid(srv, case, raw):
     error = case.get("error", "")
-    allowed = ALLOWED_STATUS.get(error, DEFAULT_ALLOWED_STATUS)
+    allowed = (STRICTER_THAN_GUNICORN.get(error) or ALLOWED_STATUS.get(error) or
+               DEFAULT_ALLOWED_STATUS)
+    if case.get("gunicorn_error"):  # gunicorn refuses it too, for its own reason
+        allowed = allowed | ALLOWED_STATUS.get(case["gunicorn_error"], DEFAULT_ALLOWED_STATUS)
     calls_before = len(app_calls(srv))
     deadline = time.monotonic() + CASE_DEADLINE
     with socket.create_connection(("127.0.0.1", srv.port), timeout=IO_TIMEOUT) as sock:
@@ -518,6 +593,19 @@ def test_corpus_case(case, corpus_servers):
     srv = corpus_servers.get(cfg)
     srv.stderr_mark = len(srv.stderr())
     raw = base64.b64decode(case["raw_b64"])
+    rule = stricter_rule(raw)
+    if rule is not None:
+        case = {**case, "kind": "invalid", "error": rule,
+                "gunicorn_error": case.get("error") if case["kind"] == "invalid" else None}
+    elif case["kind"] == "valid":
+        # A later pipelined request may break a rule: those before it are
+        # served, it is refused, and the connection ends.
+        for i, request in enumerate(case["expect"]):
+            rule = rule_broken_by(request)
+            if rule is not None:
+                _replay_valid(srv, {**case, "expect": case["expect"][:i]}, raw,
+                              refused_with=STRICTER_THAN_GUNICORN[rule])
+                return
     if case["kind"] == "valid":
         _replay_valid(srv, case, raw)
     elif case["kind"] == "invalid":

@@ -2,6 +2,7 @@
 // gunicorn's rules (message.py parse_headers / set_body_reader) and RFC 9112,
 // then the framing and whether the connection stays open. Part of Parser
 // (parser.h).
+#include <cctype>
 #include <cstring>
 
 #include "http/parser.h"
@@ -36,6 +37,47 @@ void for_each_token(std::string_view list, F f) {
 // 3.2 for Host): two copies are a smuggling or cache-poisoning vector.
 bool is_singleton(std::string_view name) {
   return iequals(name, "host") || iequals(name, "content-type") || iequals(name, "content-length");
+}
+
+// RFC 9112 section 3.2 / RFC 3986 section 3.2.2: Host = uri-host [ ":" port ],
+// uri-host = IP-literal / IPv4address / reg-name. Empty is allowed (a
+// target without an authority).
+bool valid_host(std::string_view host) {
+  auto is_hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+  auto reg_name_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 ||
+           std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+  };
+  std::string_view port;
+  if (!host.empty() && host.front() == '[') {
+    size_t close = host.find(']');
+    if (close == std::string_view::npos || close < 2) return false;
+    for (char c : host.substr(1, close - 1)) {
+      // IPv6address, or IPvFuture ("v" HEXDIG "." ...): hex digits, ':' and
+      // '.', and what an IPvFuture may add.
+      if (!is_hex(c) && !reg_name_char(c) && c != ':') return false;
+    }
+    std::string_view rest = host.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    port = rest.empty() ? rest : rest.substr(1);
+  } else {
+    size_t colon = host.rfind(':');
+    std::string_view name = host.substr(0, colon);
+    if (colon != std::string_view::npos) port = host.substr(colon + 1);
+    for (size_t i = 0; i < name.size(); ++i) {
+      char c = name[i];
+      if (c == '%') {  // pct-encoded
+        if (i + 2 >= name.size() || !is_hex(name[i + 1]) || !is_hex(name[i + 2])) return false;
+        i += 2;
+      } else if (!reg_name_char(c)) {
+        return false;
+      }
+    }
+  }
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -177,8 +219,14 @@ bool Parser::decide_framing() {
   bool has_length = false;
   std::string_view content_length;
   bool close = false, keep_alive = false, upgrade_token = false, has_upgrade = false;
+  int hosts = 0;
   for (const auto& [name, value] : r.headers) {
-    if (iequals(name, "connection") || iequals(name, "proxy-connection")) {
+    if (iequals(name, "host")) {
+      // RFC 9112 section 3.2: one Host, with a valid value (stricter than
+      // gunicorn, as nginx and h2o are: see docs/http.md).
+      if (++hosts > 1) return head_error(ParseError::kInvalidHeader, "more than one Host header");
+      if (!valid_host(value)) return head_error(ParseError::kInvalidHeader, "invalid Host header");
+    } else if (iequals(name, "connection") || iequals(name, "proxy-connection")) {
       // A comma-separated list of options (RFC 9110 section 7.6.1).
       for_each_token(value, [&](std::string_view option) {
         close |= iequals(option, "close");
@@ -196,16 +244,15 @@ bool Parser::decide_framing() {
       while (true) {
         size_t comma = list.find(',');
         std::string_view coding = trim_ows(list.substr(0, comma));
-        if (iequals(coding, "chunked")) {
+        if (coding.empty()) {
+          // RFC 9110 section 5.6.1: empty list elements do not count.
+        } else if (iequals(coding, "chunked")) {
           // Stacked chunked codings are never meant: refuse them.
           if (chunked) return head_error(ParseError::kBodyFraming, "chunked applied twice");
           chunked = true;
-        } else if (iequals(coding, "identity")) {
-          if (chunked) return head_error(ParseError::kBodyFraming, "a coding after chunked");
-        } else if (iequals(coding, "gzip") || iequals(coding, "deflate") || iequals(coding, "compress")) {
-          if (chunked) return head_error(ParseError::kBodyFraming, "a coding after chunked");
-          force_close_ = true;  // the app sees the coded bytes; no reuse after
         } else {
+          // RFC 9112 sections 6.1 and 7: a coding we do not decode (gzip,
+          // deflate, ...) gets 501 and never reaches the app.
           return head_error(ParseError::kUnsupportedEncoding, "unsupported transfer coding");
         }
         if (comma == std::string_view::npos) break;
@@ -219,6 +266,9 @@ bool Parser::decide_framing() {
   r.close_requested = r.http_minor >= 1 ? close : !keep_alive;
   r.keep_alive = !r.close_requested && !force_close_;
   r.upgrade = (has_upgrade && upgrade_token) || r.method == "CONNECT";
+  if (hosts == 0 && r.http_minor >= 1) {
+    return head_error(ParseError::kInvalidHeader, "HTTP/1.1 request without a Host header");
+  }
   // RFC 9112 section 6.3: a request whose Transfer-Encoding does not end in
   // chunked has no knowable length: 400.
   if (has_te && !chunked) return head_error(ParseError::kBodyFraming, "Transfer-Encoding not ending in chunked");

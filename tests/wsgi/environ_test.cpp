@@ -52,7 +52,7 @@ TEST_CASE("the environ carries PEP 3333's request variables") {
 
 TEST_CASE("headers become HTTP_* keys; content headers have none; repeats join with a comma") {
   auto env = environ_of(
-      "POST / HTTP/1.1\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
+      "POST / HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 0\r\n"
       "X-Multi: a\r\nX-Multi: b\r\nUser-Agent: t\r\n\r\n");
   CHECK(get(env, "CONTENT_TYPE") == "text/plain");
   CHECK(get(env, "CONTENT_LENGTH") == "0");
@@ -69,7 +69,7 @@ TEST_CASE("without Host the listener address is SERVER_NAME and SERVER_PORT") {
 }
 
 TEST_CASE("values are latin-1 str, never UTF-8 decoded") {
-  auto env = environ_of("GET /caf%C3%A9 HTTP/1.1\r\nX-Name: \xe9t\xe9\r\n\r\n");
+  auto env = environ_of("GET /caf%C3%A9 HTTP/1.1\r\nHost: h\r\nX-Name: \xe9t\xe9\r\n\r\n");
   py::str path = env["PATH_INFO"];
   CHECK(path.cast<std::string>() == "/caf\xc3\x83\xc2\xa9");  // two latin-1 chars, in UTF-8
   CHECK(py::len(path) == 6);
@@ -82,7 +82,7 @@ TEST_CASE("absolute-form targets give the path; SCRIPT_NAME is stripped from PAT
   CHECK(get(env, "QUERY_STRING") == "q=1");
   wsgi::EnvironOptions options;
   options.script_name = "/app";
-  auto mounted = environ_of("GET /app/page HTTP/1.1\r\n\r\n", options);
+  auto mounted = environ_of("GET /app/page HTTP/1.1\r\nHost: h\r\n\r\n", options);
   CHECK(get(mounted, "SCRIPT_NAME") == "/app");
   CHECK(get(mounted, "PATH_INFO") == "/page");
 }
