@@ -131,3 +131,50 @@ def test_a_low_open_files_limit_lowers_the_cap_instead_of_spinning(tmp_path):
         for c in clients:
             c.close()
         srv.stop()
+
+
+def _drip_until_closed(sock, drip, every, limit, fin_is_close=True):
+    """Sends `drip` every `every` seconds until the server closes the
+    connection; returns how long that took, or None after `limit` s. With
+    fin_is_close=False the server's FIN (a half-close) is not enough: the
+    socket must be gone, so that a write is refused."""
+    start = time.monotonic()
+    sock.settimeout(every)
+    while time.monotonic() - start < limit:
+        try:
+            sock.sendall(drip)
+            if sock.recv(4096) == b"":
+                if fin_is_close:
+                    return time.monotonic() - start
+                time.sleep(every)
+        except socket.timeout:
+            continue
+        except (BrokenPipeError, ConnectionResetError):
+            return time.monotonic() - start
+    return None
+
+
+def test_empty_lines_dripping_before_a_request_do_not_hold_the_connection(start_server, tmp_path):
+    # RFC 9112 section 2.2 lets a server ignore empty lines before a request
+    # line; they advance no request, so they do not refresh the idle
+    # deadline: the connection goes at --keep-alive, not never.
+    srv = start_hardening(start_server, tmp_path, "--keep-alive", "2", "--timeout", "10")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        took = _drip_until_closed(sock, b"\r\n", 1.0, 20)
+    assert took is not None and took < 12, took
+    assert app_calls(srv) == []
+
+
+def test_a_lingering_close_ends_on_time_whatever_the_client_sends(start_server, tmp_path):
+    # A refused request (400) is followed by a lingering close that reads and
+    # drops what the client still sends: for a bounded time, not for as long
+    # as the client keeps writing.
+    srv = start_hardening(start_server, tmp_path, "--keep-alive", "30", "--timeout", "30")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nBad Header: x\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(4096)
+        assert status_of(answer) == 400
+        took = _drip_until_closed(sock, b"x", 0.3, 20, fin_is_close=False)
+    assert took is not None and took < 6, took

@@ -152,8 +152,10 @@ void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 }
 
 void Connection::on_data(const char* data, size_t n) {
-  last_activity_ms_ = uv_now(worker_.loop());
-  if (lingering_ || closing_) return;  // draining what a closed request left
+  // Only bytes that advance a request refresh the idle deadline (consume
+  // decides): empty lines before a request line, or what a lingering
+  // client still sends, hold no connection open.
+  if (lingering_ || closing_) return;  // draining: the linger ends on time
   if (close_when_flushed_) {
     client_closes_ = false;  // more after "close": the close must linger
     return;
@@ -170,10 +172,7 @@ void Connection::on_data(const char* data, size_t n) {
 }
 
 void Connection::on_tls_data(const char* data, size_t n) {
-  if (lingering_ || closing_ || close_when_flushed_) {
-    last_activity_ms_ = uv_now(worker_.loop());  // draining: nothing to decrypt
-    return;
-  }
+  if (lingering_ || closing_ || close_when_flushed_) return;  // draining: nothing to decrypt
   if (tls_first_read_) {
     tls_first_read_ = false;
     if (!net::looks_like_tls(std::string_view(data, n))) {
@@ -187,8 +186,9 @@ void Connection::on_tls_data(const char* data, size_t n) {
     }
   }
   // Handshake bytes are progress too; the handshake deadline in sweep()
-  // bounds how long they may trickle.
-  last_activity_ms_ = uv_now(worker_.loop());
+  // bounds how long they may trickle. Later records count by what they
+  // decrypt to (on_data).
+  if (!tls_->established()) last_activity_ms_ = uv_now(worker_.loop());
   tls_plain_.clear();
   bool ok = tls_->feed(data, n, &tls_plain_);
   flush_tls_output();
@@ -219,6 +219,9 @@ void Connection::consume(const char* data, size_t n) {
     http::Parser::Result r = parser_.feed(data, n);
     data += r.consumed;
     n -= r.consumed;
+    if (parser_.in_request() || r.status == http::Parser::Status::kRequestReady) {
+      last_activity_ms_ = uv_now(worker_.loop());
+    }
     if (r.status == http::Parser::Status::kError) {
       reject(parser_.error());
       return;
