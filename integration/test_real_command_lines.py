@@ -32,8 +32,6 @@ COMMAND_LINES = [
     ("--bind 0.0.0.0:$PORT --preload --workers 2 app:app", {}, "pid"),
     ("--reload --bind 0.0.0.0:$PORT app:app", {}, "pid"),
     ("--bind 0.0.0.0:$PORT --statsd-host localhost:8125 --statsd-prefix myapp app:app", {}, "pid"),
-    ("-k gevent -w 1 --bind 0.0.0.0:$PORT app:app", {}, "pid"),
-    ("--worker-class eventlet --bind 0.0.0.0:$PORT app:app", {}, "pid"),
     ("--keep-alive 5 --graceful-timeout 30 --bind 0.0.0.0:$PORT app:app", {}, "pid"),
     ("--log-file=- --access-logfile=- --log-level=info --bind=0.0.0.0:$PORT app:app", {}, "pid"),
     ("--access-logformat '%(h)s %(l)s %(u)s %(t)s \"%(r)s\" %(s)s %(b)s \"%(f)s\" \"%(a)s\" %(L)s' "
@@ -119,11 +117,29 @@ def test_asgi_worker_class_is_refused_with_a_clear_reason(worker_class):
     assert "WSGI" in proc.stderr
 
 
+# Real command lines for worker classes cppgunicorn does not have: refused
+# (exit 1, one line naming the class and what to use), not served.
+@pytest.mark.parametrize("line, worker_class", [
+    ("-k gevent -w 1 --bind 0.0.0.0:$PORT app:app", "gevent"),
+    ("--worker-class eventlet --bind 0.0.0.0:$PORT app:app", "eventlet"),
+])
+def test_gevent_and_eventlet_command_lines_are_refused(line, worker_class):
+    import subprocess
+    port = free_port()
+    proc = subprocess.run([server_binary()] + shlex.split(_expand(line, port, "/tmp")),
+                          cwd=APP_DIR, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1, proc.stderr
+    assert f"Invalid value for worker_class: '{worker_class}'" in proc.stderr
+    assert "gthread" in proc.stderr
+    assert "Booting worker" not in proc.stderr
+
+
 def test_settings_not_acted_upon_are_named_in_one_warning_line(start_server):
-    srv = start_server("app:app", "-k", "gevent", "--initgroups", "--spew", cwd=APP_DIR)
+    srv = start_server("app:app", "--initgroups", "--spew", "--http2-max-concurrent-streams", "50",
+                       cwd=APP_DIR)
     assert requests.get(srv.url + "/", timeout=5).status_code == 200
     srv.stop()
     lines = [l for l in srv.stderr().splitlines() if "not acted upon" in l]
     assert len(lines) == 1, srv.stderr()
-    for name in ("worker_class=gevent", "initgroups=True", "spew=True"):
+    for name in ("initgroups=True", "spew=True", "http2_max_concurrent_streams=50"):
         assert name in lines[0]

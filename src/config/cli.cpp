@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -222,6 +223,68 @@ std::function<void(Config&, const std::string&)> accept_hook(std::string_view na
   return [name](Config& c, const std::string& v) { c.ignored[std::string(name)] = v; };
 }
 
+// --- Refused settings --------------------------------------------------------
+// A setting that changes what is spoken on the wire, or who may connect, and
+// that cppgunicorn cannot honour stops the server instead of being accepted
+// with a warning: the front end (nginx's uwsgi_pass, an h2 client) would
+// otherwise talk to a server that does not understand it, and the warning
+// is easy to miss in a deployment's logs.
+
+std::string lowercase(const std::string& value) {
+  std::string lower;
+  for (char ch : value) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return lower;
+}
+
+// gunicorn's --protocol: http is what we do anyway; uwsgi is refused.
+void apply_protocol(Config&, const std::string& v) {
+  std::string lower = lowercase(v);
+  if (lower == "http") return;
+  if (lower == "uwsgi") {
+    throw ConfigError("Invalid value for protocol: '" + v +
+                      "' (only HTTP is spoken; put nginx's proxy_pass (HTTP) in front instead of "
+                      "uwsgi_pass, and leave protocol at http)");
+  }
+  throw ConfigError("Invalid value for protocol: '" + v + "' (expected http)");
+}
+
+// gunicorn's --uwsgi-allow-from only means something with the uwsgi
+// protocol, which is refused: a value of its own asks for uwsgi peers.
+// gunicorn's default, written out by a config that lists every default,
+// asks for nothing.
+void apply_uwsgi_allow_ips(Config&, const std::string& v) {
+  std::vector<std::string> listed = split_list(v);
+  if (listed == std::vector<std::string>{"127.0.0.1", "::1"}) return;
+  throw ConfigError("Invalid value for uwsgi_allow_ips: '" + v +
+                    "' (only HTTP is spoken, so there are no uwsgi peers to allow; remove it, "
+                    "and name the proxies in front with forwarded_allow_ips)");
+}
+
+// gunicorn's validate_http_protocols (comma-separated h1, h2, h3; empty
+// means h1), then anything but h1 alone is refused.
+void apply_http_protocols(Config&, const std::string& v) {
+  std::vector<std::string> asked;
+  for (const std::string& item : split_list(v)) {
+    std::string proto = lowercase(item);
+    if (proto != "h1" && proto != "h2" && proto != "h3") {
+      throw ConfigError("Invalid value for http_protocols: '" + v + "' ('" + item +
+                        "' is not a protocol; expected a comma-separated list of h1, h2, h3)");
+    }
+    if (std::find(asked.begin(), asked.end(), proto) != asked.end()) {
+      throw ConfigError("Invalid value for http_protocols: '" + v + "' ('" + item +
+                        "' is given twice)");
+    }
+    asked.push_back(proto);
+  }
+  for (const std::string& proto : asked) {
+    if (proto != "h1") {
+      throw ConfigError("Invalid value for http_protocols: '" + v +
+                        "' (only HTTP/1.x is spoken; use h1, and put a proxy that speaks " +
+                        (proto == "h3" ? "HTTP/3" : "HTTP/2") + " to clients in front)");
+    }
+  }
+}
+
 }  // namespace
 
 const std::vector<Setting>& settings_table() {
@@ -326,7 +389,7 @@ const std::vector<Setting>& settings_table() {
        }, ""},
       {"worker_class", {"-k", "--worker-class"}, ValueKind::kString, "STRING",
        "The type of workers. cppgunicorn has one (libuv event loop); sync and gthread "
-       "mean it, others are accepted with a warning, ASGI workers are refused.",
+       "(and their gunicorn class paths) mean it, other classes are refused.",
        string_setter(&Config::worker_class), "sync"},
       {"default_proc_name", {}, ValueKind::kString, "",
        "The process name when proc_name is not set (the app module).",
@@ -440,11 +503,12 @@ const std::vector<Setting>& settings_table() {
        ValueKind::kBool, "", "Accept HTTP versions other than 1.0 and 1.1.",
        accept_bool("permit_unconventional_http_version"), "False",
        "HTTP versions other than 1.x are always refused"},
-      {"protocol", {"--protocol"}, ValueKind::kString, "STRING", "The protocol: http or uwsgi.",
-       accept_choice("protocol", {"http", "uwsgi"}), "http", "only HTTP is spoken"},
+      // Refused: uwsgi is not spoken (see apply_protocol).
+      {"protocol", {"--protocol"}, ValueKind::kString, "STRING",
+       "The protocol: http (uwsgi is refused: only HTTP is spoken).", apply_protocol, "http"},
       {"uwsgi_allow_ips", {"--uwsgi-allow-from"}, ValueKind::kString, "STRING",
-       "Addresses allowed to send uwsgi requests.", accept_string("uwsgi_allow_ips"),
-       "127.0.0.1,::1", "only HTTP is spoken"},
+       "Addresses allowed to send uwsgi requests (refused: only HTTP is spoken).",
+       apply_uwsgi_allow_ips, "127.0.0.1,::1"},
       {"root_path", {"--root-path"}, ValueKind::kString, "STRING", "The ASGI root_path.",
        accept_string("root_path"), "", "an ASGI setting; use SCRIPT_NAME for WSGI"},
       // Logging.
@@ -526,8 +590,8 @@ const std::vector<Setting>& settings_table() {
        "there is no control socket"},
       // HTTP/2, ASGI, dirty arbiters: other protocols and worker kinds.
       {"http_protocols", {"--http-protocols"}, ValueKind::kString, "STRING",
-       "Protocols to offer: h1, h2.", accept_string("http_protocols"), "h1",
-       "only HTTP/1.x is spoken"},
+       "Protocols to offer: h1 (h2 and h3 are refused: only HTTP/1.x is spoken).",
+       apply_http_protocols, "h1"},
       {"http2_cleartext", {"--http2-cleartext"}, ValueKind::kString, "STRING",
        "HTTP/2 without TLS: off, prior-knowledge, upgrade, both.",
        accept_choice("http2_cleartext", {"off", "prior-knowledge", "upgrade", "both"}), "off",

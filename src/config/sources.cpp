@@ -158,10 +158,17 @@ bool is_asgi_worker_class(const std::string& worker_class) {
          lower.find("asgi") != std::string::npos || lower.find("hypercorn") != std::string::npos;
 }
 
+// sync and gthread (by gunicorn's short names or class paths) are what our
+// worker does. Any other class (gevent, eventlet, tornado, a custom one)
+// promises a concurrency model we do not have: a gevent app that relies on
+// monkey-patched sockets or thousands of idle connections would be served
+// by a worker that does neither, so it is refused, not served with a warning.
 bool is_our_worker_class(const std::string& worker_class) {
+  // gunicorn's spellings of the two it calls sync and gthread.
   return worker_class == "sync" || worker_class == "gthread" ||
          worker_class == "gunicorn.workers.sync.SyncWorker" ||
-         worker_class == "gunicorn.workers.gthread.ThreadWorker";
+         worker_class == "gunicorn.workers.gthread.ThreadWorker" ||
+         worker_class == "egg:gunicorn#sync" || worker_class == "egg:gunicorn#gthread";
 }
 
 }  // namespace
@@ -271,10 +278,20 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
     loaded.shown["config"] = location;
   }
 
+  // Checked on the final value (a higher source may set it back to sync).
+  const std::string worker_class_source =
+      loaded.origins.count("worker_class") != 0
+          ? " [from " + source_name(loaded.origins.at("worker_class")) + "]"
+          : std::string();
   if (is_asgi_worker_class(config.worker_class)) {
     throw ConfigError("Invalid value for worker_class: '" + config.worker_class +
-                      "' (an ASGI worker: cppgunicorn serves WSGI applications only; expected "
-                      "sync, gthread, or a WSGI worker class)");
+                      "' (an ASGI worker: cppgunicorn serves WSGI applications only; use sync, "
+                      "or gthread with --threads N for concurrency)" + worker_class_source);
+  }
+  if (!is_our_worker_class(config.worker_class)) {
+    throw ConfigError("Invalid value for worker_class: '" + config.worker_class +
+                      "' (cppgunicorn has no such worker class; use sync, or gthread with "
+                      "--threads N for concurrency)" + worker_class_source);
   }
   std::string warning;
   auto note = [&](const std::string& name, const std::string& value, std::string_view why) {
@@ -285,10 +302,6 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
     warning += why;
     warning += ")";
   };
-  if (!is_our_worker_class(config.worker_class)) {
-    note("worker_class", config.worker_class,
-         "every worker is cppgunicorn's own libuv event loop; the app is served as WSGI");
-  }
   for (const auto& [name, value] : config.ignored) {
     const Setting* s = find_setting(name);
     note(name, value, s ? s->ignored_reason : "not acted upon");

@@ -70,7 +70,7 @@ TEST_CASE("TOML values become the settings' text forms") {
 TEST_CASE("load_config: the highest source wins and replaces lists") {
   ::setenv("GUNICORN_CMD_ARGS", "--bind 127.0.0.1:2 --workers 2 --timeout 5", 1);
   ::setenv("CPPGUNICORN_CMD_ARGS", "--workers 3", 1);
-  LoadedConfig loaded = load_config({"--timeout", "7", "-k", "gevent", "app:app"}, nullptr);
+  LoadedConfig loaded = load_config({"--timeout", "7", "--spew", "app:app"}, nullptr);
   ::unsetenv("GUNICORN_CMD_ARGS");
   ::unsetenv("CPPGUNICORN_CMD_ARGS");
   CHECK(loaded.config.bind == std::vector<std::string>{"127.0.0.1:2"});
@@ -79,9 +79,38 @@ TEST_CASE("load_config: the highest source wins and replaces lists") {
   CHECK(loaded.config.app_uri == "app:app");
   CHECK(loaded.origins["workers"].source == Source::kCppgunicornEnv);
   CHECK(loaded.origins["timeout"].source == Source::kCommandLine);
-  CHECK(loaded.ignored_warning.find("worker_class=gevent") != std::string::npos);
+  CHECK(loaded.ignored_warning.find("spew=True") != std::string::npos);
   CHECK_THROWS_WITH_AS(load_config({"--workers", "0", "app:app"}, nullptr),
                        doctest::Contains("Invalid value for workers: '0'"), ConfigError);
+}
+
+TEST_CASE("load_config refuses what would change the wire or who may connect") {
+  auto refused = [](std::vector<std::string> args, const char* text) {
+    args.push_back("app:app");
+    CHECK_THROWS_WITH_AS(load_config(args, nullptr), doctest::Contains(text), ConfigError);
+  };
+  refused({"--protocol", "uwsgi"}, "Invalid value for protocol: 'uwsgi' (only HTTP is spoken");
+  refused({"--protocol", "spdy"}, "Invalid value for protocol: 'spdy' (expected http)");
+  refused({"--uwsgi-allow-from", "10.0.0.1"}, "Invalid value for uwsgi_allow_ips: '10.0.0.1'");
+  refused({"--http-protocols", "h2"}, "Invalid value for http_protocols: 'h2' (only HTTP/1.x");
+  refused({"--http-protocols", "h1, H2"}, "Invalid value for http_protocols: 'h1, H2'");
+  refused({"--http-protocols", "h1,h1"}, "'h1' is given twice");
+  refused({"--http-protocols", "h4"}, "'h4' is not a protocol");
+  refused({"-k", "gevent"}, "Invalid value for worker_class: 'gevent' (cppgunicorn has no such");
+  refused({"-k", "gunicorn.workers.ggevent.GeventWorker"}, "[from command line]");
+  refused({"-k", "uvicorn.workers.UvicornWorker"}, "an ASGI worker");
+  // What we do anyway is accepted without a warning.
+  LoadedConfig ok = load_config({"--protocol", "HTTP", "--http-protocols", "h1", "-k",
+                                 "gunicorn.workers.gthread.ThreadWorker", "app:app"},
+                                nullptr);
+  CHECK(ok.ignored_warning.empty());
+  CHECK(load_config({"--http-protocols", "", "app:app"}, nullptr).ignored_warning.empty());
+  // Only the winning source counts: the command line sets sync back.
+  ::setenv("GUNICORN_CMD_ARGS", "-k eventlet --protocol uwsgi", 1);
+  CHECK_NOTHROW(load_config({"-k", "sync", "--protocol", "http", "app:app"}, nullptr));
+  CHECK_THROWS_WITH_AS(load_config({"app:app"}, nullptr),
+                       doctest::Contains("[from env GUNICORN_CMD_ARGS]"), ConfigError);
+  ::unsetenv("GUNICORN_CMD_ARGS");
 }
 
 TEST_CASE("--no-sendfile and a file's sendfile = False switch sendfile off") {
