@@ -78,11 +78,16 @@ def test_a_client_that_stops_reading_is_dropped_and_others_are_served(start_serv
 
 def test_worker_connections_caps_clients_per_worker(start_server, tmp_path):
     srv = start_hardening(start_server, tmp_path, "--worker-connections", "2", "--keep-alive", "30")
-    held = [socket.create_connection(("127.0.0.1", srv.port), timeout=5) for _ in range(2)]
+    held = []
     try:
-        for s in held:
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            held.append(s)
             s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
             assert status_of(s.recv(4096)) == 200
+            # Half a request: not idle, so not a connection to close for room.
+            s.sendall(b"GET / HTTP/1.1\r\n")
+        time.sleep(0.3)  # read by the worker before the third client comes
         third = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
         third.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         third.settimeout(1.0)
@@ -95,6 +100,31 @@ def test_worker_connections_caps_clients_per_worker(start_server, tmp_path):
         data, closed = read_until_close(third, deadline=5)
         assert status_of(data) == 200 and closed
         third.close()
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_at_worker_connections_the_longest_idle_connection_makes_room(start_server, tmp_path):
+    # nginx's behaviour: idle keep-alive connections are closed first, so a
+    # new client is served at once instead of waiting out --keep-alive.
+    srv = start_hardening(start_server, tmp_path, "--worker-connections", "3", "--keep-alive", "60")
+    held = []
+    try:
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            held.append(s)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert status_of(s.recv(4096)) == 200
+            time.sleep(0.05)  # held[0] is the one idle longest
+        start = time.monotonic()
+        status, _, closed = exchange(srv.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                                     half_close=False)
+        assert status == 200 and time.monotonic() - start < 3
+        assert read_until_close(held[0], deadline=2)[1], "the longest idle one was closed"
+        for s in held[1:]:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert status_of(s.recv(4096)) == 200, "the others still serve"
     finally:
         for s in held:
             s.close()

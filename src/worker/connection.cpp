@@ -858,6 +858,11 @@ void Connection::on_closed(uv_handle_t* h) {
   c->worker_.connection_closed(c);  // destroys c
 }
 
+bool Connection::idle() const {
+  return !closing_ && !busy_ && !lingering_ && !close_when_flushed_ && pending_input_.empty() &&
+         backlog() == 0 && !parser_.in_request() && (!tls_ || tls_->established());
+}
+
 void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
   if (closing_) return;
   uint64_t idle = now_ms - last_activity_ms_;

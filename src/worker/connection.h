@@ -40,6 +40,10 @@ class Connection {
   // The periodic sweep: idle keep-alive and lingering-close deadlines.
   void sweep(uint64_t now_ms, uint64_t keepalive_ms);
   bool closing() const { return closing_; }
+  // Between requests with nothing in flight either way: what a worker at
+  // --worker-connections may close to make room (nginx does the same).
+  bool idle() const;
+  uint64_t last_activity_ms() const { return last_activity_ms_; }
   // Writes what send() held back while the worker was corking.
   void flush_cork();
   // Then, once every connection's cork is flushed: the response or the

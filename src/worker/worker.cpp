@@ -187,12 +187,27 @@ void Worker::on_connection(uv_stream_t* server, int status) {
     // watching the listener until uv_accept, so further clients wait in the
     // kernel's backlog (or go to another worker) instead of spinning here.
     self->waiting_listeners_.push_back(server);
+    // As nginx does when it runs out: the idle connection that waited
+    // longest makes room (its client reconnects when it has a request),
+    // rather than a new client waiting out every keep-alive.
+    self->close_longest_idle();
     return;
   }
   auto conn = std::make_unique<Connection>(*self);
   Connection* raw = conn.get();
   self->connections_.emplace(raw, std::move(conn));
   if (!raw->accept(server, l->socket->is_unix)) raw->close();
+}
+
+void Worker::close_longest_idle() {
+  Connection* oldest = nullptr;
+  for (const auto& [c, owned] : connections_) {
+    if (c->closing()) return;  // one is going already: its slot is next
+    if (c->idle() && (oldest == nullptr || c->last_activity_ms() < oldest->last_activity_ms())) {
+      oldest = c;
+    }
+  }
+  if (oldest != nullptr) oldest->close();
 }
 
 void Worker::connection_closed(Connection* c) {

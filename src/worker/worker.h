@@ -147,6 +147,8 @@ class Worker {
   std::vector<uv_stream_t*> waiting_listeners_;
   uint64_t last_emfile_log_ms_ = 0;
   size_t max_connections_ = 1000;  // --worker-connections, fitted to RLIMIT_NOFILE
+  // At the cap: closes the idle connection that waited longest, if any.
+  void close_longest_idle();
 
   bool stopping_ = false;
   uint64_t stop_deadline_ms_ = 0;
