@@ -88,3 +88,113 @@ def test_print_config_shows_sendfile_off(tmp_path):
     assert r.returncode == 0, r.stderr
     line = [l for l in r.stdout.splitlines() if l.startswith("sendfile ")][0]
     assert "False" in line and "command line" in line
+
+
+# --------------------------------------------------------------------------
+# Bounded disk: the body cap, the per-worker spool budget, a full disk.
+
+def _upload_head(length, path=b"/upload"):
+    return (b"POST " + path + b" HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+            str(length).encode() + b"\r\n\r\n")
+
+
+def _answer(sock, timeout=20):
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_the_default_body_cap_is_1_gib(start_server, tmp_path):
+    srv = start_hardening(start_server, tmp_path)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(_upload_head(1024 ** 3 + 1))  # refused from the head alone
+        assert _answer(s).startswith(b"HTTP/1.1 413 ")
+    out = subprocess.run([server_binary(), "--print-config", "app:app"], capture_output=True,
+                         text=True, timeout=30).stdout
+    assert "limit_request_body" in out and "1073741824" in out
+    assert "spool_budget" in out and "4294967296" in out
+
+
+@pytest.mark.parametrize("end", ["complete", "client gone mid-body", "refused"])
+def test_the_spool_is_freed_however_the_request_ends(start_server, tmp_path, end):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    srv = start_hardening(start_server, tmp_path, "--limit-request-body", str(3 * 1024 * 1024))
+    (worker,) = wait_for_workers(srv.proc.pid, 1)
+    size = 4 * 1024 * 1024 if end == "refused" else 2 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as s:
+        if end == "refused":  # a chunked body that outgrows limit_request_body
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+            for _ in range(4):
+                s.sendall(b"100000\r\n" + b"x" * 0x100000 + b"\r\n")
+            assert _answer(s).startswith(b"HTTP/1.1 413 ")
+        else:
+            s.sendall(_upload_head(size) + b"x" * (size // 2 + 65536))
+            wait_until(lambda: spooled_files(worker, "/tmp") or spooled_files(worker, os.environ.get("TMPDIR", "/tmp")),
+                       20, what="a spooled body")
+            if end == "complete":
+                s.sendall(b"x" * (size - size // 2 - 65536))
+                assert _answer(s).startswith(b"HTTP/1.1 200 ")
+    wait_until(lambda: not spooled_files(worker, os.environ.get("TMPDIR", "/tmp")), 10,
+               what="the spool file closed")
+    assert requests.get(srv.url + "/", timeout=10).status_code == 200
+    (again,) = wait_for_workers(srv.proc.pid, 1)
+    assert again == worker, "the same worker, not a crashed one"
+
+
+def test_an_upload_past_the_workers_spool_budget_gets_503_and_others_go_on(start_server, tmp_path):
+    # Bodies go to disk a MiB at a time once past 1 MiB in memory: each of
+    # these two spools a little over 1 MiB, together past the budget.
+    srv = start_hardening(start_server, tmp_path, "--spool-budget", str(3 * 512 * 1024))
+    size = 2 * 1024 * 1024
+    first = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    second = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
+    try:
+        first.sendall(_upload_head(size) + b"a" * (size - 10))
+        (worker,) = wait_for_workers(srv.proc.pid, 1)
+        wait_until(lambda: spooled_files(worker, os.environ.get("TMPDIR", "/tmp")), 20,
+                   what="the first body spooled")
+        second.sendall(_upload_head(size) + b"b" * (size - 10))
+        answer = _answer(second)
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in answer
+        first.sendall(b"a" * 10)
+        assert _answer(first).startswith(b"HTTP/1.1 200 ")
+    finally:
+        first.close()
+        second.close()
+    wait_until(lambda: "spool_budget is used up" in srv.stderr(), 10, what="the log line")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a small tmpfs (root only)")
+def test_a_full_disk_gets_507_and_a_log_line_naming_errno_directory_and_client(start_server,
+                                                                             tmp_path):
+    spool = tmp_path / "small"
+    spool.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(spool)], check=True)
+    try:
+        srv = start_hardening(start_server, tmp_path, "-c", _conf(tmp_path, spool))
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as s:
+            s.sendall(_upload_head(4 * 1024 * 1024))
+            try:
+                s.sendall(b"x" * (4 * 1024 * 1024))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            assert _answer(s).startswith(b"HTTP/1.1 507 Insufficient Storage")
+        wait_until(lambda: "No space left on device (errno 28)" in srv.stderr(), 10,
+                   what="the log line")
+        line = [l for l in srv.stderr().splitlines() if "errno 28" in l][0]
+        assert "127.0.0.1" in line and str(spool) in line
+        assert requests.get(srv.url + "/", timeout=10).status_code == 200
+    finally:
+        subprocess.run(["umount", "-l", str(spool)], check=False)
+
+
+def _conf(tmp_path, spool):
+    conf = tmp_path / "spool.conf.py"
+    conf.write_text(f"tmp_upload_dir = {str(spool)!r}\n")
+    return conf

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -16,9 +17,22 @@ std::string& chosen_directory() {
   static std::string dir;
   return dir;
 }
+// Spool files may be released on a pool thread (with the request's
+// exchange) while the loop thread spools another body.
+std::atomic<uint64_t> g_spooled{0};
+uint64_t g_budget = 0;
 }  // namespace
 
 void SpoolFile::use_directory(std::string dir) { chosen_directory() = std::move(dir); }
+
+void SpoolFile::set_budget(uint64_t bytes) { g_budget = bytes; }
+
+std::string SpoolFile::directory() {
+  const char* dir = std::getenv("TMPDIR");
+  return !chosen_directory().empty() ? chosen_directory()
+         : dir && *dir               ? std::string(dir)
+                                     : std::string("/tmp");
+}
 
 void SpoolFile::check_directory(const std::string& dir) {
   struct stat st {};
@@ -30,28 +44,29 @@ void SpoolFile::check_directory(const std::string& dir) {
 }
 
 std::shared_ptr<SpoolFile> SpoolFile::create() {
-  const char* dir = std::getenv("TMPDIR");
-  std::string base = !chosen_directory().empty() ? chosen_directory()
-                     : dir && *dir               ? std::string(dir)
-                                                 : std::string("/tmp");
-  std::string path = base + "/cppgunicorn-body-XXXXXX";
+  std::string path = directory() + "/cppgunicorn-body-XXXXXX";
   int fd = ::mkostemp(path.data(), O_CLOEXEC);
   if (fd < 0) throw std::runtime_error("cannot create a temporary file in " + path + ": " + std::strerror(errno));
   ::unlink(path.c_str());
   return std::shared_ptr<SpoolFile>(new SpoolFile(fd));
 }
 
-SpoolFile::~SpoolFile() { ::close(fd_); }
+SpoolFile::~SpoolFile() {
+  ::close(fd_);  // the file was unlinked at creation: its space is free now
+  g_spooled -= size_;
+}
 
-bool SpoolFile::append(std::string_view data) {
+int SpoolFile::append(std::string_view data) {
+  if (g_budget != 0 && g_spooled.load() + data.size() > g_budget) return kOverBudget;
   while (!data.empty()) {
     ssize_t n = ::pwrite(fd_, data.data(), data.size(), static_cast<off_t>(size_));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
+    if (n <= 0) return n == 0 ? ENOSPC : errno;
     size_ += static_cast<uint64_t>(n);
+    g_spooled += static_cast<uint64_t>(n);
     data.remove_prefix(static_cast<size_t>(n));
   }
-  return true;
+  return 0;
 }
 
 size_t SpoolFile::read_at(uint64_t offset, char* out, size_t n) const {

@@ -26,8 +26,18 @@ class SpoolFile {
   SpoolFile(const SpoolFile&) = delete;
   SpoolFile& operator=(const SpoolFile&) = delete;
 
-  // Appends at the end; false on a write error (disk full).
-  bool append(std::string_view data);
+  // What append() returns besides 0 (written) and an errno value: the
+  // process's spool budget would be exceeded.
+  static constexpr int kOverBudget = -1;
+  // Bytes all live spool files of this process may hold together (0: no
+  // limit); spool_budget, per worker.
+  static void set_budget(uint64_t bytes);
+  // The directory spool files are made in now (for messages).
+  static std::string directory();
+
+  // Appends at the end: 0, kOverBudget (nothing written), or the errno of
+  // a write that failed (ENOSPC: the disk is full).
+  int append(std::string_view data);
   // Copies up to `n` bytes from `offset`; returns how many.
   size_t read_at(uint64_t offset, char* out, size_t n) const;
   uint64_t size() const { return size_; }

@@ -73,6 +73,18 @@ std::function<void(Config&, const std::string&)> int_setter(std::string_view nam
   };
 }
 
+// A byte count: an integer >= 0 (0 means no limit).
+long long parse_byte_count(std::string_view setting, const std::string& v) {
+  errno = 0;
+  char* end = nullptr;
+  long long n = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno == ERANGE || n < 0) {
+    throw ConfigError("Invalid value for " + std::string(setting) + ": '" + v +
+                      "' (expected an integer >= 0)");
+  }
+  return n;
+}
+
 std::function<void(Config&, const std::string&)> string_setter(std::string Config::*field) {
   return [field](Config& c, const std::string& v) { c.*field = v; };
 }
@@ -652,17 +664,18 @@ const std::vector<Setting>& settings_table() {
        "Limit the allowed size of an HTTP request header field (0: the default, 8190).",
        int_setter("limit_request_field_size", &Config::limit_request_field_size, 0), "8190"},
       {"limit_request_body", {"--limit-request-body"}, ValueKind::kInt, "INT",
-       "The maximum size of a request body in bytes, answered 413 beyond it (0: unlimited).",
+       "The maximum size of a request body in bytes, answered 413 beyond it (0: unlimited). "
+       "Default 1 GiB: one client cannot fill the disk the body is spooled to.",
        [](Config& c, const std::string& v) {
-         errno = 0;
-         char* end = nullptr;
-         long long n = std::strtoll(v.c_str(), &end, 10);
-         if (v.empty() || *end != '\0' || errno == ERANGE || n < 0) {
-           throw ConfigError("Invalid value for limit_request_body: '" + v +
-                             "' (expected an integer >= 0)");
-         }
-         c.limit_request_body = n;
-       }, "0"},
+         c.limit_request_body = parse_byte_count("limit_request_body", v);
+       }, "1073741824"},
+      {"spool_budget", {"--spool-budget"}, ValueKind::kInt, "INT",
+       "Bytes of request bodies one worker may hold on disk at once (bodies past 1 MiB are "
+       "spooled to tmp_upload_dir); a body that would go past it is answered 503 (0: "
+       "unlimited). Default 4 GiB.",
+       [](Config& c, const std::string& v) {
+         c.spool_budget = parse_byte_count("spool_budget", v);
+       }, "4294967296"},
       {"permit_obsolete_folding", {"--permit-obsolete-folding"}, ValueKind::kBool, "",
        "Permit requests employing obsolete HTTP line folding mechanism.",
        bool_setter("permit_obsolete_folding", &Config::permit_obsolete_folding), "False"},

@@ -53,7 +53,8 @@ struct Config {
   int limit_request_line = 4094;        // 0: unlimited; above 8190: 8190
   int limit_request_fields = 100;       // 0 or above 32768: 32768
   int limit_request_field_size = 8190;  // 0: 8190
-  long long limit_request_body = 0;     // ours: 0 is unlimited
+  long long limit_request_body = 1LL << 30;  // ours: 0 is unlimited (docs/http.md)
+  long long spool_budget = 4LL << 30;        // ours: per worker, bytes of bodies on disk
   bool permit_obsolete_folding = false;
   bool permit_unconventional_http_method = false;
   bool casefold_http_method = false;

@@ -12,6 +12,9 @@ int status_for(ParseError error) {
     case ParseError::kBodyTooLarge: return 413;
     case ParseError::kExpectationFailed: return 417;
     case ParseError::kRequestTimeout: return 408;
+    case ParseError::kInsufficientStorage: return 507;
+    case ParseError::kSpoolBudgetExceeded:
+    case ParseError::kSpoolFailed: return 503;
     case ParseError::kTooManyHeaders:
     case ParseError::kHeaderTooLarge: return 431;
     default: return 400;
@@ -46,6 +49,12 @@ std::string_view canned_response(ParseError error) {
     case 417:
       return "HTTP/1.1 417 Expectation Failed\r\nConnection: close\r\nContent-Type: text/plain\r\n"
              "Content-Length: 19\r\n\r\nExpectation Failed\n";
+    case 503:
+      return "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Retry-After: 1\r\nContent-Length: 20\r\n\r\nService Unavailable\n";
+    case 507:
+      return "HTTP/1.1 507 Insufficient Storage\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 21\r\n\r\nInsufficient Storage\n";
     case 501:
       return "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Type: text/plain\r\n"
              "Content-Length: 16\r\n\r\nNot Implemented\n";

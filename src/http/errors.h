@@ -27,6 +27,9 @@ enum class ParseError {
   kExpectationFailed,      // 417: an Expect other than 100-continue
   kRequestTimeout,         // 408: the head (or body) did not arrive in time
   kPlainHttpToTls,         // 400: plain HTTP sent to a TLS port (answered in plain HTTP)
+  kInsufficientStorage,    // 507: the body cannot be spooled, the disk is full
+  kSpoolBudgetExceeded,    // 503: the worker's spool_budget is used up by other bodies
+  kSpoolFailed,            // 503: the body cannot be spooled for another reason
 };
 
 int status_for(ParseError error);

@@ -364,6 +364,7 @@ void Arbiter::run_worker(base::Heartbeat& heartbeat) {
   try {
     ::umask(static_cast<mode_t>(config_.umask));
     base::SpoolFile::use_directory(config_.tmp_upload_dir);
+    base::SpoolFile::set_budget(static_cast<uint64_t>(config_.spool_budget));
     log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
     worker::Worker w(config_, listeners_, access_log_, &heartbeat, preloaded_app_.get(),
                      tls_.get());

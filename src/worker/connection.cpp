@@ -267,17 +267,36 @@ bool Connection::spool_body() {
   // most this much memory (plus one read) whatever its size.
   http::Request& request = parser_.request();
   if (request.body.size() < kBodyInMemory) return true;
+  int err = 0;
   try {
     if (!request.body_file) request.body_file = base::SpoolFile::create();
-    if (request.body_file->append(request.body)) {
+    err = request.body_file->append(request.body);
+    if (err == 0) {
       request.body.clear();
       return true;
     }
-    log::error_log().error("Cannot spool a request body to a temporary file (disk full?)");
   } catch (const std::exception& e) {
-    log::error_log().error(std::string("Cannot spool a request body: ") + e.what());
+    err = errno != 0 ? errno : EIO;  // the file could not be made
+    log::error_log().error("Cannot spool the request body from " + peer_.remote_addr + ": " +
+                           e.what());
   }
-  close();
+  // Refused with a status the client can act on, before the close; the
+  // spool file (and its space) goes with the request.
+  http::ParseError answer;
+  if (err == base::SpoolFile::kOverBudget) {
+    answer = http::ParseError::kSpoolBudgetExceeded;
+    log::error_log().warning("Request body from " + peer_.remote_addr +
+                             " refused: this worker's spool_budget is used up by other uploads");
+  } else {
+    answer = err == ENOSPC || err == EDQUOT ? http::ParseError::kInsufficientStorage
+                                            : http::ParseError::kSpoolFailed;
+    log::error_log().error("Cannot spool the request body from " + peer_.remote_addr + " to " +
+                           base::SpoolFile::directory() + ": " + std::strerror(err) +
+                           " (errno " + std::to_string(err) + ")");
+  }
+  request.body.clear();
+  request.body_file.reset();
+  reject(answer);
   return false;
 }
 
