@@ -124,14 +124,10 @@ _HOST = re.compile(r"^(\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|([0-9A-Za-z._~!$&'()*+,;
                    r"(:[0-9]*)?$")
 
 
-def rule_broken_by(request):
-    """The rule above that one expected (parsed) request breaks, or None."""
-    hosts = [v for n, v in request["headers"] if n.upper() == "HOST"]
-    codings = [c.strip(" \t").lower() for n, v in request["headers"]
-               if n.upper() == "TRANSFER-ENCODING" for c in v.split(",")]
+def _rule_broken(is_http11, hosts, codings):
     if any(c not in ("", "chunked") for c in codings):
         return "UnsupportedTransferCoding"
-    if tuple(request["version"]) == (1, 1):
+    if is_http11:
         if not hosts:
             return "MissingHost"
         if len(hosts) > 1:
@@ -139,6 +135,14 @@ def rule_broken_by(request):
         if not _HOST.match(hosts[0]):
             return "InvalidHost"
     return None
+
+
+def rule_broken_by(request):
+    """The rule above that one expected (parsed) request breaks, or None."""
+    hosts = [v for n, v in request["headers"] if n.upper() == "HOST"]
+    codings = [c.strip(" \t").lower() for n, v in request["headers"]
+               if n.upper() == "TRANSFER-ENCODING" for c in v.split(",")]
+    return _rule_broken(tuple(request["version"]) == (1, 1), hosts, codings)
 
 
 def stricter_rule(raw):
@@ -160,16 +164,7 @@ def stricter_rule(raw):
             hosts.append(value.strip(" \t"))
         elif name.lower() == "transfer-encoding":
             codings += [c.strip(" \t").lower() for c in value.split(",")]
-    if any(c not in ("", "chunked") for c in codings):
-        return "UnsupportedTransferCoding"
-    if request_line[-1] == "HTTP/1.1":
-        if not hosts:
-            return "MissingHost"
-        if len(hosts) > 1:
-            return "RepeatedHost"
-        if not _HOST.match(hosts[0]):
-            return "InvalidHost"
-    return None
+    return _rule_broken(request_line[-1] == "HTTP/1.1", hosts, codings)
 # Errors meaning "the bytes are an incomplete request and then EOF": closing
 # the connection without an answer is also right for these.
 INCOMPLETE_AT_EOF = {"NoMoreData"}

@@ -76,15 +76,23 @@ def test_a_client_that_stops_reading_is_dropped_and_others_are_served(start_serv
     assert requests.get(srv.url + "/", timeout=5).text == "ok"
 
 
+def _idle_keep_alive_connections(port, count):
+    """`count` connections, opened one at a time, each after one request."""
+    held = []
+    for _ in range(count):
+        s = socket.create_connection(("127.0.0.1", port), timeout=5)
+        held.append(s)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert status_of(s.recv(4096)) == 200
+        time.sleep(0.05)  # the first is the one idle longest
+    return held
+
+
 def test_worker_connections_caps_clients_per_worker(start_server, tmp_path):
     srv = start_hardening(start_server, tmp_path, "--worker-connections", "2", "--keep-alive", "30")
-    held = []
+    held = _idle_keep_alive_connections(srv.port, 2)
     try:
-        for _ in range(2):
-            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-            held.append(s)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-            assert status_of(s.recv(4096)) == 200
+        for s in held:
             # Half a request: not idle, so not a connection to close for room.
             s.sendall(b"GET / HTTP/1.1\r\n")
         time.sleep(0.3)  # read by the worker before the third client comes
@@ -109,14 +117,8 @@ def test_at_worker_connections_the_longest_idle_connection_makes_room(start_serv
     # nginx's behaviour: idle keep-alive connections are closed first, so a
     # new client is served at once instead of waiting out --keep-alive.
     srv = start_hardening(start_server, tmp_path, "--worker-connections", "3", "--keep-alive", "60")
-    held = []
+    held = _idle_keep_alive_connections(srv.port, 3)
     try:
-        for _ in range(3):
-            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
-            held.append(s)
-            s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-            assert status_of(s.recv(4096)) == 200
-            time.sleep(0.05)  # held[0] is the one idle longest
         start = time.monotonic()
         status, _, closed = exchange(srv.port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
                                      half_close=False)
