@@ -1,6 +1,7 @@
 """PEP 3333 as the app sees it: environ, wsgi.input, start_response and
 write(), exc_info, close() on every path, file_wrapper, framing."""
 import json
+import os
 import socket
 import time
 
@@ -8,6 +9,7 @@ import pytest
 import requests
 
 from conftest import APPS
+from proc_tools import APP_DIR as PROC_APP_DIR, clients_on_every_worker, wait_for_workers
 
 FEATURES = APPS / "features"
 
@@ -193,12 +195,47 @@ def test_error_log_file_and_log_level(start_server, tmp_path):
     assert srv.stderr() == ""
 
 
+def _listening_inode(port):
+    """The inode of the socket listening on 127.0.0.1:port, from /proc/net/tcp."""
+    want = f"0100007F:{port:04X}"
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == want and fields[3] == "0A":  # 0A: LISTEN
+            return fields[9]
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def _socket_inodes(pid):
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
 def test_two_workers_serve_the_same_socket(start_server):
-    srv = start_server("app:app", "--workers", "2", chdir=FEATURES)
-    pids = set()
-    for _ in range(40):
-        env = requests.get(srv.url + "/environ", timeout=5).json()
-        assert env["wsgi.multiprocess"] is True
+    srv = start_server("app:app", "--workers", "2", "--keep-alive", "60", chdir=PROC_APP_DIR)
+    pids = wait_for_workers(srv.proc.pid, 2)
+    # One listening socket, the master's, held by both workers.
+    listening = _listening_inode(srv.port)
+    for pid in pids:
+        assert listening in _socket_inodes(pid), f"worker {pid} does not hold the socket"
+    # Each client is accepted while every worker already found is busy:
+    # two connections to the one port, answered by two different workers.
+    clients = clients_on_every_worker(srv.port, 2)
+    try:
+        assert sorted(clients) == pids
+        for pid, client in clients.items():
+            status, _, body = client.get("/wsgi")
+            assert status == 200
+            assert body.split()[:2] == [f"pid={pid}", "multiprocess=True"], body
+    finally:
+        for client in clients.values():
+            client.close()
     assert srv.stderr().count("Booting worker with pid") == 2
 
 
