@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from conftest import APPS
-from proc_tools import APP_DIR as PROC_APP_DIR, clients_on_every_worker, wait_for_workers
+from proc_tools import APP_DIR as PROC_APP_DIR, clients_on_every_worker, wait_for_workers, workers
 
 FEATURES = APPS / "features"
 
@@ -114,6 +114,7 @@ def test_close_is_called_when_the_body_raises_and_the_connection_is_cut(features
 
 
 def test_close_is_called_when_the_client_disconnects_mid_body(features):
+    (worker,) = wait_for_workers(features.proc.pid, 1)
     with socket.create_connection(("127.0.0.1", features.port), timeout=5) as s:
         s.sendall(b"GET /slow-closing HTTP/1.1\r\nHost: x\r\n\r\n")
         s.recv(1000)
@@ -122,6 +123,9 @@ def test_close_is_called_when_the_client_disconnects_mid_body(features):
         time.sleep(0.1)
     assert "slow-closing" in closed(features)
     assert requests.get(features.url + "/closing", timeout=5).text == "abc"
+    # The same worker, not a replacement for one that crashed.
+    assert workers(features.proc.pid) == [worker], features.stderr()
+    assert features.stderr().count("Booting worker with pid") == 1
 
 
 def test_file_wrapper_streams_the_file(features):
