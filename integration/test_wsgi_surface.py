@@ -9,6 +9,7 @@ import pytest
 import requests
 
 from conftest import APPS
+from http_helpers import SyscallTrace
 from proc_tools import APP_DIR as PROC_APP_DIR, clients_on_every_worker, wait_for_workers, workers
 
 FEATURES = APPS / "features"
@@ -128,9 +129,19 @@ def test_close_is_called_when_the_client_disconnects_mid_body(features):
     assert features.stderr().count("Booting worker with pid") == 1
 
 
-def test_file_wrapper_streams_the_file(features):
-    r = requests.get(features.url + "/file-wrapper", timeout=5)
+def test_file_wrapper_streams_the_file(features, tmp_path):
+    (worker,) = wait_for_workers(features.proc.pid, 1)
+    # Once the worker serves, it has imported the app (a worker still
+    # booting may read app.py as the import does).
+    assert requests.get(features.url + "/reason", timeout=20).status_code == 299
+    with SyscallTrace(worker, tmp_path) as trace:
+        r = requests.get(features.url + "/file-wrapper", timeout=5)
+        trace.wait_for_bytes(str(FEATURES / "app.py"), len(r.content))
     assert r.content == (FEATURES / "app.py").read_bytes()
+    if features.args[features.args.index("--threads") + 1] == "1":
+        # The loop thread runs the app and hands the file to sendfile(2).
+        moved = trace.bytes_by_call(str(FEATURES / "app.py"))
+        assert moved.get("sendfile", 0) > 0 and moved.get("read", 0) == 0, moved
 
 
 def test_app_content_length_is_kept_for_a_multi_chunk_body(features):
