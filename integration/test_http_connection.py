@@ -7,6 +7,7 @@ import pytest
 import requests
 
 from conftest import APPS
+from proc_tools import alive, wait_for_workers, workers
 
 FEATURES = APPS / "features"
 
@@ -232,7 +233,22 @@ def test_http10_closes_by_default_and_keeps_alive_on_request(server):
     c.close()
 
 
+def the_worker(srv):
+    """The pid of the server's one worker, once it runs."""
+    (pid,) = wait_for_workers(srv.proc.pid, 1)
+    return pid
+
+
+def assert_same_worker(srv, pid):
+    """The worker that was serving is still the master's one worker: it
+    neither crashed (to be replaced) nor was restarted."""
+    assert workers(srv.proc.pid) == [pid], f"worker {pid} was replaced:\n{srv.stderr()}"
+    assert alive(pid)
+    assert srv.stderr().count("Booting worker with pid") == 1, srv.stderr()
+
+
 def test_a_client_that_disconnects_mid_body_does_not_hurt_the_worker(server):
+    worker = the_worker(server)
     for _ in range(3):
         c = RawClient(server.port)
         c.send(get(b"/slow-closing"))
@@ -240,13 +256,16 @@ def test_a_client_that_disconnects_mid_body_does_not_hurt_the_worker(server):
         c.close()
     for _ in range(5):
         assert requests.get(server.url + "/reason", timeout=5).status_code == 299
+    assert_same_worker(server, worker)
 
 
 def test_a_client_that_sends_half_a_request_and_leaves(server):
+    worker = the_worker(server)
     c = RawClient(server.port)
     c.send(b"POST /input HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
     c.close()
     assert requests.get(server.url + "/reason", timeout=5).status_code == 299
+    assert_same_worker(server, worker)
 
 
 def test_a_bad_request_gets_400_and_the_connection_closes(server):

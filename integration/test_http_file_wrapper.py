@@ -8,7 +8,8 @@ import socket
 import pytest
 import requests
 
-from http_helpers import read_until_close, start_hardening, status_of
+from http_helpers import (SyscallTrace, read_until_close, serving_worker_pid, start_hardening,
+                          status_of)
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +31,21 @@ def _sha(path):
 
 
 def test_a_large_file_is_sent_whole_with_a_content_length(start_server, tmp_path, big_file):
-    srv = start_hardening(start_server, tmp_path)
-    r = requests.get(srv.url + "/file", params={"path": str(big_file)}, timeout=30)
+    # One app thread: the loop thread sends a file body itself.
+    srv = start_hardening(start_server, tmp_path, "--threads", "1")
+    worker = serving_worker_pid(srv.port)
+    with SyscallTrace(worker, tmp_path) as trace:
+        r = requests.get(srv.url + "/file", params={"path": str(big_file)}, timeout=30)
+        trace.wait_for_bytes(str(big_file), big_file.stat().st_size)
     assert r.status_code == 200
     assert r.headers["Content-Length"] == str(big_file.stat().st_size)
     assert "Transfer-Encoding" not in r.headers
     assert hashlib.sha256(r.content).hexdigest() == _sha(big_file)
+    # With sendfile(2), but for pieces read with pread(2) when the socket
+    # was full; never read in blocks by the file wrapper.
+    moved = trace.bytes_by_call(str(big_file))
+    assert moved.get("sendfile", 0) > 0 and moved.get("read", 0) == 0, moved
+    assert moved.get("sendfile", 0) + moved.get("pread64", 0) == big_file.stat().st_size, moved
     # The connection is reused afterwards: the framing was exact.
     with requests.Session() as s:
         for _ in range(2):

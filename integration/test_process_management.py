@@ -6,10 +6,11 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from conftest import APPS, free_port, server_binary
+from conftest import APPS, free_port, server_binary, server_python
 from proc_tools import (APP_DIR, HttpClient, Load, alive, children, clients_on_every_worker,
                         cmdline, get_once, parent_of, wait_for_workers, wait_until, workers,
                         zombies)
@@ -354,44 +355,107 @@ def test_crash_loop_is_backed_off_not_spun(start_server):
     assert srv.stop() == 0
 
 
-def _nobody_can_read_the_stdlib():
+def _as_nobody_can_read(path):
     import pwd
-    import sysconfig
-    uid = pwd.getpwnam("nobody").pw_uid
-    probe = os.path.join(sysconfig.get_paths()["stdlib"], "ast.py")
-    return subprocess.run(["test", "-r", probe], preexec_fn=lambda: os.setuid(uid),
+    nobody = pwd.getpwnam("nobody")
+
+    def drop():
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    return subprocess.run(["test", "-r", str(path)], preexec_fn=drop,
                           timeout=10).returncode == 0
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch user")
+@pytest.fixture(scope="module")
+def readable_by_nobody():
+    """What a worker running as nobody reads once it has dropped root: a
+    copy of the proc app in a directory anyone may enter, and the server's
+    Python home (its standard library and extension modules) if nobody
+    cannot read where it is installed (a Python under root's home, as
+    pyenv puts it). Returns (app directory, environment for the server)."""
+    import shutil
+    import tempfile
+    top = Path(tempfile.mkdtemp(prefix="cppgunicorn-nobody-", dir="/tmp"))
+    top.chmod(0o755)
+    app_dir = top / "app"
+    app_dir.mkdir()
+    shutil.copy(APP_DIR / "app.py", app_dir / "app.py")
+    env = {}
+    probe = subprocess.run(
+        [server_python(), "-c", "import ast, sys; print(ast.__file__); print(sys.base_prefix); "
+                                "print('python%d.%d' % sys.version_info[:2])"],
+        capture_output=True, text=True, timeout=60, check=True).stdout.split("\n")
+    ast_file, base_prefix, version = probe[:3]
+    if not _as_nobody_can_read(ast_file):
+        # The same files, hard-linked where they can be (one file system),
+        # in a directory nobody may enter: PYTHONHOME points the server
+        # there (sys.prefix stays the venv, whose pyvenv.cfg is found
+        # beside its python as before).
+        stdlib = Path(base_prefix) / "lib" / version
+        home = top / "python"
+
+        def link_or_copy(src, dst):
+            try:
+                os.link(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+        shutil.copytree(stdlib, home / "lib" / version, copy_function=link_or_copy,
+                        ignore=shutil.ignore_patterns("site-packages", "test", "idlelib",
+                                                      "tkinter", "turtledemo", "ensurepip"))
+        for d in [home, *home.rglob("*")]:
+            if d.is_dir():
+                d.chmod(0o755)
+        env["PYTHONHOME"] = str(home)
+        assert _as_nobody_can_read(home / "lib" / version / "ast.py")
+    assert _as_nobody_can_read(app_dir / "app.py")
+    yield app_dir, env
+    shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may switch a worker to another user")
 @pytest.mark.parametrize("preload", [[], ["--preload"]])
-def test_user_group_and_umask_apply_to_workers(start_server, tmp_path, preload):
+def test_user_group_and_umask_apply_to_workers(start_server, tmp_path, preload,
+                                              readable_by_nobody):
     import grp
     import pwd
     nobody = pwd.getpwnam("nobody")
     group = grp.getgrgid(nobody.pw_gid).gr_name
     # The interpreter starts with the master's rights; without --preload the
     # app is then imported as nobody, with what Python imports on the way.
-    if not preload and not _nobody_can_read_the_stdlib():
-        pytest.skip("this Python's standard library is not readable by nobody")
+    app_dir, env = readable_by_nobody
     srv = start_server("app:app", "--user", "nobody", "--group", group, "--umask", "027",
-                       "--worker-tmp-dir", tmp_path, *preload, chdir=APP_DIR)
+                       "--worker-tmp-dir", tmp_path, *preload, chdir=app_dir, env=env)
+    (worker,) = wait_for_workers(srv.proc.pid, 1)
     status, _, body = get_once(srv.port, "/whoami")
-    assert status == 200
+    assert status == 200, body
     fields = dict(f.split("=", 1) for f in body.split())
+    assert int(fields["pid"]) == worker
     assert (int(fields["uid"]), int(fields["gid"])) == (nobody.pw_uid, nobody.pw_gid)
     assert fields["umask"] == "27"
+    # As the kernel sees it: real, effective, saved and file-system ids.
+    status_lines = dict(line.split(":", 1) for line in
+                        Path(f"/proc/{worker}/status").read_text().splitlines() if ":" in line)
+    assert status_lines["Uid"].split() == [str(nobody.pw_uid)] * 4
+    assert status_lines["Gid"].split() == [str(nobody.pw_gid)] * 4
+    assert os.stat(f"/proc/{worker}").st_uid == nobody.pw_uid
     assert os.stat(f"/proc/{srv.proc.pid}").st_uid == 0, "the master keeps its user"
+    # Without --preload the worker imported the app itself, as nobody.
+    imported_by = int(get_once(srv.port, "/import")[2].split()[1].split("=")[1])
+    assert imported_by == (srv.proc.pid if preload else worker)
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch group")
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root may switch a worker to another group")
 def test_group_alone_applies_to_workers_that_import_the_app_themselves(start_server):
     import grp
     group = grp.getgrnam("nogroup") if "nogroup" in [g.gr_name for g in grp.getgrall()] \
         else grp.getgrgid(65534)
     srv = start_server("app:app", "--group", group.gr_name, chdir=APP_DIR)
+    (worker,) = wait_for_workers(srv.proc.pid, 1)
     fields = dict(f.split("=", 1) for f in get_once(srv.port, "/whoami")[2].split())
     assert (int(fields["uid"]), int(fields["gid"])) == (0, group.gr_gid)
+    gids = dict(line.split(":", 1) for line in
+                Path(f"/proc/{worker}/status").read_text().splitlines() if ":" in line)["Gid"]
+    assert gids.split() == [str(group.gr_gid)] * 4
 
 
 def test_unknown_user_is_a_clear_error():

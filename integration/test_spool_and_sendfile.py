@@ -1,6 +1,7 @@
 """tmp_upload_dir: where a large request body is spooled (an unlinked file
 the worker holds open); sendfile (--no-sendfile): file_wrapper bodies are
-then read in blocks, with the same bytes on the wire."""
+then read in blocks, with the same bytes on the wire. Which system call
+moved the file is seen with strace attached to the worker."""
 import hashlib
 import os
 import socket
@@ -10,7 +11,7 @@ import pytest
 import requests
 
 from conftest import server_binary
-from http_helpers import start_hardening
+from http_helpers import SyscallTrace, serving_worker_pid, start_hardening
 from proc_tools import APP_DIR, wait_for_workers, wait_until
 
 
@@ -73,12 +74,32 @@ def test_file_wrapper_bodies_are_the_same_with_and_without_sendfile(start_server
         conf = tmp_path / "conf.py"
         conf.write_text("sendfile = False\n")
         flags = ["-c", conf]
-    srv = start_hardening(start_server, tmp_path, *flags)
+    uses_sendfile = how == []
+    # One app thread: the loop thread sends a file body itself (with a
+    # pool, the pool thread iterates it like any other body).
+    srv = start_hardening(start_server, tmp_path, "--threads", "1", *flags)
+    worker = serving_worker_pid(srv.port)
     want = hashlib.sha256(file_to_send.read_bytes()).hexdigest()
-    for params in ({"path": str(file_to_send)}, {"path": str(file_to_send), "len": "1"}):
-        r = requests.get(srv.url + "/file", params=params, timeout=30)
-        assert r.status_code == 200
-        assert hashlib.sha256(r.content).hexdigest() == want
+    size = file_to_send.stat().st_size
+    requests_sent = 0
+    with SyscallTrace(worker, tmp_path) as trace:
+        for params in ({"path": str(file_to_send)}, {"path": str(file_to_send), "len": "1"}):
+            r = requests.get(srv.url + "/file", params=params, timeout=30)
+            assert r.status_code == 200
+            assert hashlib.sha256(r.content).hexdigest() == want
+            requests_sent += 1
+        trace.wait_for_bytes(str(file_to_send), requests_sent * size)
+    moved = trace.bytes_by_call(str(file_to_send))
+    if uses_sendfile:
+        # The kernel copies the file to the socket: sendfile(2) moves it,
+        # except the pieces read with pread(2) while the socket was full.
+        assert moved.get("sendfile", 0) > 0, moved
+        assert moved.get("read", 0) == 0, moved
+        assert moved.get("sendfile", 0) + moved.get("pread64", 0) == requests_sent * size, moved
+    else:
+        # Read in blocks by the file wrapper, never sendfile(2).
+        assert "sendfile" not in [name for name, _ in trace.calls(str(file_to_send))], moved
+        assert moved.get("read", 0) >= requests_sent * size, moved
     assert "sendfile" not in srv.stderr()  # no "not acted upon" warning
 
 

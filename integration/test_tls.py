@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from conftest import APPS, free_port, server_binary
+from http_helpers import SyscallTrace, start_hardening
 from proc_tools import APP_DIR, wait_for_workers, wait_until
 
 FEATURES = APPS / "features"
@@ -193,6 +194,30 @@ def test_pipelining_chunked_upload_large_and_file_bodies_over_tls(tls_features, 
             s.sendall(b"GET /file-wrapper HTTP/1.1\r\nHost: x\r\n\r\n")
             status, _, body = _read_response(f)
             assert body == (FEATURES / "app.py").read_bytes()
+
+
+def test_a_file_body_over_tls_is_read_and_encrypted_not_sendfiled(start_server, pki, tmp_path):
+    # sendfile(2) would put the file's plain bytes on a TLS connection: the
+    # file wrapper's blocks go through the encrypting writer instead (one
+    # app thread, where plain HTTP would use sendfile).
+    data = os.urandom(2 * 1024 * 1024 + 5)
+    path = tmp_path / "data.bin"
+    path.write_bytes(data)
+    srv = start_hardening(start_server, tmp_path, *tls_flags(pki), "--threads", "1")
+    (worker,) = wait_for_workers(srv.proc.pid, 1)
+    assert https_get(srv.port, pki, "/pid") == (200, str(worker).encode())
+    with SyscallTrace(worker, tmp_path) as trace:
+        conn = http.client.HTTPSConnection("localhost", srv.port, context=client_context(pki),
+                                           timeout=30)
+        try:
+            conn.request("GET", f"/file?path={path}&len=1")
+            r = conn.getresponse()
+            assert r.status == 200 and r.read() == data
+        finally:
+            conn.close()
+        trace.wait_for_bytes(str(path), len(data))
+    assert "sendfile" not in [name for name, _ in trace.calls(str(path))]
+    assert trace.bytes_by_call(str(path)).get("read", 0) >= len(data)
 
 
 def test_streamed_response_over_tls(tls_features, pki):

@@ -1,6 +1,7 @@
 """PEP 3333 as the app sees it: environ, wsgi.input, start_response and
 write(), exc_info, close() on every path, file_wrapper, framing."""
 import json
+import os
 import socket
 import time
 
@@ -8,6 +9,8 @@ import pytest
 import requests
 
 from conftest import APPS
+from http_helpers import SyscallTrace
+from proc_tools import APP_DIR as PROC_APP_DIR, clients_on_every_worker, wait_for_workers, workers
 
 FEATURES = APPS / "features"
 
@@ -112,6 +115,7 @@ def test_close_is_called_when_the_body_raises_and_the_connection_is_cut(features
 
 
 def test_close_is_called_when_the_client_disconnects_mid_body(features):
+    (worker,) = wait_for_workers(features.proc.pid, 1)
     with socket.create_connection(("127.0.0.1", features.port), timeout=5) as s:
         s.sendall(b"GET /slow-closing HTTP/1.1\r\nHost: x\r\n\r\n")
         s.recv(1000)
@@ -120,11 +124,24 @@ def test_close_is_called_when_the_client_disconnects_mid_body(features):
         time.sleep(0.1)
     assert "slow-closing" in closed(features)
     assert requests.get(features.url + "/closing", timeout=5).text == "abc"
+    # The same worker, not a replacement for one that crashed.
+    assert workers(features.proc.pid) == [worker], features.stderr()
+    assert features.stderr().count("Booting worker with pid") == 1
 
 
-def test_file_wrapper_streams_the_file(features):
-    r = requests.get(features.url + "/file-wrapper", timeout=5)
+def test_file_wrapper_streams_the_file(features, tmp_path):
+    (worker,) = wait_for_workers(features.proc.pid, 1)
+    # Once the worker serves, it has imported the app (a worker still
+    # booting may read app.py as the import does).
+    assert requests.get(features.url + "/reason", timeout=20).status_code == 299
+    with SyscallTrace(worker, tmp_path) as trace:
+        r = requests.get(features.url + "/file-wrapper", timeout=5)
+        trace.wait_for_bytes(str(FEATURES / "app.py"), len(r.content))
     assert r.content == (FEATURES / "app.py").read_bytes()
+    if features.args[features.args.index("--threads") + 1] == "1":
+        # The loop thread runs the app and hands the file to sendfile(2).
+        moved = trace.bytes_by_call(str(FEATURES / "app.py"))
+        assert moved.get("sendfile", 0) > 0 and moved.get("read", 0) == 0, moved
 
 
 def test_app_content_length_is_kept_for_a_multi_chunk_body(features):
@@ -193,12 +210,47 @@ def test_error_log_file_and_log_level(start_server, tmp_path):
     assert srv.stderr() == ""
 
 
+def _listening_inode(port):
+    """The inode of the socket listening on 127.0.0.1:port, from /proc/net/tcp."""
+    want = f"0100007F:{port:04X}"
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == want and fields[3] == "0A":  # 0A: LISTEN
+            return fields[9]
+    raise AssertionError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def _socket_inodes(pid):
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    return inodes
+
+
 def test_two_workers_serve_the_same_socket(start_server):
-    srv = start_server("app:app", "--workers", "2", chdir=FEATURES)
-    pids = set()
-    for _ in range(40):
-        env = requests.get(srv.url + "/environ", timeout=5).json()
-        assert env["wsgi.multiprocess"] is True
+    srv = start_server("app:app", "--workers", "2", "--keep-alive", "60", chdir=PROC_APP_DIR)
+    pids = wait_for_workers(srv.proc.pid, 2)
+    # One listening socket, the master's, held by both workers.
+    listening = _listening_inode(srv.port)
+    for pid in pids:
+        assert listening in _socket_inodes(pid), f"worker {pid} does not hold the socket"
+    # Each client is accepted while every worker already found is busy:
+    # two connections to the one port, answered by two different workers.
+    clients = clients_on_every_worker(srv.port, 2)
+    try:
+        assert sorted(clients) == pids
+        for pid, client in clients.items():
+            status, _, body = client.get("/wsgi")
+            assert status == 200
+            assert body.split()[:2] == [f"pid={pid}", "multiprocess=True"], body
+    finally:
+        for client in clients.values():
+            client.close()
     assert srv.stderr().count("Booting worker with pid") == 2
 
 

@@ -1,3 +1,3 @@
 # Read with -c python:gconf.
-workers = 1
+workers = 2
 raw_env = ["FOO=from-module"]

@@ -14,6 +14,8 @@ tell which worker a connection landed on.  Paths:
                     whether the app was re-imported (HUP) or preloaded; a
                     marker containing "slow" makes the import take 1 s
 ``/whoami``         uid, gid and umask of the worker
+``/wsgi``           wsgi.multiprocess and wsgi.multithread as the worker
+                    sets them
 ``/orphan``         fork a child that forks a grandchild and exits at once:
                     the grandchild is re-parented to the nearest subreaper
                     (PID 1 in a container, or the master when it is marked
@@ -73,6 +75,10 @@ def app(environ, start_response):
             pass
     if path == "/import":
         return _answer(start_response, f"pid={pid} imported_by={IMPORTED_BY} marker={MARKER}")
+    if path == "/wsgi":
+        return _answer(start_response,
+                       f"pid={pid} multiprocess={environ['wsgi.multiprocess']} "
+                       f"multithread={environ['wsgi.multithread']}")
     if path == "/whoami":
         mask = os.umask(0)
         os.umask(mask)
