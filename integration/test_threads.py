@@ -82,14 +82,33 @@ def test_environ_says_multithread_and_app_runs_off_the_main_thread(threaded):
 
 
 def test_threading_local_is_per_thread_and_lasts_across_requests(threaded):
-    seen = {}
-    with requests.Session() as s:
-        for _ in range(24):
-            r = s.get(threaded.url + "/local", timeout=10).json()
-            seen.setdefault(r["thread"], []).append(r["count"])
-    assert 1 <= len(seen) <= 4
-    for counts in seen.values():
-        assert counts == list(range(1, len(counts) + 1)), seen
+    # Rounds of four calls that are in the app together (each waits for
+    # the other three): the four pool threads serve one call each per
+    # round, and each keeps its own threading.local through the overlap
+    # and from one round to the next.
+    rounds = 5
+    history = {}  # thread -> its calls' answers, round by round
+    for rnd in range(1, rounds + 1):
+        tags = [f"r{rnd}c{i}" for i in range(4)]
+        answers = run_concurrently(
+            # Each call waits at most 10 s for the others: calls served one
+            # after the other still all get an answer, saying so.
+            lambda tag: get_json(threaded, f"/local-round?n=4&round={rnd}&tag={tag}&limit=10",
+                                 timeout=60),
+            [(tag,) for tag in tags])
+        for tag, a in zip(tags, answers):
+            assert a["together"] == 4, f"round {rnd}: the calls did not overlap: {answers}"
+            # Another thread's call, running meanwhile, did not touch it.
+            assert a["tag_after"] == tag and a["count_after"] == a["count"], answers
+            history.setdefault(a["thread"], []).append(a)
+        assert len({a["thread"] for a in answers}) == 4, answers
+    assert len(history) == 4, history
+    for thread, calls in history.items():
+        # Each thread's own count went 1, 2, ... and its first call's tag
+        # is still there: the state lasted across requests.
+        assert [a["count"] for a in calls] == list(range(1, rounds + 1)), history
+        assert len({a["first_tag"] for a in calls}) == 1, history
+        assert calls[0]["first_tag"] == calls[0]["tag_after"], history
 
 
 def test_pipelined_requests_answered_in_order(threaded):

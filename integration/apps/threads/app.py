@@ -12,6 +12,7 @@ _inflight = 0
 _max_inflight = 0
 _closed = []          # ids of responses whose close() was called
 _local = threading.local()
+_arrived = {}         # round -> calls of /local-round that reached the app
 
 
 def _json(start_response, value, status="200 OK"):
@@ -121,6 +122,30 @@ def app(environ, start_response):
         _local.count = getattr(_local, "count", 0) + 1
         return _json(start_response, {"thread": threading.get_ident(),
                                       "count": _local.count})
+
+    if path == "/local-round":
+        # threading.local() while calls overlap: this call's tag and count
+        # are set, then it waits until `n` calls of the same round are in
+        # the app together, then reads them back. A local shared between
+        # threads would by then hold another call's tag.
+        n, rnd, tag = int(q.get("n", 4)), q["round"], q["tag"]
+        limit = float(q.get("limit", 20))
+        _local.count = getattr(_local, "count", 0) + 1
+        _local.tag = tag
+        if not hasattr(_local, "first_tag"):
+            _local.first_tag = tag
+        count = _local.count
+        with _cond:
+            _arrived[rnd] = _arrived.get(rnd, 0) + 1
+            _cond.notify_all()
+            deadline = time.monotonic() + limit
+            while _arrived[rnd] < n and time.monotonic() < deadline:
+                _cond.wait(deadline - time.monotonic())
+            together = _arrived[rnd]
+        return _json(start_response, {
+            "thread": threading.get_ident(), "together": together,
+            "count": count, "count_after": _local.count,
+            "tag_after": _local.tag, "first_tag": _local.first_tag})
 
     if path == "/path":
         if "t" in q:
