@@ -23,6 +23,7 @@ APT_PACKAGES=(g++ pkg-config ccache libuv1-dev libtomlplusplus-dev doctest-dev l
   openssl curl  # the TLS tests: a test CA, s_client and curl as clients
   strace iproute2  # the integration tests: which system call sent a file, a socket's backlog (ss)
   clang libclang-rt-14-dev node-llhttp  # the request-parser fuzzer: clang + libFuzzer, llhttp as its oracle
+  nginx-light  # real nginx in front of the server: proxy_pass and uwsgi_pass
   python3-venv)  # the wheel check: a venv of Debian's own python3
 
 as_root() {
