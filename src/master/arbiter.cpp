@@ -295,7 +295,7 @@ bool Arbiter::preload() {
       preloaded_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
     }
     wsgi::EnvironOptions env;
-    env.multithread = config_.threads > 1;
+    env.multithread = config_.concurrent_app();
     env.multiprocess = config_.workers > 1;
     if (const char* sn = std::getenv("SCRIPT_NAME")) env.script_name = sn;
     preloaded_app_ = std::make_unique<wsgi::Application>(config_.app_uri, env);
@@ -914,8 +914,10 @@ int Arbiter::serve() {
   for (const auto& l : listeners_) {
     log::error_log().info("Listening at: " + display(l) + " (" + std::to_string(::getpid()) + ")");
   }
-  log::error_log().info(std::string("Using worker: uv (") +
-                        (config_.threads > 1 ? "threads" : "loop thread") + ")");
+  const char* runs_app = config_.threads > 1 ? "threads" : "loop thread";
+  if (config_.worker_kind() == config::WorkerKind::kGevent) runs_app = "gevent greenlets";
+  if (config_.worker_kind() == config::WorkerKind::kEventlet) runs_app = "eventlet greenlets";
+  log::error_log().info(std::string("Using worker: uv (") + runs_app + ")");
   install_signal_handlers();
 
   if (config_.preload_app && !preload()) {
