@@ -125,11 +125,9 @@ def test_outbound_http_from_many_requests_at_once_takes_about_one_delay(
 def test_requests_beyond_worker_connections_wait_their_turn(start_server, backend):
     srv = start_green(start_server, backend, "--worker-connections", "5")
     get_json(srv, "/stats?reset=1")
-    results, elapsed = timed_concurrently(srv, ["/sleep?t=0.5"] * 20)
+    results, _ = timed_concurrently(srv, ["/sleep?t=0.5"] * 20)
     assert len(results) == 20 and all(r == {"slept": "0.5"} for r in results)
     assert get_json(srv, "/stats")["max_inflight"] == 5
-    # Four rounds of five.
-    assert elapsed >= 1.9
 
 
 @pytest.mark.parametrize("flags, expected", [
@@ -281,8 +279,10 @@ def test_preload_patches_in_the_worker_after_fork(start_server, backend):
     # patches after fork. time.sleep is looked up per call, so it is the
     # green one by then.
     srv = start_green(start_server, backend, "--preload")
-    results, elapsed = timed_concurrently(srv, ["/sleep?t=1"] * 20)
-    assert len(results) == 20 and elapsed < 2.0
+    get_json(srv, "/stats?reset=1")
+    results, _ = timed_concurrently(srv, ["/sleep?t=1"] * 20)
+    assert len(results) == 20
+    assert get_json(srv, "/stats")["max_inflight"] == 20
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -8,9 +8,19 @@ import os
 import shutil
 import sys
 
-from ._server import __version__, version_line
-
 __all__ = ["__version__", "executable", "main", "run", "version_line"]
+
+
+def __getattr__(name):
+    # The extension module is imported on first use, not with the package:
+    # a worker of the development executable imports submodules (the hub
+    # of the green workers, cppgunicorn._green) in a process that embeds
+    # the server itself, where a second copy of it must not be loaded.
+    if name in ("__version__", "version_line"):
+        from . import _server
+
+        return getattr(_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def executable():

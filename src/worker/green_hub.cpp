@@ -8,6 +8,11 @@
 #include <cerrno>
 #include <system_error>
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <pthread.h>
+#include <sanitizer/asan_interface.h>
+#endif
+
 #include "base/heartbeat.h"
 #include "worker/response_channel.h"
 #include "wsgi/exchange.h"
@@ -41,6 +46,52 @@ PyObject* serve_one(PyObject* capsule, PyObject* /*unused*/) {
 
 PyMethodDef serve_one_def = {"serve_one", serve_one, METH_NOARGS,
                              "Serves one queued request in this greenlet; False: none."};
+
+#if defined(__SANITIZE_ADDRESS__)
+// AddressSanitizer keeps one shadow per stack address, but greenlets take
+// turns at the same addresses (greenlet copies a switched-out greenlet's
+// stack away and back): after a switch the shadow is still that of the
+// frames that were there before. Unpoisoning the stack above the switch
+// point after every switch (greenlet.settrace), and the stale shadow of
+// deeper frames below it, where the greenlet's next calls go, keeps the
+// reports to real ones, at the cost of not checking frames that live across
+// a switch.
+// greenlet's memcpy of those frames is not checked either
+// (ASAN_OPTIONS=replace_intrin=0; see integration/conftest.py).
+char* main_stack_bottom = nullptr;
+char* main_stack_top = nullptr;
+constexpr size_t kDeeperFrames = 1 << 20;
+
+PyObject* unpoison_stack(PyObject* /*unused*/, PyObject* /*event_and_args*/) {
+  char here = 0;
+  if (main_stack_top != nullptr && &here < main_stack_top && &here > main_stack_bottom) {
+    char* from = static_cast<size_t>(&here - main_stack_bottom) > kDeeperFrames
+                     ? &here - kDeeperFrames
+                     : main_stack_bottom;
+    __asan_unpoison_memory_region(from, static_cast<size_t>(main_stack_top - from));
+  }
+  Py_RETURN_NONE;
+}
+
+PyMethodDef unpoison_def = {"unpoison_stack", unpoison_stack, METH_VARARGS, nullptr};
+
+void trace_switches_for_sanitizer() {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return;
+  void* base = nullptr;
+  size_t size = 0;
+  if (pthread_attr_getstack(&attr, &base, &size) == 0) {
+    main_stack_bottom = static_cast<char*>(base);
+    main_stack_top = main_stack_bottom + size;
+  }
+  pthread_attr_destroy(&attr);
+  py::object tracer = py::reinterpret_steal<py::object>(PyCFunction_New(&unpoison_def, nullptr));
+  if (!tracer) throw py::error_already_set();
+  py::module_::import("greenlet").attr("settrace")(tracer);
+}
+#else
+void trace_switches_for_sanitizer() {}
+#endif
 }  // namespace
 
 GreenHub::GreenHub(std::string backend)
@@ -108,6 +159,7 @@ void GreenHub::wait(ResponseChannel& channel, const std::function<bool()>& ready
 
 bool GreenHub::run(const Pool& pool, std::chrono::milliseconds grace) {
   wsgi::Gil gil;
+  trace_switches_for_sanitizer();
   py::module_ green = py::module_::import(kModule);
   py::object park_holder = py::none();
   park_ = [&park_holder](uint64_t id) { park_holder(id); };
