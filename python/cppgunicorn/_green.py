@@ -12,7 +12,8 @@ worker's main thread, on the hub of gevent or eventlet:
   ``take()`` notes that the hub ran). For queued requests it starts
   greenlets, at most ``pool.size`` at once (``--worker-connections``), each
   serving requests through the server's request path (``pool.serve_one()``:
-  environ, the app, the response iterable, close) until none is left.
+  environ, the app, the response iterable, close) until none is left, then
+  waiting to be woken for more.
   Where a pool thread would block, the greenlet calls ``park(channel_id)``
   and the dispatcher wakes it when the loop thread names that channel.
 
@@ -92,8 +93,10 @@ def serve(backend_name, pool, grace):
     ``grace`` seconds after the stop."""
     backend = _BACKENDS[backend_name]()
     parked = {}  # channel id -> fire() of the parked greenlet
-    running = 0  # greenlets started
-    starting = 0  # of those, not yet into serve_one()
+    idle = []  # fire() of greenlets waiting for a request
+    running = 0  # greenlets started and not returned
+    starting = 0  # of those, started or woken but not yet back in serve_one()
+    stopping = False
     all_done = None  # fire() once running falls to 0, while stopping
 
     def park(channel_id):
@@ -106,11 +109,21 @@ def serve(backend_name, pool, grace):
                 del parked[channel_id]
 
     def work():
+        # A greenlet serves requests while there are some, then waits for
+        # more: starting one costs more than waking one.
         nonlocal running, starting
-        starting -= 1
         try:
-            while pool.serve_one():
-                pass
+            while True:
+                starting -= 1
+                while pool.serve_one():
+                    pass
+                if stopping:
+                    return
+                fire, wait = backend.signal()
+                idle.append(fire)
+                wait()
+                if stopping:
+                    return
         finally:
             running -= 1
             if running == 0 and all_done is not None:
@@ -126,12 +139,19 @@ def serve(backend_name, pool, grace):
                 fire = parked.pop(channel_id, None)
                 if fire is not None:
                     fire()
-            for _ in range(min(queued - starting, pool.size - running)):
+            wanted = queued - starting
+            while wanted > 0 and idle:
+                starting += 1
+                wanted -= 1
+                idle.pop()()
+            for _ in range(min(wanted, pool.size - running)):
                 running += 1
                 starting += 1
                 backend.spawn(work)
             if stopping:
                 break
+        while idle:
+            idle.pop()()
         if running == 0:
             return True
         all_done = backend.signal()

@@ -118,6 +118,9 @@ bool GreenHub::patch(const std::string& backend) {
 }
 
 void GreenHub::post() {
+  // One write until the dispatcher takes: under load, most posts find it
+  // signalled already and cost no system call.
+  if (signalled_.exchange(true)) return;
   uint64_t one = 1;
   // EAGAIN only when the counter is at its maximum: it is unread, so the
   // dispatcher wakes anyway.
@@ -134,6 +137,8 @@ void GreenHub::notify(ResponseChannel& channel) {
 }
 
 std::vector<uint64_t> GreenHub::take() {
+  // Cleared before what it announces is read: a post from now on writes.
+  signalled_.store(false);
   uint64_t count;
   while (::read(fd_, &count, sizeof count) < 0 && errno == EINTR) {
   }

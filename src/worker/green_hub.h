@@ -67,6 +67,7 @@ class GreenHub final : public ServeWaits {
 
   std::string backend_;
   int fd_ = -1;  // the eventfd
+  std::atomic<bool> signalled_{false};  // written, and not taken yet
   std::atomic<uint64_t> last_seen_ms_;
   std::function<void(uint64_t)> park_;  // set while run() runs; calls into Python
 
