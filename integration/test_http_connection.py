@@ -203,6 +203,22 @@ def test_head_has_headers_but_no_body_and_keeps_the_connection(server):
     c.close()
 
 
+@pytest.mark.parametrize("version", [b"HTTP/1.1", b"HTTP/1.0"])
+def test_head_answered_with_an_empty_body_claims_no_length(server, version):
+    # The app leaves the body out for HEAD (Werkzeug does): "Content-Length:
+    # 0" would tell a client or a cache that the GET body is empty, so no
+    # length is sent, as gunicorn does.
+    c = RawClient(server.port)
+    c.send(b"HEAD /body-left-out-for-head " + version + b"\r\nHost: t\r\n"
+           b"Connection: keep-alive\r\n\r\n")
+    status, headers, body = c.response(head_request=True)
+    assert status.startswith(version.decode() + " 200")
+    assert "content-length" not in headers and "transfer-encoding" not in headers
+    c.send(get(b"/body-left-out-for-head", version=version))
+    assert c.response()[2] == b"the GET body"
+    c.close()
+
+
 def test_date_and_server_headers(server):
     r = requests.get(server.url + "/reason", timeout=5)
     assert r.headers["Server"] == "cppgunicorn"

@@ -557,7 +557,13 @@ void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
   unsigned int count = 0;
   if (!head_sent_) {
     uint64_t known = chunk.size();
-    bool length_known = last || exchange_->body_is_single_chunk();
+    // An empty body in answer to HEAD says nothing of the GET body's
+    // length: frameworks (Werkzeug) leave it out themselves, and a
+    // "Content-Length: 0" would tell clients and caches the resource is
+    // empty. A non-empty one is the GET body, so its length stands.
+    // (test_head_answered_with_an_empty_body_claims_no_length)
+    bool length_known = (last || exchange_->body_is_single_chunk()) &&
+                        !(is_head_request_ && chunk.empty());
     try {
       plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
                                   is_head_request_, length_known ? &known : nullptr,
