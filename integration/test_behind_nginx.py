@@ -12,6 +12,7 @@ One nginx serves the module, with four servers: {default, tuned} x
 import hashlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -71,7 +72,14 @@ def start_backend(name, sock):
 def server_block(port, upstream, tuned):
     if tuned:
         return f"""
-    upstream up{port} {{ server {unix_address(upstream)}; keepalive 32; }}
+    upstream up{port} {{
+        server {unix_address(upstream)};
+        keepalive 32;
+        # Below the server's --keep-alive (2 s): nginx, not the server,
+        # closes an idle pooled connection, so none is closed under a
+        # request nginx is sending on it.
+        keepalive_timeout 1s;
+    }}
     server {{
         listen 127.0.0.1:{port};
         location / {{{PROXY_HEADERS}
@@ -388,16 +396,43 @@ def test_head_gives_the_get_headers_and_no_body(deployment, path):
         assert seen[(proxy, "cppgunicorn")] == seen[(proxy, "gunicorn")], (proxy, seen)
 
 
-def test_many_requests_over_the_tuned_keepalive_pool(deployment):
+def accepted_while(deployment, work, tmp_path):
+    """How many connections cppgunicorn's workers accepted while `work` ran
+    (strace on each worker)."""
+    from http_helpers import SyscallTrace, worker_pids
+    tmp_path.mkdir()
+    traces = [SyscallTrace(pid, tmp_path, syscalls=("accept4", "accept"))
+              for pid in worker_pids(deployment[1]["cppgunicorn"].proc.pid)]
+    for t in traces:
+        t.__enter__()
+    try:
+        work()
+    finally:
+        for t in traces:
+            t.__exit__()
+    return sum(len(re.findall(r"accept4?\(.*= \d+", t.text())) for t in traces)
+
+
+def test_the_tuned_proxy_reuses_its_connections_and_the_default_does_not(deployment, tmp_path):
     # nginx keeps up to 32 idle upstream connections and reuses them:
-    # requests in a row and in parallel all get whole answers.
+    # requests in a row and in parallel all get whole answers, over far
+    # fewer connections than requests. The default proxy opens one per
+    # request (HTTP/1.0, no keepalive).
     from concurrent.futures import ThreadPoolExecutor
-    url = deployment[0][("tuned", "cppgunicorn")]
+    urls = deployment[0]
+    for proxy in PROXIES:
+        got = []
 
-    def fetch(i):
-        r = requests.get(f"{url}/__environ?i={i}", timeout=10)
-        return r.json()["QUERY_STRING"]
+        def burst():
+            def fetch(i):
+                r = requests.get(f"{urls[(proxy, 'cppgunicorn')]}/__environ?i={i}", timeout=10)
+                return r.json()["QUERY_STRING"]
+            with ThreadPoolExecutor(16) as pool:
+                got.extend(pool.map(fetch, range(200)))
 
-    with ThreadPoolExecutor(16) as pool:
-        got = list(pool.map(fetch, range(400)))
-    assert got == [f"i={i}" for i in range(400)]
+        accepted = accepted_while(deployment, burst, tmp_path / proxy)
+        assert got == [f"i={i}" for i in range(200)]
+        if proxy == "tuned":
+            assert accepted < 100, accepted
+        else:
+            assert accepted >= 200, accepted
