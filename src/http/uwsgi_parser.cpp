@@ -73,53 +73,70 @@ UwsgiHeadDecoder::Result UwsgiHeadDecoder::fail(std::string reason, size_t used)
   return {Status::kError, used};
 }
 
-void UwsgiHeadDecoder::next_var() {
+// Each refusal is made as soon as the bytes seen decide it, not when the
+// rest of the packet has arrived: the outcome is the same, sooner.
+bool UwsgiHeadDecoder::start_var(Request& request) {
   key_.clear();
   value_.clear();
   size_got_ = 0;
   field_size_ = 0;
+  if (block_left_ == 0) {
+    // The block ends between two vars: the head is complete.
+    if (!finish_head(request)) return false;
+    state_ = State::kDone;
+    return true;
+  }
+  // gunicorn refuses the 1001st var.
+  if (var_count_ >= kMaxUwsgiVars) {
+    reason_ = "more than 1000 uwsgi vars";
+    return false;
+  }
+  if (block_left_ < 2) {
+    reason_ = "truncated uwsgi key size";
+    return false;
+  }
   state_ = State::kKeySize;
+  return true;
+}
+
+bool UwsgiHeadDecoder::field_done(Request& request) {
+  if (state_ == State::kKey) {
+    if (block_left_ < 2) {
+      reason_ = "truncated uwsgi value size";
+      return false;
+    }
+    state_ = State::kValueSize;
+    size_got_ = 0;
+    field_size_ = 0;
+    return true;
+  }
+  take_var(request);
+  ++var_count_;
+  return start_var(request);
 }
 
 UwsgiHeadDecoder::Result UwsgiHeadDecoder::feed(const char* data, size_t length, Request& request) {
   if (state_ == State::kError) return {Status::kError, 0};
   if (state_ == State::kDone) return {Status::kDone, 0};
   size_t used = 0;
-  while (used < length || (state_ != State::kHeader && block_left_ == 0)) {
+  while (used < length) {
     switch (state_) {
       case State::kHeader: {
         header_[header_got_++] = static_cast<unsigned char>(data[used++]);
-        if (header_got_ < 4) break;
         // gunicorn serves modifier1 0 (a WSGI request) only.
-        if (header_[0] != 0) {
+        if (header_got_ == 1 && header_[0] != 0) {
           return fail("unsupported uwsgi modifier1 " + std::to_string(header_[0]), used);
         }
+        if (header_got_ < 4) break;
         block_left_ = static_cast<size_t>(header_[1]) | (static_cast<size_t>(header_[2]) << 8);
         request.clear();
         request.uwsgi = true;
-        next_var();
+        if (!start_var(request)) return fail(reason_, used);
+        if (state_ == State::kDone) return {Status::kDone, used};
         break;
       }
       case State::kKeySize:
       case State::kValueSize: {
-        if (block_left_ == 0) {
-          if (state_ == State::kValueSize) return fail("truncated uwsgi value size", used);
-          // The block ends between two vars: the head is complete.
-          if (!finish_head(request)) return fail(reason_, used);
-          state_ = State::kDone;
-          return {Status::kDone, used};
-        }
-        if (size_got_ == 0) {
-          // gunicorn refuses the 1001st var.
-          if (state_ == State::kKeySize && var_count_ >= kMaxUwsgiVars) {
-            return fail("more than 1000 uwsgi vars", used);
-          }
-          if (block_left_ < 2) {
-            return fail(state_ == State::kKeySize ? "truncated uwsgi key size"
-                                                  : "truncated uwsgi value size",
-                        used);
-          }
-        }
         field_size_ |= static_cast<size_t>(static_cast<unsigned char>(data[used++])) << (8 * size_got_);
         --block_left_;
         if (++size_got_ < 2) break;
@@ -132,26 +149,20 @@ UwsgiHeadDecoder::Result UwsgiHeadDecoder::feed(const char* data, size_t length,
         }
         state_ = state_ == State::kKeySize ? State::kKey : State::kValue;
         if (field_size_ > 0) break;
-        [[fallthrough]];
+        if (!field_done(request)) return fail(reason_, used);
+        if (state_ == State::kDone) return {Status::kDone, used};
+        break;
       }
       case State::kKey:
       case State::kValue: {
         std::string& into = state_ == State::kKey ? key_ : value_;
-        size_t want = field_size_ - into.size();
-        size_t take = std::min(want, length - used);
+        size_t take = std::min(field_size_ - into.size(), length - used);
         into.append(data + used, take);
         used += take;
         block_left_ -= take;
         if (into.size() < field_size_) break;
-        if (state_ == State::kKey) {
-          state_ = State::kValueSize;
-          size_got_ = 0;
-          field_size_ = 0;
-        } else {
-          take_var(request);
-          ++var_count_;
-          next_var();
-        }
+        if (!field_done(request)) return fail(reason_, used);
+        if (state_ == State::kDone) return {Status::kDone, used};
         break;
       }
       case State::kDone:

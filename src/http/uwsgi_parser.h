@@ -55,8 +55,10 @@ class UwsgiHeadDecoder {
   void take_var(Request& request);
   // After the last var: the request line and the body's framing.
   bool finish_head(Request& request);
-  // The next var, or the end of the block.
-  void next_var();
+  // Ready for the next var, or the end of the block; false: refused (reason_).
+  bool start_var(Request& request);
+  // The key or value just read is complete.
+  bool field_done(Request& request);
 
   State state_ = State::kHeader;
   unsigned char header_[4] = {};
