@@ -104,9 +104,9 @@ Reference decode(const uint8_t* p, size_t n, uint64_t body_limit) {
 void check_against(const Request& r, const Reference& ref) {
   require(r.uwsgi && !r.keep_alive && r.close_requested);
   require(r.body == ref.body);
-  require(!r.method.empty() && !r.target.empty());
   size_t header = 0, cgi = 0;
-  std::string request_uri, https;
+  // As gunicorn: the last REQUEST_METHOD however empty, else GET.
+  std::string request_uri, method = "GET";
   bool has_request_uri = false;
   for (const auto& [key, value] : ref.vars) {
     if (key.compare(0, 5, "HTTP_") == 0 || key == "CONTENT_TYPE" || key == "CONTENT_LENGTH") {
@@ -122,8 +122,9 @@ void check_against(const Request& r, const Reference& ref) {
       request_uri = value;
       has_request_uri = true;
     }
-    if (key == "HTTPS") https = value;
+    if (key == "REQUEST_METHOD") method = value;
   }
+  require(r.method == method);
   require(header == r.headers.size());
   // At most the scheme HTTPS on adds.
   require(cgi == r.cgi_vars.size() || (cgi + 1 == r.cgi_vars.size() &&

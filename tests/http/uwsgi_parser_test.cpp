@@ -193,6 +193,14 @@ TEST_CASE("without REQUEST_URI the target is PATH_INFO and QUERY_STRING; without
   CHECK(empty.requests[0].protocol == "HTTP/1.1");
 }
 
+TEST_CASE("an empty REQUEST_METHOD or PATH_INFO is passed on as it is (as gunicorn)") {
+  auto fed = feed(packet({{"REQUEST_METHOD", ""}, {"PATH_INFO", ""}}));
+  REQUIRE(fed.requests.size() == 1);
+  CHECK(fed.requests[0].method.empty());
+  CHECK(fed.requests[0].target.empty());
+  CHECK(fed.requests[0].path().empty());
+}
+
 TEST_CASE("HTTPS on makes the scheme https; a wsgi.url_scheme var names it; other wsgi.* are dropped") {
   for (const char* on : {"on", "ON", "1", "true"}) {
     auto fed = feed(packet({{"HTTPS", on}}));
