@@ -111,6 +111,11 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
     parser_.set_proxy_peer_allowed(
         is_unix || http::address_allowed(peer_.remote_addr, worker_.config().proxy_allow_ips));
   }
+  if (worker_.parser_options().uwsgi) {
+    // gunicorn: a unix socket peer may always send uwsgi packets.
+    parser_.set_uwsgi_peer_allowed(
+        is_unix || http::address_allowed(peer_.remote_addr, worker_.config().uwsgi_allow_ips));
+  }
   const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
   peer_.server_port = info.server_port;
@@ -353,7 +358,8 @@ void Connection::start_request() {
   // copy of its strings per request.
   const wsgi::PeerInfo* peer = &peer_;
   std::optional<wsgi::PeerInfo> forwarded;
-  if (peer_trusted_) {
+  // A uwsgi packet says the scheme itself (HTTPS), as gunicorn reads it.
+  if (peer_trusted_ && !request.uwsgi) {
     switch (worker_.forwarded().scheme_of(request.headers)) {
       case ForwardedPolicy::Scheme::kConflict:
         log::error_log().debug("Invalid request from " + peer_.remote_addr +
@@ -477,7 +483,7 @@ bool Connection::start_file_body() {
   if (!static_cast<const wsgi::Exchange&>(*exchange_).file_body(&file)) return false;
   try {
     plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
-                                is_head_request_, &file.size, peer_eof_ || worker_.stopping());
+                                is_head_request_, &file.size, must_close_after_response());
   } catch (const std::invalid_argument& e) {
     log::error_log().error("Error handling request " + parser_.request().target + ": " + e.what());
     send_error_response(kInternalErrorBody);
@@ -552,16 +558,29 @@ void Connection::send_file() {
   finish_request(keep_alive);
 }
 
+bool Connection::must_close_after_response() const {
+  // With --keep-alive 0 a connection left open would be closed by the next
+  // idle sweep, possibly as a proxy's pool sends its next request on it
+  // (test_keep_alive_0_closes_after_each_response_and_says_so).
+  return peer_eof_ || worker_.stopping() || worker_.config().keepalive == 0;
+}
+
 void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
   uv_buf_t bufs[4];
   unsigned int count = 0;
   if (!head_sent_) {
     uint64_t known = chunk.size();
-    bool length_known = last || exchange_->body_is_single_chunk();
+    // An empty body in answer to HEAD says nothing of the GET body's
+    // length: frameworks (Werkzeug) leave it out themselves, and a
+    // "Content-Length: 0" would tell clients and caches the resource is
+    // empty. A non-empty one is the GET body, so its length stands.
+    // (test_head_answered_with_an_empty_body_claims_no_length)
+    bool length_known = (last || exchange_->body_is_single_chunk()) &&
+                        !(is_head_request_ && chunk.empty());
     try {
       plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
                                   is_head_request_, length_known ? &known : nullptr,
-                                  peer_eof_ || worker_.stopping());
+                                  must_close_after_response());
     } catch (const std::invalid_argument& e) {
       log::error_log().error("Error handling request " + parser_.request().target + ": " +
                              e.what());
@@ -675,8 +694,13 @@ void Connection::finish_request(bool keep_alive) {
 
 void Connection::reject(http::ParseError error) {
   client_closes_ = false;  // refused, not asked for: the client may still be sending
-  log::error_log().debug("Invalid request from " + peer_.remote_addr + ": " +
-                         parser_.error_reason());
+  std::string what = "Invalid request from " + peer_.remote_addr + ": " + parser_.error_reason();
+  // A bad uwsgi packet comes from a misconfigured front-end, not a client.
+  if (http::status_for(error) == 500) {
+    log::error_log().warning(what);
+  } else {
+    log::error_log().debug(what);
+  }
   std::string_view response = http::canned_response(error);
   uv_buf_t buf = buf_of(response);
   send(&buf, 1);
@@ -928,7 +952,13 @@ void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
     if (idle > timeout_ms) reject(http::ParseError::kRequestTimeout);
     return;
   }
-  if (backlog() == 0 && pending_input_.empty() && idle >= keepalive_ms) close();
+  // With --keep-alive 0 every response closes its connection, so the only
+  // wait left here is a new connection's for its first request: it gets the
+  // request timeout, as under gunicorn's sync worker. Closing it at the
+  // next sweep would reset connections whose request is already in the
+  // socket (test_keep_alive_0_still_waits_for_a_first_request).
+  uint64_t idle_limit = keepalive_ms > 0 ? keepalive_ms : timeout_ms;
+  if (backlog() == 0 && pending_input_.empty() && idle >= idle_limit) close();
 }
 
 }  // namespace cppgunicorn::worker
