@@ -22,6 +22,7 @@
 #include "net/tls.h"
 #include "wsgi/interpreter.h"
 #include "wsgi/python_config.h"
+#include "wsgi/python_package.h"
 
 namespace cppgunicorn {
 
@@ -245,6 +246,8 @@ int Server::run() {
 }
 
 void set_default_python(std::string path) { wsgi::Interpreter::set_default_python(std::move(path)); }
+
+void set_python_package_dir(std::string path) { wsgi::set_package_dir(std::move(path)); }
 
 std::string version_line() {
   return "cppgunicorn (version " CPPGUNICORN_VERSION ") on Python " +
