@@ -145,8 +145,9 @@ Server::Server(std::vector<std::string> args) : args_(std::move(args)) {}
 
 int Server::run() {
   // The master's Python: the one running us (the installed command), or
-  // one started only if a Python config file is read (or hooks from TOML
-  // need it); it outlives the arbiter.
+  // one started as soon as a Python config file is read (or hooks from
+  // TOML need it), else just before the workers are forked; it outlives
+  // the arbiter.
   std::vector<std::string> python_argv = {program_.front()};
   python_argv.insert(python_argv.end(), args_.begin(), args_.end());
   wsgi::PythonConfig python(python_argv);
@@ -231,6 +232,9 @@ int Server::run() {
     return 0;
   }
   try {
+    // A worker imports nothing that loading the app or reporting its
+    // errors needs: the master has, before it forks.
+    python.import_worker_modules(config.reload);
     std::vector<std::string> exec_argv = program_;
     exec_argv.insert(exec_argv.end(), args_.begin(), args_.end());
     master::Arbiter arbiter(config, std::move(exec_argv), start_dir);

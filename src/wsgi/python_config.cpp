@@ -111,6 +111,18 @@ void PythonConfig::start_interpreter() {
   state_ = std::move(state);
 }
 
+void PythonConfig::import_worker_modules(bool reload) {
+  if (!Interpreter::running()) {
+    InterpreterOptions options;
+    options.argv = argv_;
+    interpreter_ = std::make_unique<Interpreter>(options);
+    interpreter_->release_gil();
+  }
+  Gil gil;
+  wsgi::import_worker_modules();
+  if (reload) package_module("_reloader");
+}
+
 std::vector<config::FileValue> PythonConfig::read(const std::string& location,
                                                   const std::vector<std::string>& setting_names) {
   start_interpreter();

@@ -3,6 +3,8 @@
 #include <pybind11/embed.h>
 #include <pybind11/stl.h>
 
+#include "wsgi/objects.h"
+
 namespace py = pybind11;
 
 namespace cppgunicorn::wsgi {
@@ -47,6 +49,19 @@ py::module_ package_module(const char* name) {
     load_package_from_dir(package_dir());
   }
   return py::module_::import((std::string("cppgunicorn.") + name).c_str());
+}
+
+void import_worker_modules() {
+  // The server's own objects (wsgi.input, start_response, the log_write
+  // that hooks use), made once here rather than by each worker.
+  objects_module();
+  // Loading the app (ast, importlib), formatting a traceback of a failed
+  // load or request, and the faulthandler every worker enables.
+  package_module("_app_loader");
+  py::module_::import("traceback");
+  py::module_::import("faulthandler");
+  // What a worker that exits runs for the app (Interpreter::run_exit_functions).
+  py::module_::import("atexit");
 }
 
 }  // namespace cppgunicorn::wsgi

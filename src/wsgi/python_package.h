@@ -25,4 +25,11 @@ void set_package_dir(std::string dir);
 // package is a pybind11::error_already_set (ModuleNotFoundError).
 pybind11::module_ package_module(const char* name);
 
+// What a worker needs to load the app, report its errors and run hooks,
+// imported now: called in the master before it forks, so that a worker
+// imports none of it (each import there is time of every boot, and fails
+// once --user dropped the rights to read the standard library). Needs the
+// GIL.
+void import_worker_modules();
+
 }  // namespace cppgunicorn::wsgi
