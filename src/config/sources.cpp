@@ -99,6 +99,8 @@ ParsedArgs parse_env(const char* variable) {
   if (text == nullptr || *text == '\0') return {};
   try {
     return parse_arguments(shell_split(text));
+  } catch (const UsageError& e) {
+    throw UsageError(std::string(e.what()) + " (in $" + variable + ")");
   } catch (const ConfigError& e) {
     throw ConfigError(std::string(e.what()) + " (in $" + variable + ")");
   }
@@ -185,7 +187,7 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
   loaded.action = cli.action;
   if (cli.action != CliAction::kServe) return loaded;
   if (cli.positional.size() > 1) {
-    throw ConfigError("unrecognized arguments: " + cli.positional[1]);
+    throw UsageError("unrecognized arguments: " + cli.positional[1]);
   }
   ParsedArgs gunicorn_env = parse_env("GUNICORN_CMD_ARGS");
   ParsedArgs cppgunicorn_env = parse_env("CPPGUNICORN_CMD_ARGS");

@@ -119,7 +119,8 @@ bool Worker::boot() {
     app_ = own_app_.get();
   } catch (const wsgi::AppLoadError& e) {
     log::error_log().error(e.what());
-    exit_code_ = kExitAppLoadError;
+    exit_code_ = dynamic_cast<const wsgi::AppModuleNotFound*>(&e) != nullptr ? kExitWorkerBootError
+                                                                            : kExitAppLoadError;
     return false;
   } catch (pybind11::error_already_set& e) {
     // gunicorn: any other exception while loading is a worker boot error.

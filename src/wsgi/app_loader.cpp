@@ -19,6 +19,10 @@ class AppLoadError(Exception):
     pass
 
 
+class AppModuleNotFound(AppLoadError):
+    pass
+
+
 def _resolve(expr, mod, module_name, text):
     if isinstance(expr, ast.Name):
         try:
@@ -49,10 +53,10 @@ def load(uri):
         # inside it deserves its traceback.
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             if module_name.endswith(".py"):
-                raise AppLoadError(
+                raise AppModuleNotFound(
                     "Failed to find application, did you mean '%s:%s'?"
                     % (module_name.rsplit(".", 1)[0], obj)) from None
-            raise AppLoadError("No module named %r" % e.name) from None
+            raise AppModuleNotFound("No module named %r" % e.name) from None
         raise
     try:
         expr = ast.parse(obj.strip(), mode="eval").body
@@ -90,6 +94,9 @@ py::object load_app(const std::string& uri) {
   try {
     return scope["load"](uri);
   } catch (py::error_already_set& e) {
+    if (e.matches(scope["AppModuleNotFound"])) {
+      throw AppModuleNotFound(py::str(e.value()).cast<std::string>());
+    }
     if (e.matches(scope["AppLoadError"])) {
       throw AppLoadError(py::str(e.value()).cast<std::string>());
     }
