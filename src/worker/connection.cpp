@@ -114,6 +114,7 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
   peer_.server_port = info.server_port;
+  peer_.unix_socket = is_unix;
   peer_trusted_ = worker_.forwarded().trusts(peer_.remote_addr);
   parser_.set_forwarder_trusted(peer_trusted_);
   last_activity_ms_ = uv_now(worker_.loop());
