@@ -18,6 +18,7 @@
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
 #include "wsgi/interpreter.h"
+#include "wsgi/python_config.h"
 
 namespace cppgunicorn::worker {
 
@@ -347,6 +348,14 @@ void Connection::start_request() {
     peer_.remote_port = proxy.client_port;
   }
   is_head_request_ = request.method == "HEAD";
+  if (log::error_log().enabled(log::Level::kDebug)) {
+    // gunicorn's default pre_request hook logs "GET /path"; a pre_request
+    // of the user's replaces it.
+    wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+    if (hooks == nullptr || !hooks->has("pre_request")) {
+      log::error_log().debug(request.method + " " + std::string(request.path()));
+    }
+  }
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
   // A trusted front-end's secure_scheme_headers set wsgi.url_scheme; two
   // that disagree make the request invalid (gunicorn: InvalidSchemeHeaders).
@@ -670,7 +679,10 @@ void Connection::finish_request(bool keep_alive) {
   parser_.next();
   last_activity_ms_ = uv_now(worker_.loop());
   worker_.request_done();
-  if (!keep_alive) close_after_writes();
+  if (!keep_alive) {
+    log::error_log().debug("Closing connection.");  // gunicorn's gthread worker
+    close_after_writes();
+  }
 }
 
 void Connection::reject(http::ParseError error) {
