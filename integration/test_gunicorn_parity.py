@@ -203,6 +203,19 @@ def test_a_killed_worker_is_reported_as_gunicorn_does(start):
     assert f"[WARNING] Worker (pid:{second}) was sent SIGSEGV!" in srv.stderr()
 
 
+def test_an_app_exception_and_a_bad_request_are_logged_as_gunicorn_does(start):
+    srv = start("--chdir", str(PARITY), "app:app")
+    assert requests.get(srv.url + "/raise?x=1", timeout=5).status_code == 500
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 400")
+    assert wait_until(lambda: "Invalid request from" in srv.stderr()), srv.stderr()
+    err = srv.stderr()
+    assert re.search(r"\[ERROR\] Error handling request GET /raise\?x=1\nTraceback", err), err
+    assert "RuntimeError: parity app raising on purpose" in err
+    assert "[WARNING] Invalid request from ip=127.0.0.1: " in err, err
+
+
 # --- hook arguments -----------------------------------------------------------
 
 def hook_records(path):

@@ -366,8 +366,8 @@ void Connection::start_request() {
   if (peer_trusted_) {
     switch (worker_.forwarded().scheme_of(request.headers)) {
       case ForwardedPolicy::Scheme::kConflict:
-        log::error_log().debug("Invalid request from " + peer_.remote_addr +
-                               ": contradictory scheme headers");
+        log::error_log().warning("Invalid request from ip=" + peer_.remote_addr +
+                                 ": contradictory scheme headers");
         busy_ = false;
         if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
         reject(http::ParseError::kInvalidHeader);
@@ -437,7 +437,7 @@ void Connection::pump() {
       return;
     }
     if (!head_sent_ && !exchange_->responded()) {
-      log::error_log().error("Error handling request " + parser_.request().target +
+      log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target +
                              ": the application returned without calling start_response()");
       send_error_response(kInternalErrorBody);
       return;
@@ -489,7 +489,7 @@ bool Connection::start_file_body() {
     plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
                                 is_head_request_, &file.size, peer_eof_ || worker_.stopping());
   } catch (const std::invalid_argument& e) {
-    log::error_log().error("Error handling request " + parser_.request().target + ": " + e.what());
+    log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target + ": " + e.what());
     send_error_response(kInternalErrorBody);
     return true;
   }
@@ -573,7 +573,7 @@ void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
                                   is_head_request_, length_known ? &known : nullptr,
                                   peer_eof_ || worker_.stopping());
     } catch (const std::invalid_argument& e) {
-      log::error_log().error("Error handling request " + parser_.request().target + ": " +
+      log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target + ": " +
                              e.what());
       send_error_response(kInternalErrorBody);
       return;
@@ -687,8 +687,9 @@ void Connection::finish_request(bool keep_alive) {
 
 void Connection::reject(http::ParseError error) {
   client_closes_ = false;  // refused, not asked for: the client may still be sending
-  log::error_log().debug("Invalid request from " + peer_.remote_addr + ": " +
-                         parser_.error_reason());
+  // gunicorn's handle_error: a client's bad request is a WARNING.
+  log::error_log().warning("Invalid request from ip=" + peer_.remote_addr + ": " +
+                           parser_.error_reason());
   std::string_view response = http::canned_response(error);
   uv_buf_t buf = buf_of(response);
   send(&buf, 1);

@@ -3,6 +3,8 @@ import json
 
 
 def app(environ, start_response):
+    if environ["PATH_INFO"] == "/raise":
+        raise RuntimeError("parity app raising on purpose")
     body = json.dumps({
         "str": {k: v for k, v in environ.items() if isinstance(v, str)},
         "keys": sorted(environ),
