@@ -76,6 +76,13 @@ def start(kind):
     yield go
     for srv in started:
         srv.stop()
+        assert_no_sanitizer_report(srv.stderr())
+
+
+def assert_no_sanitizer_report(err):
+    # A sanitizer build (CPPGUNICORN_BIN=build/asan/cppgunicorn) reports here.
+    for marker in ("ERROR: AddressSanitizer", "runtime error:", "ERROR: LeakSanitizer"):
+        assert marker not in err, err[-4000:]
 
 
 def wait_until(predicate, timeout=15.0):
@@ -107,6 +114,7 @@ def wait_until(predicate, timeout=15.0):
         "preload-module"])
 def test_exit_status_and_message_match_gunicorn(kind, args, code, message):
     proc = run(kind, "--bind", f"127.0.0.1:{free_port()}", "--chdir", str(URI), *args)
+    assert_no_sanitizer_report(proc.stderr)
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr, proc.stderr
     if code == 2:
@@ -198,9 +206,9 @@ def test_a_killed_worker_is_reported_as_gunicorn_does(start):
     assert f"[ERROR] Worker (pid:{pid}) was sent SIGKILL! Perhaps out of memory?" in srv.stderr()
     assert wait_until(lambda: srv.stderr().count("Booting worker") == 2)
     second = int(re.findall(r"Booting worker with pid: (\d+)", srv.stderr())[1])
-    os.kill(second, signal.SIGSEGV)
-    assert wait_until(lambda: f"Worker (pid:{second}) was sent SIGSEGV!" in srv.stderr()), srv.stderr()
-    assert f"[WARNING] Worker (pid:{second}) was sent SIGSEGV!" in srv.stderr()
+    os.kill(second, signal.SIGALRM)
+    assert wait_until(lambda: f"Worker (pid:{second}) was sent SIGALRM!" in srv.stderr()), srv.stderr()
+    assert f"[WARNING] Worker (pid:{second}) was sent SIGALRM!" in srv.stderr()
 
 
 def test_an_app_exception_and_a_bad_request_are_logged_as_gunicorn_does(start):
