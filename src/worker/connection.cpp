@@ -347,6 +347,11 @@ void Connection::start_request() {
     peer_.remote_addr = proxy.client_addr;
     peer_.remote_port = proxy.client_port;
   }
+  if (const http::ProxyInfo& proxy = parser_.proxy_info(); proxy.seen) {
+    peer_.proxy_protocol = proxy.protocol;
+    peer_.proxy_addr = proxy.proxy_addr;
+    peer_.proxy_port = proxy.proxy_port;
+  }
   is_head_request_ = request.method == "HEAD";
   if (log::error_log().enabled(log::Level::kDebug)) {
     // gunicorn's default pre_request hook logs "GET /path"; a pre_request

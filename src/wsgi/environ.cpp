@@ -222,6 +222,17 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
     throw py::error_already_set();
   }
   set_warm(d, k_url_scheme_, url_scheme_, peer.url_scheme);
+  if (!peer.proxy_protocol.empty()) {
+    // Only behind a PROXY-protocol balancer: plain keys, not interned.
+    auto put = [d](const char* key, const std::string& value) {
+      if (PyDict_SetItemString(d, key, latin1(value).ptr()) != 0) throw py::error_already_set();
+    };
+    put("PROXY_PROTOCOL", peer.proxy_protocol);
+    if (!peer.proxy_addr.empty()) {
+      put("PROXY_ADDR", peer.proxy_addr);
+      put("PROXY_PORT", peer.proxy_port);
+    }
+  }
   if (PyDict_SetItem(d, k_wsgi_input_.ptr(), input.ptr()) != 0) throw py::error_already_set();
   return env;
 }

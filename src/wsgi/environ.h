@@ -21,6 +21,9 @@ struct PeerInfo {
   std::string server_port;
   std::string url_scheme = "http";
   bool unix_socket = false;  // SERVER_NAME/SERVER_PORT then come from Host
+  // From a PROXY protocol header: gunicorn's PROXY_PROTOCOL, PROXY_ADDR and
+  // PROXY_PORT ("" leaves them out; LOCAL and UNSPEC carry no addresses).
+  std::string proxy_protocol, proxy_addr, proxy_port;
 };
 
 struct EnvironOptions {
