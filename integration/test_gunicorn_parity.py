@@ -224,6 +224,18 @@ def test_an_app_exception_and_a_bad_request_are_logged_as_gunicorn_does(start):
     assert "[WARNING] Invalid request from ip=127.0.0.1: " in err, err
 
 
+def test_a_worker_whose_master_died_says_so_as_gunicorn_does(start):
+    srv = start("--chdir", str(PARITY), "app:app")
+    assert wait_until(lambda: "Booting worker" in srv.stderr())
+    pid = int(re.search(r"Booting worker with pid: (\d+)", srv.stderr()).group(1))
+    srv.proc.kill()
+    srv.proc.wait(timeout=10)
+    # gunicorn's sync worker looks once per timeout/2 (15 s here).
+    assert wait_until(lambda: f"Parent changed, shutting down: <Worker {pid}>" in srv.stderr(),
+                      timeout=60), srv.stderr()
+    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"))
+
+
 # --- hook arguments -----------------------------------------------------------
 
 def hook_records(path):
@@ -248,8 +260,8 @@ def test_hooks_see_the_server_and_worker_attributes_gunicorn_gives(start, tmp_pa
     server_ready = {"pid_is_master": True, "num_workers": 2, "workers_cfg": 2, "WORKERS": []}
     assert records["on_starting"] == [server_ready]
     assert records["when_ready"] == [server_ready]
-    assert [(r["age"], len(r["WORKERS"]), r["num_workers"]) for r in records["pre_fork"][:2]] == \
-        [(1, 0, 2), (2, 1, 2)]
+    assert [(r["age"], r["pid"], len(r["WORKERS"]), r["num_workers"])
+            for r in records["pre_fork"][:2]] == [(1, "[booting]", 0, 2), (2, "[booting]", 1, 2)]
     assert sorted(r["age"] for r in records["post_fork"][:2]) == [1, 2]
     for r in records["post_fork"]:
         assert r["pid_is_self"] and r["alive"] and r["timeout"] == 30 and r["has_log"]
@@ -348,3 +360,26 @@ def test_unix_socket_server_name_from_host_and_no_remote_port(start, tmp_path, h
     assert (env["SERVER_NAME"], env["SERVER_PORT"]) == (str(path) if name == "SOCKET" else name, port)
     assert env["REMOTE_ADDR"] == ""
     assert "REMOTE_PORT" not in got["keys"]
+
+
+def _proxy_v2(src, dst, sport, dport):
+    import struct
+    addrs = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!HH", sport, dport)
+    return b"\r\n\r\n\x00\r\nQUIT\n" + bytes([0x21, 0x11]) + struct.pack("!H", len(addrs)) + addrs
+
+
+@pytest.mark.parametrize("header", [
+    b"PROXY TCP4 203.0.113.7 10.0.0.1 4321 80\r\n",
+    _proxy_v2("203.0.113.7", "10.0.0.1", 4321, 80),
+], ids=["v1", "v2"])
+def test_proxy_protocol_sets_remote_and_proxy_keys(start, header):
+    srv = start("--proxy-protocol", "auto", "--proxy-allow-from", "*", "--chdir", str(PARITY),
+                "app:app")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+        s.sendall(header + b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    env = json.loads(data.partition(b"\r\n\r\n")[2])["str"]
+    assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("203.0.113.7", "4321")
+    assert (env["PROXY_PROTOCOL"], env["PROXY_ADDR"], env["PROXY_PORT"]) == ("TCP4", "10.0.0.1", "80")

@@ -298,7 +298,8 @@ void Worker::on_sweep(uv_timer_t* timer) {
     }
   }
   if (!self->stopping_ && ::getppid() != self->parent_pid_) {
-    log::error_log().info("Parent changed, shutting down");
+    // gunicorn's words; "%s" of its worker object is "<Worker PID>".
+    log::error_log().info("Parent changed, shutting down: <Worker " + std::to_string(::getpid()) + ">");
     self->begin_graceful_stop();
   }
   bool force = self->stopping_ && now >= self->stop_deadline_ms_;

@@ -26,7 +26,7 @@ def when_ready(server):
 
 
 def pre_fork(server, worker):
-    _write("pre_fork", age=worker.age, **_server(server))
+    _write("pre_fork", age=worker.age, pid=worker.pid, **_server(server))
 
 
 def post_fork(server, worker):
