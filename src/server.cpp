@@ -188,9 +188,17 @@ int Server::run() {
     if (!config.statsd_host.empty()) {
       log::statsd().open(config.statsd_host, config.statsd_prefix, config.dogstatsd_tags);
     }
+  } catch (const config::UsageError& e) {
+    // argparse's form and status, as gunicorn.
+    std::fprintf(stderr, "usage: cppgunicorn [OPTIONS] [APP_MODULE]\ncppgunicorn: error: %s\n",
+                 e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "Error: %s\n", e.what());
     return 1;
+  }
+  if (log::error_log().enabled(log::Level::kDebug) && !config.print_config && !config.check_config) {
+    log::error_log().debug(config::current_configuration(loaded));
   }
   if (!loaded.ignored_warning.empty()) log::error_log().warning(loaded.ignored_warning);
   // --capture-output: what the app prints goes to the error log file.

@@ -16,6 +16,10 @@ class AppLoadError(Exception):
     pass
 
 
+class AppModuleNotFound(AppLoadError):
+    """The app's module itself does not exist: a worker boot error (exit 3)."""
+
+
 def _resolve(expr, mod, module_name, text):
     if isinstance(expr, ast.Name):
         try:
@@ -46,10 +50,10 @@ def load(uri):
         # inside it deserves its traceback.
         if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
             if module_name.endswith(".py"):
-                raise AppLoadError(
+                raise AppModuleNotFound(
                     "Failed to find application, did you mean '%s:%s'?"
                     % (module_name.rsplit(".", 1)[0], obj)) from None
-            raise AppLoadError("No module named %r" % e.name) from None
+            raise AppModuleNotFound("No module named %r" % e.name) from None
         raise
     try:
         expr = ast.parse(obj.strip(), mode="eval").body

@@ -86,7 +86,7 @@ def call(name, *args):
 
 
 def make_worker(pid, age):
-    return types.SimpleNamespace(pid=pid or None, ppid=os.getpid() if not pid else os.getppid(),
+    return types.SimpleNamespace(pid=pid or "[booting]", ppid=os.getpid() if not pid else os.getppid(),
                                  age=age, log=log, cfg=server.cfg, alive=True, booted=True,
                                  aborted=False, nr=0, tmp=None, app=server.app)
 

@@ -122,6 +122,14 @@ struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A command line (or GUNICORN_CMD_ARGS) that argparse would not parse: an
+// unknown flag, a flag without its value, a non-integer for an integer
+// flag. gunicorn prints its usage line and exits 2 for these; a value that
+// parses but is not allowed is a ConfigError (exit 1), as in gunicorn.
+struct UsageError : ConfigError {
+  using ConfigError::ConfigError;
+};
+
 // What the command line asked for besides settings.
 enum class CliAction { kServe, kHelp, kVersion };
 

@@ -18,6 +18,7 @@
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
 #include "wsgi/interpreter.h"
+#include "wsgi/python_config.h"
 
 namespace cppgunicorn::worker {
 
@@ -119,6 +120,7 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
   peer_.server_port = info.server_port;
+  peer_.unix_socket = is_unix;
   peer_trusted_ = worker_.forwarded().trusts(peer_.remote_addr);
   parser_.set_forwarder_trusted(peer_trusted_);
   last_activity_ms_ = uv_now(worker_.loop());
@@ -350,7 +352,20 @@ void Connection::start_request() {
     peer_.remote_addr = proxy.client_addr;
     peer_.remote_port = proxy.client_port;
   }
+  if (const http::ProxyInfo& proxy = parser_.proxy_info(); proxy.seen) {
+    peer_.proxy_protocol = proxy.protocol;
+    peer_.proxy_addr = proxy.proxy_addr;
+    peer_.proxy_port = proxy.proxy_port;
+  }
   is_head_request_ = request.method == "HEAD";
+  if (log::error_log().enabled(log::Level::kDebug)) {
+    // gunicorn's default pre_request hook logs "GET /path"; a pre_request
+    // of the user's replaces it.
+    wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+    if (hooks == nullptr || !hooks->has("pre_request")) {
+      log::error_log().debug(request.method + " " + std::string(request.path()));
+    }
+  }
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
   // A trusted front-end's secure_scheme_headers set wsgi.url_scheme; two
   // that disagree make the request invalid (gunicorn: InvalidSchemeHeaders).
@@ -362,8 +377,8 @@ void Connection::start_request() {
   if (peer_trusted_ && !request.uwsgi) {
     switch (worker_.forwarded().scheme_of(request.headers)) {
       case ForwardedPolicy::Scheme::kConflict:
-        log::error_log().debug("Invalid request from " + peer_.remote_addr +
-                               ": contradictory scheme headers");
+        log::error_log().warning("Invalid request from ip=" + peer_.remote_addr +
+                                 ": contradictory scheme headers");
         busy_ = false;
         if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
         reject(http::ParseError::kInvalidHeader);
@@ -433,7 +448,7 @@ void Connection::pump() {
       return;
     }
     if (!head_sent_ && !exchange_->responded()) {
-      log::error_log().error("Error handling request " + parser_.request().target +
+      log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target +
                              ": the application returned without calling start_response()");
       send_error_response(kInternalErrorBody);
       return;
@@ -485,7 +500,7 @@ bool Connection::start_file_body() {
     plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
                                 is_head_request_, &file.size, must_close_after_response());
   } catch (const std::invalid_argument& e) {
-    log::error_log().error("Error handling request " + parser_.request().target + ": " + e.what());
+    log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target + ": " + e.what());
     send_error_response(kInternalErrorBody);
     return true;
   }
@@ -582,7 +597,7 @@ void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
                                   is_head_request_, length_known ? &known : nullptr,
                                   must_close_after_response());
     } catch (const std::invalid_argument& e) {
-      log::error_log().error("Error handling request " + parser_.request().target + ": " +
+      log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target + ": " +
                              e.what());
       send_error_response(kInternalErrorBody);
       return;
@@ -688,18 +703,18 @@ void Connection::finish_request(bool keep_alive) {
   parser_.next();
   last_activity_ms_ = uv_now(worker_.loop());
   worker_.request_done();
-  if (!keep_alive) close_after_writes();
+  if (!keep_alive) {
+    log::error_log().debug("Closing connection.");  // gunicorn's gthread worker
+    close_after_writes();
+  }
 }
 
 void Connection::reject(http::ParseError error) {
   client_closes_ = false;  // refused, not asked for: the client may still be sending
-  std::string what = "Invalid request from " + peer_.remote_addr + ": " + parser_.error_reason();
-  // A bad uwsgi packet comes from a misconfigured front-end, not a client.
-  if (http::status_for(error) == 500) {
-    log::error_log().warning(what);
-  } else {
-    log::error_log().debug(what);
-  }
+  // gunicorn's handle_error: a bad request is a WARNING (a bad uwsgi
+  // packet, from a misconfigured front-end, too).
+  log::error_log().warning("Invalid request from ip=" + peer_.remote_addr + ": " +
+                           parser_.error_reason());
   std::string_view response = http::canned_response(error);
   uv_buf_t buf = buf_of(response);
   send(&buf, 1);

@@ -119,7 +119,8 @@ bool Worker::boot() {
     app_ = own_app_.get();
   } catch (const wsgi::AppLoadError& e) {
     log::error_log().error(e.what());
-    exit_code_ = kExitAppLoadError;
+    exit_code_ = dynamic_cast<const wsgi::AppModuleNotFound*>(&e) != nullptr ? kExitWorkerBootError
+                                                                            : kExitAppLoadError;
     return false;
   } catch (pybind11::error_already_set& e) {
     // gunicorn: any other exception while loading is a worker boot error.
@@ -297,7 +298,8 @@ void Worker::on_sweep(uv_timer_t* timer) {
     }
   }
   if (!self->stopping_ && ::getppid() != self->parent_pid_) {
-    log::error_log().info("Parent changed, shutting down");
+    // gunicorn's words; "%s" of its worker object is "<Worker PID>".
+    log::error_log().info("Parent changed, shutting down: <Worker " + std::to_string(::getpid()) + ">");
     self->begin_graceful_stop();
   }
   bool force = self->stopping_ && now >= self->stop_deadline_ms_;

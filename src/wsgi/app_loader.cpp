@@ -14,6 +14,9 @@ py::object load_app(const std::string& uri) {
   try {
     return loader.attr("load")(uri);
   } catch (py::error_already_set& e) {
+    if (e.matches(loader.attr("AppModuleNotFound"))) {
+      throw AppModuleNotFound(py::str(e.value()).cast<std::string>());
+    }
     if (e.matches(loader.attr("AppLoadError"))) {
       throw AppLoadError(py::str(e.value()).cast<std::string>());
     }

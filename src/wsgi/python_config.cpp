@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "config/settings_table.h"
 #include "log/access_log.h"
 #include "log/logger.h"
 #include "wsgi/app_loader.h"
@@ -61,6 +62,64 @@ std::string python_error_text(py::error_already_set& e) {
 }  // namespace
 
 // The package's modules this reader drives (python/cppgunicorn/).
+namespace {
+
+// A setting's text as the Python value gunicorn's cfg would hold.
+py::object typed_value(const config::Setting& s, const std::string& text) {
+  if (text == "None") return py::none();
+  auto split = [](const std::string& t) {
+    py::list out;
+    size_t start = 0;
+    while (start <= t.size() && !t.empty()) {
+      size_t comma = t.find(',', start);
+      if (comma == std::string::npos) comma = t.size();
+      if (comma > start) out.append(py::str(t.substr(start, comma - start)));
+      start = comma + 1;
+    }
+    return out;
+  };
+  switch (s.kind) {
+    case config::ValueKind::kBool: return py::bool_(text == "True" || text == "true");
+    case config::ValueKind::kInt:
+      try {
+        return py::int_(std::stoll(text));
+      } catch (const std::exception&) {
+        return py::str(text);
+      }
+    case config::ValueKind::kList: return split(text);
+    case config::ValueKind::kDict: {
+      py::dict out;
+      for (py::handle item : split(text)) {
+        std::string kv = py::str(item);
+        size_t eq = kv.find('=');
+        if (eq != std::string::npos) out[py::str(kv.substr(0, eq))] = kv.substr(eq + 1);
+      }
+      return out;
+    }
+    default: return py::str(text);
+  }
+}
+
+// gunicorn's cfg has every setting, defaults included (hooks read
+// server.cfg.bind, worker.cfg.timeout...): those left at their default get
+// it here, typed; hook settings are left to the hooks.
+void fill_cfg_defaults(py::object cfg, const config::Config& config,
+                       const std::map<std::string, std::string>& shown) {
+  for (const config::Setting& s : config::settings_table()) {
+    if (s.kind == config::ValueKind::kCallable) continue;
+    std::string name(s.name);
+    if (shown.count(name) != 0 || name == "workers") continue;
+    std::string text(s.default_text);
+    if (name == "bind") {
+      text.clear();
+      for (const std::string& b : config.bind_or_default()) text += (text.empty() ? "" : ",") + b;
+    }
+    cfg.attr(name.c_str()) = typed_value(s, text);
+  }
+}
+
+}  // namespace
+
 struct PythonConfig::State {
   py::module_ config;   // _config: reading files, resolving hooks
   py::module_ hooks;    // _hooks: calling them, and the objects they receive
@@ -174,6 +233,9 @@ void PythonConfig::configure(const config::Config& config,
     env[py::str(e.substr(0, eq))] = e.substr(eq + 1);
   }
   state_->config.attr("configure")(values, env);
+  py::object server = state_->hooks.attr("server");
+  if (!py::hasattr(server, "WORKERS")) server.attr("WORKERS") = py::dict();
+  fill_cfg_defaults(server.attr("cfg"), config, shown);
   hook_names_ = std::move(names);
   g_hooks = hook_names_.empty() ? nullptr : this;
 }
@@ -252,6 +314,8 @@ void PythonConfig::worker_hook(std::string_view hook, const HookWorker& w, bool 
 }
 
 void PythonConfig::nworkers_changed(int new_value, int old_value) {
+  // server.num_workers follows the target whether or not the hook is set.
+  set_num_workers(new_value);
   if (!has("nworkers_changed")) return;
   Gil gil;
   try {
@@ -269,6 +333,24 @@ void PythonConfig::set_num_workers(int n) {
   if (!state_) return;
   Gil gil;
   state_->hooks.attr("server").attr("num_workers") = n;
+}
+
+void PythonConfig::worker_spawned(const HookWorker& w) {
+  if (!state_) return;
+  Gil gil;
+  try {
+    state_->hooks.attr("server").attr("WORKERS")[py::int_(w.pid)] =
+        state_->hooks.attr("make_worker")(static_cast<long>(w.pid), w.age);
+  } catch (py::error_already_set& e) {
+    e.restore();
+    log_python_error("Cannot record the worker in server.WORKERS");
+  }
+}
+
+void PythonConfig::worker_reaped(pid_t pid) {
+  if (!state_) return;
+  Gil gil;
+  state_->hooks.attr("server").attr("WORKERS").attr("pop")(py::int_(pid), py::none());
 }
 
 void PythonConfig::set_worker(const HookWorker& w) {

@@ -79,6 +79,10 @@ class PythonConfig : public config::PythonConfigReader {
   void worker_hook(std::string_view hook, const HookWorker& w, bool with_server);
   void nworkers_changed(int new_value, int old_value);     // old_value < 0: None
   void set_num_workers(int n);
+  // In the master: server.WORKERS, gunicorn's {pid: worker} of the live
+  // workers, as hooks (child_exit, nworkers_changed...) read it.
+  void worker_spawned(const HookWorker& w);
+  void worker_reaped(pid_t pid);
   // In a new worker: the `worker` object every later hook of this process
   // receives.
   void set_worker(const HookWorker& w);
