@@ -48,7 +48,7 @@ def test_worker_hooks_get_the_worker_object(fresh_hooks):
     fresh_hooks.call_worker("post_fork", os.getpid(), 1, True)
     (_, server, before), (_, server2, after) = seen
     assert server is server2 is fresh_hooks.server
-    assert before.pid is None and before.age == 1 and before.ppid == os.getpid()
+    assert before.pid == "[booting]" and before.age == 1 and before.ppid == os.getpid()
     assert after is fresh_hooks.worker and after.pid == os.getpid() and after.log is fresh_hooks.log
 
 
