@@ -282,7 +282,8 @@ def test_expect_100_continue_is_answered_when_the_app_is_called(start_server, tm
         while not interim.endswith(b"\r\n\r\n"):
             interim += sock.recv(1)
         assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
-        assert calls(srv) == ["POST /echo"]  # as gunicorn: sent as the app is called
+        # As gunicorn: sent as the app is called, before any body byte.
+        wait_until(lambda: calls(srv) == ["POST /echo"], what="the app call")
         sock.sendall(b"hello")
         response = ChunkedResponse(sock)
         assert response.head() == 200

@@ -915,7 +915,10 @@ int Arbiter::serve() {
     log::error_log().info("Listening at: " + display(l) + " (" + std::to_string(::getpid()) + ")");
   }
   log::error_log().info(std::string("Using worker: uv (") +
-                        (config_.threads > 1 ? "threads" : "loop thread") + ")");
+                        (config_.threads > 1            ? "threads"
+                         : config_.request_buffering ? "loop thread"
+                                                     : "one app thread, streamed bodies") +
+                        ")");
   install_signal_handlers();
 
   if (config_.preload_app && !preload()) {
