@@ -71,19 +71,29 @@ build_sanitized() {
   PATH="$VENV/bin:$PATH" cmake --build "$ROOT/build/asan" >/dev/null
 }
 
-# A bounded libFuzzer run over the request parser (tests/fuzz): new inputs
-# go to build/fuzz/corpus, the committed seeds stay as they are.
-# CPPGUNICORN_FUZZ_SECONDS sets its length (0 skips it).
+# Bounded libFuzzer runs over the request parsers (tests/fuzz): the HTTP/1.x
+# parser for three quarters of the time, the uwsgi packet reader for a third
+# (65 s in all by default). New inputs go to build/fuzz/corpus and
+# build/fuzz/uwsgi_corpus, the committed seeds stay as they are.
+# CPPGUNICORN_FUZZ_SECONDS sets the length (0 skips it).
 run_fuzzer() {
   local secs=${CPPGUNICORN_FUZZ_SECONDS:-60}
   [ "$secs" = 0 ] && return 0
-  echo "== fuzzing the request parser (libFuzzer, ${secs} s)"
   PATH="$VENV/bin:$PATH" cmake -S "$ROOT/tests/fuzz" -B "$ROOT/build/fuzz" -G Ninja \
     -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ >/dev/null
   PATH="$VENV/bin:$PATH" cmake --build "$ROOT/build/fuzz" >/dev/null
-  mkdir -p "$ROOT/build/fuzz/corpus"
-  if ! "$ROOT/build/fuzz/http_parser_fuzzer" -max_total_time="$secs" -print_final_stats=1 \
-      -artifact_prefix="$ROOT/build/fuzz/" "$ROOT/build/fuzz/corpus" "$ROOT/tests/fuzz/corpus" \
+  fuzz_one "the request parser" http_parser_fuzzer corpus corpus $(( secs * 3 / 4 ))
+  fuzz_one "the uwsgi packet reader" uwsgi_parser_fuzzer uwsgi_corpus uwsgi_corpus \
+    $(( secs / 3 > 0 ? secs / 3 : 1 ))
+}
+
+# fuzz_one WHAT BINARY NEW_CORPUS SEEDS SECONDS
+fuzz_one() {
+  local what=$1 binary=$2 corpus=$3 seeds=$4 secs=$5
+  echo "== fuzzing $what (libFuzzer, ${secs} s)"
+  mkdir -p "$ROOT/build/fuzz/$corpus"
+  if ! "$ROOT/build/fuzz/$binary" -max_total_time="$secs" -print_final_stats=1 \
+      -artifact_prefix="$ROOT/build/fuzz/" "$ROOT/build/fuzz/$corpus" "$ROOT/tests/fuzz/$seeds" \
       >"$ROOT/build/fuzz/last-run.log" 2>&1; then
     tail -n 60 "$ROOT/build/fuzz/last-run.log"
     echo "the fuzzer found a failing input: see build/fuzz/crash-* and build/fuzz/last-run.log" >&2

@@ -1,5 +1,7 @@
 """Settings that change what is spoken on the wire, or who may connect, and
-that cppgunicorn cannot honour are refused at start: exit status 1 and one
+that cppgunicorn cannot honour (or whose value is no such thing: a
+``--protocol`` other than http or uwsgi, a host name in
+``--uwsgi-allow-from``) are refused at start: exit status 1 and one
 line, ``Error: Invalid value for SETTING: 'VALUE' (... what to use instead)``,
 before anything listens. That holds for every source (command line,
 GUNICORN_CMD_ARGS, gunicorn.conf.py, TOML, --check-config); on HUP such a
@@ -22,10 +24,12 @@ APP_DIR = APPS / "cmdlines"
 # (command-line flags, setting name, value as the message shows it, a
 # fragment of what to use instead)
 REFUSED = [
-    (["--protocol", "uwsgi"], "protocol", "uwsgi", "proxy_pass"),
-    (["--protocol=UWSGI"], "protocol", "UWSGI", "proxy_pass"),
-    (["--uwsgi-allow-from", "10.0.0.1"], "uwsgi_allow_ips", "10.0.0.1", "forwarded_allow_ips"),
-    (["--uwsgi-allow-from", "*"], "uwsgi_allow_ips", "*", "forwarded_allow_ips"),
+    (["--protocol", "spdy"], "protocol", "spdy", "expected http or uwsgi"),
+    (["--protocol=fastcgi"], "protocol", "fastcgi", "expected http or uwsgi"),
+    (["--uwsgi-allow-from", "10.0.0.1,nginx"], "uwsgi_allow_ips", "10.0.0.1,nginx",
+     "'nginx' is not an IP address or network"),
+    (["--uwsgi-allow-from", "10.0.0.1/33"], "uwsgi_allow_ips", "10.0.0.1/33",
+     "is not an IP address or network"),
     (["--http-protocols", "h2"], "http_protocols", "h2", "use h1"),
     (["--http-protocols", "h1,h2"], "http_protocols", "h1,h2", "use h1"),
     (["--http-protocols", "h3"], "http_protocols", "h3", "use h1"),
@@ -46,8 +50,8 @@ REFUSED = [
 # One refused value per setting, as a config file writes it:
 # (setting, Python/TOML value, value as the message shows it)
 IN_FILES = [
-    ("protocol", '"uwsgi"', "uwsgi"),
-    ("uwsgi_allow_ips", '"10.0.0.1,10.0.0.2"', "10.0.0.1,10.0.0.2"),
+    ("protocol", '"spdy"', "spdy"),
+    ("uwsgi_allow_ips", '"10.0.0.1,nginx"', "10.0.0.1,nginx"),
     ("http_protocols", '"h2,h1"', "h2,h1"),
     ("worker_class", '"gevent"', "gevent"),
 ]
@@ -114,11 +118,11 @@ def test_refused_from_a_toml_file(tmp_path, setting, literal, value):
     assert line.endswith(f"[from config file {conf}]"), line
 
 
-def test_a_python_list_of_addresses_is_refused_too(tmp_path):
+def test_a_python_list_with_a_host_name_is_refused_too(tmp_path):
     conf = tmp_path / "conf.py"
-    conf.write_text("uwsgi_allow_ips = ['10.0.0.1', '10.0.0.2']\n")
+    conf.write_text("uwsgi_allow_ips = ['10.0.0.1', 'nginx']\n")
     proc, port = run("-c", str(conf), "--check-config", "app:app")
-    assert_refused(proc, port, "uwsgi_allow_ips", "10.0.0.1,10.0.0.2")
+    assert_refused(proc, port, "uwsgi_allow_ips", "10.0.0.1,nginx")
 
 
 @pytest.mark.parametrize("env_line, setting, value", [
@@ -147,7 +151,7 @@ def test_a_higher_source_that_sets_an_accepted_value_wins(start_server, tmp_path
     ["-k", "gthread", "--threads", "4"],
     ["-k", "gunicorn.workers.gthread.ThreadWorker", "--threads", "2"],
     ["-k", "egg:gunicorn#gthread", "--threads", "2"],
-    ["--uwsgi-allow-from", "127.0.0.1,::1"],  # gunicorn's default asks for nothing
+    ["--uwsgi-allow-from", "10.0.0.1,10.1.0.0/16"],  # with protocol http it changes nothing
 ], ids=lambda f: " ".join(f))
 def test_accepted_values_are_served_without_a_warning(start_server, flags):
     srv = start_server("app:app", *flags, chdir=APP_DIR)

@@ -248,28 +248,16 @@ std::string lowercase(const std::string& value) {
   return lower;
 }
 
-// gunicorn's --protocol: http is what we do anyway; uwsgi is refused.
-void apply_protocol(Config&, const std::string& v) {
+// gunicorn's --protocol: every listener speaks HTTP/1.x, or uwsgi packets
+// (what nginx's uwsgi_pass sends). gunicorn takes the value as written; the
+// case is folded here, as a typo in it would otherwise start a server that
+// no front-end can talk to.
+void apply_protocol(Config& c, const std::string& v) {
   std::string lower = lowercase(v);
-  if (lower == "http") return;
-  if (lower == "uwsgi") {
-    throw ConfigError("Invalid value for protocol: '" + v +
-                      "' (only HTTP is spoken; put nginx's proxy_pass (HTTP) in front instead of "
-                      "uwsgi_pass, and leave protocol at http)");
+  if (lower != "http" && lower != "uwsgi") {
+    throw ConfigError("Invalid value for protocol: '" + v + "' (expected http or uwsgi)");
   }
-  throw ConfigError("Invalid value for protocol: '" + v + "' (expected http)");
-}
-
-// gunicorn's --uwsgi-allow-from only means something with the uwsgi
-// protocol, which is refused: a value of its own asks for uwsgi peers.
-// gunicorn's default, written out by a config that lists every default,
-// asks for nothing.
-void apply_uwsgi_allow_ips(Config&, const std::string& v) {
-  std::vector<std::string> listed = split_list(v);
-  if (listed == std::vector<std::string>{"127.0.0.1", "::1"}) return;
-  throw ConfigError("Invalid value for uwsgi_allow_ips: '" + v +
-                    "' (only HTTP is spoken, so there are no uwsgi peers to allow; remove it, "
-                    "and name the proxies in front with forwarded_allow_ips)");
+  c.protocol = lower;
 }
 
 // gunicorn's validate_http_protocols (comma-separated h1, h2, h3; empty
@@ -515,12 +503,13 @@ const std::vector<Setting>& settings_table() {
        ValueKind::kBool, "", "Accept HTTP versions other than 1.0 and 1.1.",
        accept_bool("permit_unconventional_http_version"), "False",
        "HTTP versions other than 1.x are always refused"},
-      // Refused: uwsgi is not spoken (see apply_protocol).
       {"protocol", {"--protocol"}, ValueKind::kString, "STRING",
-       "The protocol: http (uwsgi is refused: only HTTP is spoken).", apply_protocol, "http"},
+       "The protocol of every listener: http (HTTP/1.x), or uwsgi (the uwsgi binary protocol, "
+       "for nginx's uwsgi_pass).", apply_protocol, "http"},
       {"uwsgi_allow_ips", {"--uwsgi-allow-from"}, ValueKind::kString, "STRING",
-       "Addresses allowed to send uwsgi requests (refused: only HTTP is spoken).",
-       apply_uwsgi_allow_ips, "127.0.0.1,::1"},
+       "Addresses or networks allowed to send uwsgi requests (comma separated; * for any). "
+       "Unix-socket peers are always allowed.",
+       address_list_setter("uwsgi_allow_ips", &Config::uwsgi_allow_ips), "127.0.0.1,::1"},
       {"root_path", {"--root-path"}, ValueKind::kString, "STRING", "The ASGI root_path.",
        accept_string("root_path"), "", "an ASGI setting; use SCRIPT_NAME for WSGI"},
       // Logging.

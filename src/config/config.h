@@ -66,6 +66,9 @@ struct Config {
   int worker_connections = 1000;
   std::string proxy_protocol = "off";   // off, v1, v2 or auto
   std::vector<std::string> proxy_allow_ips = {"127.0.0.1", "::1"};
+  std::string protocol = "http";        // http, or uwsgi (nginx's uwsgi_pass)
+  // Peers allowed to send uwsgi packets ("*": any); unix-socket peers always.
+  std::vector<std::string> uwsgi_allow_ips = {"127.0.0.1", "::1"};
 
   // --- Configuration sources, server hooks, proxies, logging extras ---------
   // (config area; see docs/configuration.md)

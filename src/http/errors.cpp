@@ -15,6 +15,8 @@ int status_for(ParseError error) {
     case ParseError::kInsufficientStorage: return 507;
     case ParseError::kSpoolBudgetExceeded:
     case ParseError::kSpoolFailed: return 503;
+    case ParseError::kInvalidUwsgiPacket:
+    case ParseError::kForbiddenUwsgiPeer: return 500;
     case ParseError::kTooManyHeaders:
     case ParseError::kHeaderTooLarge: return 431;
     default: return 400;
@@ -55,6 +57,9 @@ std::string_view canned_response(ParseError error) {
     case 507:
       return "HTTP/1.1 507 Insufficient Storage\r\nConnection: close\r\nContent-Type: text/plain\r\n"
              "Content-Length: 21\r\n\r\nInsufficient Storage\n";
+    case 500:
+      return "HTTP/1.1 500 Internal Server Error\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+             "Content-Length: 22\r\n\r\nInternal Server Error\n";
     case 501:
       return "HTTP/1.1 501 Not Implemented\r\nConnection: close\r\nContent-Type: text/plain\r\n"
              "Content-Length: 16\r\n\r\nNot Implemented\n";

@@ -30,6 +30,10 @@ enum class ParseError {
   kInsufficientStorage,    // 507: the body cannot be spooled, the disk is full
   kSpoolBudgetExceeded,    // 503: the worker's spool_budget is used up by other bodies
   kSpoolFailed,            // 503: the body cannot be spooled for another reason
+  // uwsgi (--protocol uwsgi). gunicorn answers both with its 500 page: its
+  // workers do not count them among the client errors.
+  kInvalidUwsgiPacket,     // 500: truncated, a var past the packet, modifier1 not 0
+  kForbiddenUwsgiPeer,     // 500: a peer not in uwsgi_allow_ips
 };
 
 int status_for(ParseError error);

@@ -36,6 +36,9 @@ struct ParserOptions {
   // gunicorn's forwarder_headers: names with '_' ("SCRIPT_NAME", or "*")
   // that a trusted front-end may send whatever header_map says.
   std::vector<std::string> forwarder_headers = {"SCRIPT_NAME", "PATH_INFO"};
+  // Requests come as uwsgi packets (--protocol uwsgi), not HTTP/1.x: read
+  // by UwsgiHeadDecoder; no PROXY header is looked for.
+  bool uwsgi = false;
 };
 
 // The largest limit_request_line gunicorn honours, and what "unlimited" means.

@@ -8,7 +8,8 @@
 namespace cppgunicorn::http {
 
 Parser::Parser(const ParserOptions& options) : options_(options) {
-  if (options_.proxy_protocol != ProxyProtocol::kOff) {
+  // gunicorn reads no PROXY header before a uwsgi packet.
+  if (options_.proxy_protocol != ProxyProtocol::kOff && !options_.uwsgi) {
     proxy_ = std::make_unique<ProxyHeaderDecoder>(options_.proxy_protocol, true);
   }
 }
@@ -208,6 +209,15 @@ Parser::Result Parser::feed_message(const char* data, size_t length) {
   // A finished request is taken with next() before more bytes are parsed.
   if (message_done_) return fail(ParseError::kBadRequest, "bytes fed before the request was taken");
   size_t used = 0;
+  if (options_.uwsgi) {
+    if (!head_done_) {
+      Result r = feed_uwsgi_head(data, length, &used);
+      if (r.status == Status::kError || !head_done_) return r;
+      if (body_ == Body::kNone) return message_complete(used);
+      if (used == length) return {Status::kNeedMore, used};
+    }
+    return feed_length_body(data, length, used);  // the only framing uwsgi has
+  }
   if (reading_line_) {
     Result r = feed_request_line(data, length, &used);
     if (r.status == Status::kError || reading_line_ || used == length) return r;
@@ -220,6 +230,26 @@ Parser::Result Parser::feed_message(const char* data, size_t length) {
   }
   if (body_ == Body::kLength) return feed_length_body(data, length, used);
   return feed_chunked_body(data, length, used);
+}
+
+Parser::Result Parser::feed_uwsgi_head(const char* data, size_t length, size_t* used) {
+  in_message_ = true;
+  if (!uwsgi_peer_allowed_) {
+    return fail(ParseError::kForbiddenUwsgiPeer, "uwsgi request from a peer not in uwsgi_allow_ips");
+  }
+  UwsgiHeadDecoder::Result r = uwsgi_.feed(data, length, request_);
+  *used = r.consumed;
+  if (r.status == UwsgiHeadDecoder::Status::kError) {
+    return fail(ParseError::kInvalidUwsgiPacket, uwsgi_.reason());
+  }
+  if (r.status == UwsgiHeadDecoder::Status::kNeedMore) return {Status::kNeedMore, *used};
+  // Ours, as for HTTP: a body that says it is too large is refused before
+  // a byte of it is read.
+  if (options_.limits.request_body && request_.content_length > options_.limits.request_body) {
+    return fail(ParseError::kBodyTooLarge, "CONTENT_LENGTH larger than limit_request_body");
+  }
+  start_body();
+  return {Status::kNeedMore, *used};
 }
 
 void Parser::start_body() {
@@ -270,6 +300,9 @@ Parser::Result Parser::message_complete(size_t used) {
 Parser::Result Parser::finish() {
   if (error_ != ParseError::kNone) return {Status::kError, 0};
   if (proxy_ && !proxy_->held().empty()) return fail(ParseError::kIncomplete, "connection closed mid-PROXY header");
+  if (in_message_ && options_.uwsgi && !head_done_) {
+    return fail(ParseError::kInvalidUwsgiPacket, "connection closed mid-uwsgi packet");
+  }
   if (in_message_) return fail(ParseError::kIncomplete, "connection closed mid-request");
   return {Status::kNeedMore, 0};
 }
@@ -290,6 +323,7 @@ void Parser::next() {
   body_bytes_ = 0;
   body_ = Body::kNone;
   body_left_ = 0;
+  uwsgi_.reset();
 }
 
 }  // namespace cppgunicorn::http

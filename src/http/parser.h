@@ -18,6 +18,7 @@
 #include "http/limits.h"
 #include "http/proxy_protocol.h"
 #include "http/request.h"
+#include "http/uwsgi_parser.h"
 
 namespace cppgunicorn::http {
 
@@ -39,6 +40,9 @@ class Parser {
   void set_proxy_peer_allowed(bool allowed);
   // The peer is in forwarded_allow_ips: its forwarder_headers are kept.
   void set_forwarder_trusted(bool trusted) { forwarder_trusted_ = trusted; }
+  // options.uwsgi: the peer is not in uwsgi_allow_ips, so its first packet
+  // is refused (kForbiddenUwsgiPeer).
+  void set_uwsgi_peer_allowed(bool allowed) { uwsgi_peer_allowed_ = allowed; }
   ~Parser();
   Parser(const Parser&) = delete;
   Parser& operator=(const Parser&) = delete;
@@ -72,6 +76,9 @@ class Parser {
 
   Result fail(ParseError error, std::string reason);
   Result feed_message(const char* data, size_t length);
+  // --protocol uwsgi: the packet's head instead of the request line and
+  // header lines; the body is read as a Content-Length body.
+  Result feed_uwsgi_head(const char* data, size_t length, size_t* used);
   // The request line is ours: gunicorn's rules (any token method, raw
   // non-ASCII bytes in the target, exact limit_request_line), stricter than
   // llhttp 8.1's.
@@ -98,6 +105,7 @@ class Parser {
 
   ParserOptions options_;
   std::unique_ptr<ProxyHeaderDecoder> proxy_;  // until the PROXY header is decided
+  UwsgiHeadDecoder uwsgi_;        // options_.uwsgi only
   ProxyInfo proxy_info_;
   Request request_;
   std::string line_;              // the request line or header line read so far
@@ -120,6 +128,7 @@ class Parser {
   std::string error_reason_;
   ParseError pending_error_ = ParseError::kNone;
   bool forwarder_trusted_ = false;
+  bool uwsgi_peer_allowed_ = true;
 };
 
 bool is_tchar(unsigned char c);

@@ -45,6 +45,8 @@ void Request::clear() {
   expect_continue = false;
   has_script_name = false;
   script_name.clear();
+  uwsgi = false;
+  cgi_vars.clear();
 }
 
 namespace {

@@ -38,6 +38,13 @@ struct Request {
   // A SCRIPT_NAME header from a trusted front-end (forwarder_headers).
   bool has_script_name = false;
   std::string script_name;
+  // The request came in a uwsgi packet (--protocol uwsgi): its response is
+  // delimited by the close, as the protocol has no response framing.
+  bool uwsgi = false;
+  // The packet's CGI variables (REMOTE_ADDR, SERVER_NAME, PATH_INFO,
+  // DOCUMENT_ROOT, uwsgi_param ones...), set in the environ as they are,
+  // over what the server would derive. Its HTTP_* variables are `headers`.
+  HeaderList cgi_vars;
 
   std::string protocol;  // "HTTP/1.1", as sent (SERVER_PROTOCOL)
   // The path part of the target (before '?'), still percent-encoded.

@@ -181,7 +181,10 @@ ResponsePlan plan_response(const Request& request, std::string_view status,
   }
   if (plan.has_length) {
     plan.framing = Framing::kContentLength;
-  } else if (request.http_minor >= 1) {
+  } else if (request.http_minor >= 1 && !request.uwsgi) {
+    // uwsgi has no response framing: the front-end passes the body's bytes
+    // on as they are, so chunk markers would end up in it (gunicorn's
+    // is_chunked says the same); the close ends the body.
     plan.framing = Framing::kChunked;
   } else {
     plan.framing = Framing::kCloseDelimited;

@@ -14,7 +14,7 @@ enum class Framing {
   kNoBody,          // HEAD, 1xx, 204, 304: no body bytes are sent
   kContentLength,   // Content-Length given by the app or known to us
   kChunked,         // HTTP/1.1, length unknown
-  kCloseDelimited,  // HTTP/1.0, length unknown: the close ends the body
+  kCloseDelimited,  // HTTP/1.0 or uwsgi, length unknown: the close ends the body
 };
 
 struct ResponsePlan {

@@ -111,6 +111,11 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
     parser_.set_proxy_peer_allowed(
         is_unix || http::address_allowed(peer_.remote_addr, worker_.config().proxy_allow_ips));
   }
+  if (worker_.parser_options().uwsgi) {
+    // gunicorn: a unix socket peer may always send uwsgi packets.
+    parser_.set_uwsgi_peer_allowed(
+        is_unix || http::address_allowed(peer_.remote_addr, worker_.config().uwsgi_allow_ips));
+  }
   const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
   peer_.server_port = info.server_port;
@@ -374,7 +379,8 @@ void Connection::start_request() {
   // copy of its strings per request.
   const wsgi::PeerInfo* peer = &peer_;
   std::optional<wsgi::PeerInfo> forwarded;
-  if (peer_trusted_) {
+  // A uwsgi packet says the scheme itself (HTTPS), as gunicorn reads it.
+  if (peer_trusted_ && !request.uwsgi) {
     switch (worker_.forwarded().scheme_of(request.headers)) {
       case ForwardedPolicy::Scheme::kConflict:
         log::error_log().debug("Invalid request from " + peer_.remote_addr +
@@ -705,8 +711,13 @@ void Connection::finish_request(bool keep_alive) {
 
 void Connection::reject(http::ParseError error) {
   client_closes_ = false;  // refused, not asked for: the client may still be sending
-  log::error_log().debug("Invalid request from " + peer_.remote_addr + ": " +
-                         parser_.error_reason());
+  std::string what = "Invalid request from " + peer_.remote_addr + ": " + parser_.error_reason();
+  // A bad uwsgi packet comes from a misconfigured front-end, not a client.
+  if (http::status_for(error) == 500) {
+    log::error_log().warning(what);
+  } else {
+    log::error_log().debug(what);
+  }
   std::string_view response = http::canned_response(error);
   uv_buf_t buf = buf_of(response);
   send(&buf, 1);

@@ -14,6 +14,7 @@ http::ParserOptions parser_options(const config::Config& c) {
   o.casefold_http_method = c.casefold_http_method;
   o.strip_header_spaces = c.strip_header_spaces;
   o.forwarder_headers = c.forwarder_headers;
+  o.uwsgi = c.protocol == "uwsgi";
   o.proxy_protocol = c.proxy_protocol == "v1"     ? http::ProxyProtocol::kV1
                      : c.proxy_protocol == "v2"   ? http::ProxyProtocol::kV2
                      : c.proxy_protocol == "auto" ? http::ProxyProtocol::kAuto

@@ -212,7 +212,27 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
   set_warm(d, k_remote_port_, remote_port_, peer.remote_port);
   set_warm(d, k_url_scheme_, url_scheme_, peer.url_scheme);
   if (PyDict_SetItem(d, k_wsgi_input_.ptr(), input.ptr()) != 0) throw py::error_already_set();
+  if (!request.cgi_vars.empty()) set_cgi_vars(d, request);
   return env;
+}
+
+void EnvironBuilder::set_cgi_vars(PyObject* env, const http::Request& request) const {
+  // The front-end's word on the request (the client's address and port,
+  // the name it was addressed by, PATH_INFO as it routed it, uwsgi_param
+  // ones), given to the app as uWSGI gives them; per request, so never in
+  // the warm template.
+  for (const auto& [name, value] : request.cgi_vars) {
+    py::object key;
+    if (auto it = cgi_keys_.find(name); it != cgi_keys_.end()) {
+      key = it->second;
+    } else {
+      PyObject* made = latin1(name).release().ptr();  // any bytes, as latin-1
+      PyUnicode_InternInPlace(&made);
+      key = py::reinterpret_steal<py::object>(made);
+      if (cgi_keys_.size() < 256) cgi_keys_.emplace(name, key);
+    }
+    if (PyDict_SetItem(env, key.ptr(), latin1(value).ptr()) != 0) throw py::error_already_set();
+  }
 }
 
 }  // namespace cppgunicorn::wsgi

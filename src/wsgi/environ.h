@@ -75,6 +75,10 @@ class EnvironBuilder {
   mutable LastValue method_, target_, query_, protocol_, path_, server_name_, server_port_,
       remote_addr_, remote_port_, url_scheme_;
   mutable HeaderKey odd_header_;  // a header name past the bound of header_keys_
+  // A uwsgi packet's CGI variables (request.cgi_vars), set over the rest.
+  void set_cgi_vars(PyObject* env, const http::Request& request) const;
+  // Their keys, interned once (bounded as header_keys_).
+  mutable std::unordered_map<std::string, pybind11::object> cgi_keys_;
 };
 
 // The PATH_INFO of a request target: the path of origin-form or

@@ -89,9 +89,9 @@ TEST_CASE("load_config refuses what would change the wire or who may connect") {
     args.push_back("app:app");
     CHECK_THROWS_WITH_AS(load_config(args, nullptr), doctest::Contains(text), ConfigError);
   };
-  refused({"--protocol", "uwsgi"}, "Invalid value for protocol: 'uwsgi' (only HTTP is spoken");
-  refused({"--protocol", "spdy"}, "Invalid value for protocol: 'spdy' (expected http)");
-  refused({"--uwsgi-allow-from", "10.0.0.1"}, "Invalid value for uwsgi_allow_ips: '10.0.0.1'");
+  refused({"--protocol", "spdy"}, "Invalid value for protocol: 'spdy' (expected http or uwsgi)");
+  refused({"--uwsgi-allow-from", "10.0.0.1,nginx"},
+          "Invalid value for uwsgi_allow_ips: '10.0.0.1,nginx' ('nginx' is not an IP address");
   refused({"--http-protocols", "h2"}, "Invalid value for http_protocols: 'h2' (only HTTP/1.x");
   refused({"--http-protocols", "h1, H2"}, "Invalid value for http_protocols: 'h1, H2'");
   refused({"--http-protocols", "h1,h1"}, "'h1' is given twice");
@@ -107,10 +107,22 @@ TEST_CASE("load_config refuses what would change the wire or who may connect") {
   CHECK(load_config({"--http-protocols", "", "app:app"}, nullptr).ignored_warning.empty());
   // Only the winning source counts: the command line sets sync back.
   ::setenv("GUNICORN_CMD_ARGS", "-k eventlet --protocol uwsgi", 1);
+  CHECK(load_config({"-k", "sync", "app:app"}, nullptr).config.protocol == "uwsgi");
   CHECK_NOTHROW(load_config({"-k", "sync", "--protocol", "http", "app:app"}, nullptr));
   CHECK_THROWS_WITH_AS(load_config({"app:app"}, nullptr),
                        doctest::Contains("[from env GUNICORN_CMD_ARGS]"), ConfigError);
   ::unsetenv("GUNICORN_CMD_ARGS");
+}
+
+TEST_CASE("--protocol uwsgi and --uwsgi-allow-from are read as gunicorn reads them") {
+  LoadedConfig c = load_config({"--protocol", "UWSGI", "--uwsgi-allow-from", "10.0.0.1, 192.168.0.0/16,*",
+                                "app:app"},
+                               nullptr);
+  CHECK(c.config.protocol == "uwsgi");
+  CHECK(c.config.uwsgi_allow_ips == std::vector<std::string>{"10.0.0.1", "192.168.0.0/16", "*"});
+  LoadedConfig d = load_config({"app:app"}, nullptr);
+  CHECK(d.config.protocol == "http");
+  CHECK(d.config.uwsgi_allow_ips == std::vector<std::string>{"127.0.0.1", "::1"});
 }
 
 TEST_CASE("--no-sendfile and a file's sendfile = False switch sendfile off") {
