@@ -383,3 +383,29 @@ def test_a_streamed_upload_to_a_slower_app_keeps_worker_memory_bounded(start_ser
     growth_mib = (peak[0] - baseline) / 1024
     print(f"worker RSS growth {growth_mib:.1f} MiB for a 64 MiB streamed upload")
     assert growth_mib < 24, f"the worker grew {growth_mib:.1f} MiB"
+
+
+def test_a_uwsgi_packets_body_is_streamed_too(start_server, tmp_path):
+    # --protocol uwsgi (nginx's uwsgi_pass with uwsgi_request_buffering off):
+    # the body after the packet reaches the app as it arrives.
+    import struct
+    srv = start_streaming(start_server, tmp_path, "--protocol", "uwsgi", "--no-request-buffering")
+    variables = [("REQUEST_METHOD", "POST"), ("REQUEST_URI", "/echo?n=12"), ("PATH_INFO", "/echo"),
+                 ("QUERY_STRING", "n=12"), ("SERVER_PROTOCOL", "HTTP/1.1"),
+                 ("SERVER_NAME", "localhost"), ("SERVER_PORT", "80"),
+                 ("CONTENT_LENGTH", str(sum(len(p) for p in PIECES)))]
+    block = b"".join(struct.pack("<H", len(k)) + k.encode() + struct.pack("<H", len(v)) + v.encode()
+                     for k, v in variables)
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=IO_TIMEOUT) as sock:
+        sock.sendall(b"\0" + struct.pack("<H", len(block)) + b"\0" + block)
+        received = b""
+        for piece in PIECES:
+            sock.sendall(piece)
+            # The response has no length: its body is the pieces as they come.
+            while not received.endswith(piece):
+                data = sock.recv(65536)
+                assert data, received
+                received += data
+        data, closed = read_until_close(sock)
+    head, _, body = (received + data).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == b"".join(PIECES) and closed
