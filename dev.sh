@@ -3,7 +3,8 @@
 #   ./dev.sh serve   install what is missing, then serve examples/flask_app
 #                    on 127.0.0.1:8000
 #   ./dev.sh test    install what is missing, then run every test: doctest
-#                    units and the pytest integration suite against the
+#                    and pytest units (tests/python: the package's Python)
+#                    and the pytest integration suite against the
 #                    installed binary, then both again against an
 #                    AddressSanitizer/UBSan build
 #   ./dev.sh wheels [3.X ...]
@@ -146,6 +147,8 @@ run_tests() {
   cd "$ROOT"
   echo "== unit tests (doctest)"
   "$unit"
+  echo "== unit tests (pytest, the package's Python: tests/python)"
+  "$VENV/bin/python" -m pytest tests/python -q
   run_fuzzer
   echo "== integration tests (pytest, installed binary)"
   "$VENV/bin/python" -m pytest integration -q "$@"
@@ -182,7 +185,7 @@ case "${1:-}" in
     CPPGUNICORN_VENV="$VENV" exec "$ROOT/packaging/wheels.sh" "$@"
     ;;
   *)
-    sed -n '2,12p' "$0"
+    sed -n '2,13p' "$0"
     exit 2
     ;;
 esac

@@ -43,6 +43,17 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.smoke)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # A test that fails with nginx in front shows what nginx logged.
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        import nginx
+        for n in nginx.running:
+            report.sections.append((f"nginx error log ({n.dir})", n.error_log()))
+
+
 def server_binary():
     explicit = os.environ.get("CPPGUNICORN_BIN")
     if explicit:

@@ -203,6 +203,22 @@ def test_head_has_headers_but_no_body_and_keeps_the_connection(server):
     c.close()
 
 
+@pytest.mark.parametrize("version", [b"HTTP/1.1", b"HTTP/1.0"])
+def test_head_answered_with_an_empty_body_claims_no_length(server, version):
+    # The app leaves the body out for HEAD (Werkzeug does): "Content-Length:
+    # 0" would tell a client or a cache that the GET body is empty, so no
+    # length is sent, as gunicorn does.
+    c = RawClient(server.port)
+    c.send(b"HEAD /body-left-out-for-head " + version + b"\r\nHost: t\r\n"
+           b"Connection: keep-alive\r\n\r\n")
+    status, headers, body = c.response(head_request=True)
+    assert status.startswith(version.decode() + " 200")
+    assert "content-length" not in headers and "transfer-encoding" not in headers
+    c.send(get(b"/body-left-out-for-head", version=version))
+    assert c.response()[2] == b"the GET body"
+    c.close()
+
+
 def test_date_and_server_headers(server):
     r = requests.get(server.url + "/reason", timeout=5)
     assert r.headers["Server"] == "cppgunicorn"
@@ -282,4 +298,33 @@ def test_idle_keep_alive_connections_close_after_keep_alive_seconds(start_server
     c = RawClient(srv.port)
     c.send(get(b"/reason"))
     c.response()
+    assert c.closed_by_peer(timeout=5)
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+@pytest.mark.parametrize("version, extra", [(b"HTTP/1.1", b""),
+                                            (b"HTTP/1.0", b"Connection: keep-alive\r\n")])
+def test_keep_alive_0_closes_after_each_response_and_says_so(start_server, threads, version,
+                                                             extra):
+    # gunicorn's --keep-alive 0 turns persistent connections off: every
+    # response says Connection: close and the connection ends. Kept open,
+    # it would be dropped at the next idle sweep, just as a proxy's pool
+    # (nginx upstream keepalive) sends its next request on it: a reset.
+    srv = start_server("app:app", "--keep-alive", "0", "--threads", threads, chdir=FEATURES)
+    c = RawClient(srv.port)
+    c.send(get(b"/reason", extra, version=version))
+    status, headers, body = c.response()
+    assert body == b"custom" and headers.get("connection") == "close"
+    assert c.closed_by_peer(timeout=5)
+
+
+def test_keep_alive_0_still_waits_for_a_first_request(start_server):
+    # With persistent connections off, a new connection still waits for its
+    # request (up to --timeout): the idle sweeps (every 250 ms) that pass
+    # before it arrives must not close it.
+    srv = start_server("app:app", "--keep-alive", "0", chdir=FEATURES)
+    c = RawClient(srv.port)
+    time.sleep(1.0)
+    c.send(get(b"/reason"))
+    assert c.response()[2] == b"custom"
     assert c.closed_by_peer(timeout=5)

@@ -3,14 +3,26 @@
 The server is the extension module ``cppgunicorn._server``; the
 ``cppgunicorn`` command and ``python -m cppgunicorn`` run it in the Python
 they were installed for. :func:`run` does the same from Python code.
+
+The package's underscored modules hold the Python the server runs (config
+files, hooks, logging, app loading). The ``cppgunicorn`` executable of a
+CMake build runs them too, from the source tree, without ``_server``: so
+nothing here imports ``_server`` until it is asked for.
 """
 import os
 import shutil
 import sys
 
-from ._server import __version__, version_line
-
 __all__ = ["__version__", "executable", "main", "run", "version_line"]
+
+
+def __getattr__(name):
+    # __version__ and version_line come from the extension module, imported
+    # on first use.
+    if name in ("__version__", "version_line"):
+        from . import _server
+        return getattr(_server, name)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def executable():

@@ -505,7 +505,7 @@ bool Connection::start_file_body() {
   if (!static_cast<const wsgi::Exchange&>(*exchange_).file_body(&file)) return false;
   try {
     plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
-                                is_head_request_, &file.size, peer_eof_ || worker_.stopping());
+                                is_head_request_, &file.size, must_close_after_response());
   } catch (const std::invalid_argument& e) {
     log::error_log().error("Error handling request " + parser_.request().target + ": " + e.what());
     send_error_response(kInternalErrorBody);
@@ -580,16 +580,29 @@ void Connection::send_file() {
   finish_request(keep_alive);
 }
 
+bool Connection::must_close_after_response() const {
+  // With --keep-alive 0 a connection left open would be closed by the next
+  // idle sweep, possibly as a proxy's pool sends its next request on it
+  // (test_keep_alive_0_closes_after_each_response_and_says_so).
+  return peer_eof_ || worker_.stopping() || worker_.config().keepalive == 0;
+}
+
 void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
   uv_buf_t bufs[4];
   unsigned int count = 0;
   if (!head_sent_) {
     uint64_t known = chunk.size();
-    bool length_known = last || exchange_->body_is_single_chunk();
+    // An empty body in answer to HEAD says nothing of the GET body's
+    // length: frameworks (Werkzeug) leave it out themselves, and a
+    // "Content-Length: 0" would tell clients and caches the resource is
+    // empty. A non-empty one is the GET body, so its length stands.
+    // (test_head_answered_with_an_empty_body_claims_no_length)
+    bool length_known = (last || exchange_->body_is_single_chunk()) &&
+                        !(is_head_request_ && chunk.empty());
     try {
       plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
                                   is_head_request_, length_known ? &known : nullptr,
-                                  peer_eof_ || worker_.stopping());
+                                  must_close_after_response());
     } catch (const std::invalid_argument& e) {
       log::error_log().error("Error handling request " + parser_.request().target + ": " +
                              e.what());
@@ -981,7 +994,13 @@ void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
     if (idle > timeout_ms) reject(http::ParseError::kRequestTimeout);
     return;
   }
-  if (backlog() == 0 && pending_input_.empty() && idle >= keepalive_ms) close();
+  // With --keep-alive 0 every response closes its connection, so the only
+  // wait left here is a new connection's for its first request: it gets the
+  // request timeout, as under gunicorn's sync worker. Closing it at the
+  // next sweep would reset connections whose request is already in the
+  // socket (test_keep_alive_0_still_waits_for_a_first_request).
+  uint64_t idle_limit = keepalive_ms > 0 ? keepalive_ms : timeout_ms;
+  if (backlog() == 0 && pending_input_.empty() && idle >= idle_limit) close();
 }
 
 }  // namespace cppgunicorn::worker

@@ -111,6 +111,10 @@ class Connection {
   void send_file();
   void send_error_response(std::string_view response);
   void finish_request(bool keep_alive);
+  // This response ends the connection whatever the request asked: the
+  // client half-closed, the worker is stopping, or --keep-alive 0 turned
+  // persistent connections off (as in gunicorn).
+  bool must_close_after_response() const;
   void reject(http::ParseError error);
 
   // Response bytes: encrypted first on a TLS connection, then send_raw.

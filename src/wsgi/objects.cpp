@@ -675,6 +675,11 @@ void define_objects_module(py::module_& m) {
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", &FileWrapper::next)
       .def("close", &FileWrapper::close);
+  // The server's error log, for the Python the server runs
+  // (cppgunicorn._hooks: the log object hooks receive).
+  m.def("log_write", [](int level, const std::string& message) {
+    log::error_log().write(static_cast<log::Level>(level), message);
+  }, py::arg("level"), py::arg("message"));
 }
 }  // namespace
 

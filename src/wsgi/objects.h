@@ -104,8 +104,9 @@ struct FileBody {
 bool file_body_of(pybind11::handle result, FileBody* out);
 
 // The module `_cppgunicorn` that holds these types (environ's
-// wsgi.file_wrapper and wsgi.errors come from it), made on first use in the
-// running interpreter. Needs the GIL.
+// wsgi.file_wrapper and wsgi.errors come from it) and log_write(level,
+// message), the error log for the Python of the cppgunicorn package; made
+// on first use in the running interpreter. Needs the GIL.
 pybind11::module_ objects_module();
 
 }  // namespace cppgunicorn::wsgi

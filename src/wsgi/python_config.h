@@ -61,6 +61,12 @@ class PythonConfig : public config::PythonConfigReader {
   // interpreter if none runs). Returns "" or the reason it failed.
   std::string check_app(const config::Config& config);
 
+  // Before the master forks: what every worker needs from Python is
+  // imported now (see wsgi::import_worker_modules), starting the master's
+  // interpreter first where none runs yet (the `cppgunicorn` executable),
+  // so that the workers inherit it. `reload`: --reload's watcher too.
+  void import_worker_modules(bool reload);
+
   // The process's hooks, or nullptr when no hook is configured. Valid in
   // the master and, after fork, in its workers.
   static PythonConfig* hooks();

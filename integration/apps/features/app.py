@@ -164,6 +164,12 @@ def app(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return [body]
 
+    if path == "/body-left-out-for-head":
+        # As Werkzeug and other frameworks do: no body for HEAD, and no
+        # Content-Length given.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [] if environ["REQUEST_METHOD"] == "HEAD" else [b"the GET body"]
+
     if path == "/reason":
         start_response("299 Custom Reason Phrase", [("X-Custom", "yes")])
         return [b"custom"]
