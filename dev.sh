@@ -133,6 +133,10 @@ python_version() {
   "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'
 }
 
+# The suites whose requests carry bodies, run a second time with bodies
+# streamed to the app (tests that are about buffering choose it themselves).
+STREAMED_BODY_TESTS=(test_http_bodies.py test_spool_and_sendfile.py test_threads.py)
+
 run_tests() {
   local unit
   unit=$(ls -t "$ROOT"/build/cp*/cppgunicorn_unit_tests 2>/dev/null | head -n 1 || true)
@@ -148,6 +152,9 @@ run_tests() {
   run_fuzzer
   echo "== integration tests (pytest, installed binary)"
   "$VENV/bin/python" -m pytest integration -q "$@"
+  echo "== request-body tests again, bodies streamed (--no-request-buffering)"
+  CPPGUNICORN_TEST_REQUEST_BUFFERING=off "$VENV/bin/python" -m pytest -q "$@" \
+    "${STREAMED_BODY_TESTS[@]/#/integration/}"
   check_wheels
   if [ "${CPPGUNICORN_SKIP_SANITIZERS:-0}" != 1 ]; then
     build_sanitized

@@ -665,6 +665,11 @@ const std::vector<Setting>& settings_table() {
        [](Config& c, const std::string& v) {
          c.spool_budget = parse_byte_count("spool_budget", v);
        }, "4294967296"},
+      {"request_buffering", {"--request-buffering", "--no-request-buffering"}, ValueKind::kBool, "",
+       "Read the whole request body before calling the app (spooled to tmp_upload_dir past "
+       "1 MiB), as nginx's proxy_request_buffering; --no-request-buffering hands wsgi.input "
+       "to the app as the body arrives, as gunicorn does. Ours; default on.",
+       bool_setter("request_buffering", &Config::request_buffering), "True"},
       {"permit_obsolete_folding", {"--permit-obsolete-folding"}, ValueKind::kBool, "",
        "Permit requests employing obsolete HTTP line folding mechanism.",
        bool_setter("permit_obsolete_folding", &Config::permit_obsolete_folding), "False"},

@@ -55,6 +55,9 @@ struct Config {
   int limit_request_field_size = 8190;  // 0: 8190
   long long limit_request_body = 1LL << 30;  // ours: 0 is unlimited (docs/http.md)
   long long spool_budget = 4LL << 30;        // ours: per worker, bytes of bodies on disk
+  // Ours: the whole body is read before the app is called (true), or the
+  // app gets wsgi.input as the bytes arrive (false, --no-request-buffering).
+  bool request_buffering = true;
   bool permit_obsolete_folding = false;
   bool permit_unconventional_http_method = false;
   bool casefold_http_method = false;

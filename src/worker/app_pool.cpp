@@ -106,11 +106,25 @@ void ThreadedResponse::close() {
 // The pool.
 
 AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads,
-                 std::vector<std::string> environ_keys)
+                 std::vector<std::string> environ_keys, std::unique_ptr<base::Waiter> waiter)
     : loop_(loop),
       app_(app),
       thread_count_(static_cast<size_t>(threads)),
-      environ_keys_(std::move(environ_keys)) {}
+      environ_keys_(std::move(environ_keys)),
+      waiter_(waiter ? std::move(waiter) : std::make_unique<base::ThreadWaiter>()) {
+  for (size_t i = 0; i < thread_count_; ++i) {
+    body_waiters_.push_back(std::make_unique<BodyWaiter>(*this, i));
+  }
+}
+
+void AppPool::BodyWaiter::wait(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                               const std::function<bool()>& ready) {
+  // Waiting for a slow client is not the app being stuck: the heartbeat
+  // does not count this time. (Lock order: the body channel's, then mu_.)
+  pool_.set_slot(slot_, 0);
+  pool_.waiter_->wait(lock, cv, ready);
+  pool_.set_slot(slot_, base::Heartbeat::now_ms());
+}
 
 AppPool::~AppPool() {
   if (!threads_.empty()) stop(std::chrono::milliseconds(1000));
@@ -144,6 +158,13 @@ std::unique_ptr<ThreadedResponse> AppPool::submit(http::Request& request,
   channel->request.body = std::move(body);
   channel->peer = peer;
   channel->on_ready = std::move(on_ready);
+  if (const auto& body = channel->request.body_stream) {
+    // The app made room for more body bytes: the connection reads again.
+    std::weak_ptr<ResponseChannel> weak = channel;
+    body->set_on_room([this, weak] {
+      if (auto c = weak.lock()) wake(c);
+    });
+  }
   auto response = std::make_unique<ThreadedResponse>(channel);
   {
     std::lock_guard lock(mu_);
@@ -242,7 +263,7 @@ void AppPool::thread_main(size_t slot) {
       std::shared_ptr<ResponseChannel> job;
       {
         std::unique_lock lock(mu_);
-        jobs_cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        waiter_->wait(lock, jobs_cv_, [this] { return stopping_ || !jobs_.empty(); });
         // Queued jobs are still served while stopping: their connections
         // either wait for them or were closed (then they are skipped).
         if (jobs_.empty()) break;
@@ -290,7 +311,7 @@ bool AppPool::wait_for_room(size_t slot, ResponseChannel& channel) {
   bool cancelled;
   {
     std::unique_lock lock(channel.mu);
-    channel.room.wait(lock, [&] {
+    waiter_->wait(lock, channel.room, [&] {
       return channel.cancelled || channel.queued_bytes < kChannelLimit;
     });
     cancelled = channel.cancelled;
@@ -324,6 +345,7 @@ void AppPool::serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel
     s.method = channel->request.method;
     s.target = channel->request.target;
   }
+  if (const auto& body = channel->request.body_stream) body->set_waiter(body_waiters_[slot].get());
   using Next = wsgi::ResponseSource::Next;
   std::unique_ptr<wsgi::Exchange> exchange;
   bool called;

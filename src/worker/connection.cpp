@@ -167,7 +167,8 @@ void Connection::on_data(const char* data, size_t n) {
     client_closes_ = false;  // more after "close": the close must linger
     return;
   }
-  if (busy_ || !pending_input_.empty()) {
+  // A body streamed to the app goes on being parsed while it is served.
+  if ((busy_ && !body_) || !pending_input_.empty()) {
     pending_input_.append(data, n);
     if (pending_input_.size() > kMaxPendingInput && reading_) {
       uv_read_stop(&h_.stream);
@@ -230,10 +231,22 @@ void Connection::consume(const char* data, size_t n) {
       last_activity_ms_ = uv_now(worker_.loop());
     }
     if (r.status == http::Parser::Status::kError) {
-      reject(parser_.error());
+      if (body_ || draining_body_) {
+        reject_streamed_body(parser_.error());
+      } else {
+        reject(parser_.error());
+      }
       return;
     }
-    if (!spool_body()) return;
+    if (streams_bodies()) {
+      StreamStep step = on_streamed_body(r.status, data, n);
+      if (step == StreamStep::kStop) return;
+      if (step == StreamStep::kWait) break;
+      if (step == StreamStep::kNextRequest) continue;
+      // kServe: the whole request is here already; served as a buffered one.
+    } else if (!spool_body()) {
+      return;
+    }
     if (r.status == http::Parser::Status::kNeedMore) {
       // RFC 9110 section 10.1.1: a client that sent "Expect: 100-continue"
       // waits for this before its body. The body is read before the app
@@ -321,9 +334,17 @@ void Connection::on_eof() {
     uv_read_stop(&h_.stream);
     reading_ = false;
   }
-  if (lingering_) {
+  if (lingering_ || draining_body_) {
     close();
     return;
+  }
+  if (body_) {
+    // gunicorn: a Content-Length body cut short reads short (its
+    // LengthReader returns what arrived, then b""); a chunked one raises
+    // (NoMoreData, an IOError).
+    end_body(parser_.request().chunked ? base::BodyChannel::Failure::kError
+                                       : base::BodyChannel::Failure::kTruncated,
+             "the client closed the connection before the end of the request body");
   }
   if (busy_ || close_when_flushed_) return;  // answered (or closed) when done
   consume(nullptr, 0);
@@ -400,6 +421,7 @@ void Connection::start_request() {
     exchange_ = pool->submit(request, *peer, [this] {
       guarded([this] {
         if (!busy_ || closing_) return;
+        resume_body_reading();
         pump();
         if (!busy_) resume_after_response();
       });
@@ -700,7 +722,16 @@ void Connection::finish_request(bool keep_alive) {
   // RFC 9112 section 9.6: a client that asked to close sends nothing more
   // (on_data notes one that does).
   client_closes_ = request.close_requested;
-  parser_.next();
+  if (parser_.in_request()) {
+    // A streamed body the app did not read to its end (it answered first):
+    // as gunicorn, the rest is read and dropped before the next request.
+    end_body(base::BodyChannel::Failure::kError, "the response ended before the request body");
+    if (peer_eof_) keep_alive = false;  // nothing more can come
+    draining_body_ = keep_alive;
+    if (draining_body_) start_reading();
+  } else {
+    parser_.next();
+  }
   last_activity_ms_ = uv_now(worker_.loop());
   worker_.request_done();
   if (!keep_alive) {
@@ -898,6 +929,9 @@ void Connection::close() {
   }
   closing_ = true;
   file_fd_ = -1;  // closed by the exchange's close()
+  // First, so that an app waiting for body bytes wakes up (with an error).
+  end_body(base::BodyChannel::Failure::kError,
+           "the connection closed before the end of the request body");
   if (exchange_) {
     LoopGil gil(worker_.app_pool());
     exchange_->close();
@@ -951,7 +985,21 @@ void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
       return;
     }
   }
+  if (body_ && reading_ && idle > timeout_ms) {
+    // The app waits for body bytes that do not come (time spent while the
+    // app is behind, with reading stopped, is not the client's).
+    log::error_log().debug("No request body bytes from " + peer_.remote_addr + " for " +
+                           std::to_string(timeout_ms / 1000) + " s; closing");
+    end_body(base::BodyChannel::Failure::kTimedOut,
+             "no request body bytes for " + std::to_string(timeout_ms / 1000) + " s");
+    close();
+    return;
+  }
   if (busy_) return;
+  if (draining_body_) {
+    if (idle > timeout_ms) close();  // answered already: nothing more to say
+    return;
+  }
   if (parser_.reading_head()) {
     // The whole head must arrive within the timeout, however it trickles.
     if (now_ms - head_started_ms_ > timeout_ms) reject(http::ParseError::kRequestTimeout);

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <optional>
@@ -352,8 +353,13 @@ void Worker::close_all_handles() {
 }
 
 bool Worker::start_app_pool() {
-  if (config_.threads <= 1) return true;  // the loop thread calls the app
-  app_pool_ = std::make_unique<AppPool>(&loop_, *app_, config_.threads, access_log_.environ_keys());
+  // With --threads 1 the loop thread calls the app, unless bodies are
+  // streamed: an app waiting in wsgi.input.read() for the client must not
+  // hold the loop, so one pool thread calls it instead (still one app call
+  // at a time).
+  if (config_.threads <= 1 && config_.request_buffering) return true;
+  app_pool_ = std::make_unique<AppPool>(&loop_, *app_, std::max(config_.threads, 1),
+                                        access_log_.environ_keys());
   if (int rc = app_pool_->start(); rc != 0) {
     log::error_log().error(std::string("cannot start the worker threads: ") + uv_strerror(rc));
     app_pool_.reset();
