@@ -3,7 +3,8 @@
 #   ./dev.sh serve   install what is missing, then serve examples/flask_app
 #                    on 127.0.0.1:8000
 #   ./dev.sh test    install what is missing, then run every test: doctest
-#                    units and the pytest integration suite against the
+#                    and pytest units (tests/python: the package's Python)
+#                    and the pytest integration suite against the
 #                    installed binary, then both again against an
 #                    AddressSanitizer/UBSan build
 #   ./dev.sh wheels [3.X ...]
@@ -132,6 +133,10 @@ python_version() {
   "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'
 }
 
+# The suites whose requests carry bodies, run a second time with bodies
+# streamed to the app (tests that are about buffering choose it themselves).
+STREAMED_BODY_TESTS=(test_http_bodies.py test_spool_and_sendfile.py test_threads.py)
+
 run_tests() {
   local unit
   unit=$(ls -t "$ROOT"/build/cp*/cppgunicorn_unit_tests 2>/dev/null | head -n 1 || true)
@@ -142,9 +147,14 @@ run_tests() {
   cd "$ROOT"
   echo "== unit tests (doctest)"
   "$unit"
+  echo "== unit tests (pytest, the package's Python: tests/python)"
+  "$VENV/bin/python" -m pytest tests/python -q
   run_fuzzer
   echo "== integration tests (pytest, installed binary)"
   "$VENV/bin/python" -m pytest integration -q "$@"
+  echo "== request-body tests again, bodies streamed (--no-request-buffering)"
+  CPPGUNICORN_TEST_REQUEST_BUFFERING=off "$VENV/bin/python" -m pytest -q "$@" \
+    "${STREAMED_BODY_TESTS[@]/#/integration/}"
   check_wheels
   if [ "${CPPGUNICORN_SKIP_SANITIZERS:-0}" != 1 ]; then
     build_sanitized
@@ -175,7 +185,7 @@ case "${1:-}" in
     CPPGUNICORN_VENV="$VENV" exec "$ROOT/packaging/wheels.sh" "$@"
     ;;
   *)
-    sed -n '2,12p' "$0"
+    sed -n '2,13p' "$0"
     exit 2
     ;;
 esac

@@ -213,6 +213,11 @@ def start_server():
         threads = os.environ.get("CPPGUNICORN_TEST_THREADS")
         if threads and "--threads" not in args:
             args += ["--threads", threads]
+        # $CPPGUNICORN_TEST_REQUEST_BUFFERING=off runs it with request bodies
+        # streamed to the app, unless a test chose its mode.
+        if (os.environ.get("CPPGUNICORN_TEST_REQUEST_BUFFERING") == "off"
+                and not {"--request-buffering", "--no-request-buffering"} & set(args)):
+            args += ["--no-request-buffering"]
         if app_uri is not None:
             args.append(app_uri)
         srv = Server(args, cwd=cwd, env=env, port=port, **popen_extra)

@@ -31,20 +31,20 @@ def read_until_close(sock, deadline=IO_TIMEOUT):
     """Everything the server sends until it closes: (bytes, closed). closed is
     False when the deadline passed with the connection still open."""
     end = time.monotonic() + deadline
-    data = b""
+    data = bytearray()  # bytes += would copy the whole body on every recv
     while True:
         left = end - time.monotonic()
         if left <= 0:
-            return data, False
+            return bytes(data), False
         sock.settimeout(left)
         try:
             chunk = sock.recv(65536)
         except socket.timeout:
-            return data, False
+            return bytes(data), False
         except ConnectionResetError:
-            return data, True
+            return bytes(data), True
         if not chunk:
-            return data, True
+            return bytes(data), True
         data += chunk
 
 

@@ -50,8 +50,16 @@ def run_failing(*args, cwd=None):
     return proc
 
 
+def test_a_missing_app_module_is_a_worker_boot_error_with_one_line_naming_it():
+    # gunicorn lets the ImportError through as a boot error: status 3.
+    proc = run_failing("--chdir", str(URI_APPS), "no_such_module:app")
+    assert proc.returncode == 3, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if "No module named 'no_such_module'" in l]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("uri, message", [
-    ("no_such_module:app", "No module named 'no_such_module'"),
     ("plainmod:missing", "Failed to find attribute 'missing' in 'plainmod'."),
     ("plainmod:not_callable", "Application object must be callable"),
     ("plainmod:returns_none", "Failed to find application object"),
@@ -83,13 +91,13 @@ def test_no_app_module_is_a_usage_error():
 
 def test_unknown_flag_is_reported():
     proc = run_failing("--no-such-flag", "app:app")
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "--no-such-flag" in proc.stderr
 
 
 def test_bad_integer_names_the_setting():
     proc = run_failing("--workers", "many", "app:app")
-    assert proc.returncode != 0
+    assert proc.returncode == 2
     assert "workers" in proc.stderr and "many" in proc.stderr
 
 

@@ -193,7 +193,6 @@ REQUEST_KEYS = ["REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "R
                 "wsgi.version", "wsgi.input_terminated", "body_size", "body_sha256"]
 # Differences being fixed separately: each is its own strictly expected
 # failure below, so that it turns green when it is fixed.
-PENDING = ["REMOTE_PORT"]
 # PEP 3333's methods of the two streams ("Input and Error Streams").
 STREAMS = {"wsgi.input": {"read", "readline", "readlines", "__iter__"},
            "wsgi.errors": {"write", "writelines", "flush"}}
@@ -257,11 +256,7 @@ def test_streams_have_the_same_pep3333_methods(dumps, proxy):
             assert ours == theirs == methods, (case, key)
 
 
-@pytest.mark.parametrize("key", [
-    pytest.param(key, marks=pytest.mark.xfail(
-        strict=True, reason="REMOTE_PORT left out on unix sockets as gunicorn does: "
-                            "being fixed on another branch"))
-    for key in PENDING])
+@pytest.mark.parametrize("key", ["REMOTE_PORT"])
 @pytest.mark.parametrize("proxy", PROXIES)
 def test_address_keys_match_gunicorn(dumps, proxy, key):
     assert differences(dumps, proxy, lambda a, b: [key]) == []
@@ -301,18 +296,16 @@ def test_http10_client_without_host_behind_an_http11_proxy_is_refused(deployment
     assert raw_request(urls[("tuned", "gunicorn")], head)[0] == 200
 
 
-def test_repeated_fields_are_joined_with_comma_space_where_gunicorn_uses_a_comma(deployment):
-    # A known difference, kept: RFC 9110 section 5.3 lets a recipient combine
-    # repeated field lines with a comma; we write ", " (the list form the
-    # RFC's examples use, and what nginx's $proxy_add_x_forwarded_for
-    # writes), gunicorn 27 writes ",". nginx passes both lines on.
+def test_repeated_fields_are_joined_as_gunicorn_joins_them(deployment):
+    # nginx passes both field lines on; each server combines them in the
+    # environ, gunicorn 27 with a bare ",".
     urls = deployment[0]
     head = (b"GET /__environ HTTP/1.1\r\nHost: shop.example\r\nX-Tag: a\r\nX-Tag: b\r\n"
             b"Connection: close\r\n\r\n")
     for proxy in PROXIES:
         ours = json.loads(raw_request(urls[(proxy, "cppgunicorn")], head)[1])
         theirs = json.loads(raw_request(urls[(proxy, "gunicorn")], head)[1])
-        assert (ours["HTTP_X_TAG"], theirs["HTTP_X_TAG"]) == ("a, b", "a,b")
+        assert (ours["HTTP_X_TAG"], theirs["HTTP_X_TAG"]) == ("a,b", "a,b")
 
 
 # Keys only one side has, and why. Everything else must be in both.
@@ -327,8 +320,8 @@ def test_environ_has_the_same_keys_as_gunicorns(dumps, proxy):
     for case in CASES:
         if (proxy, case) in NOT_THROUGH:
             continue
-        ours = set(dumps[(proxy, "cppgunicorn", case)]) - set(ONE_SIDED) - set(PENDING)
-        theirs = set(dumps[(proxy, "gunicorn", case)]) - set(ONE_SIDED) - set(PENDING)
+        ours = set(dumps[(proxy, "cppgunicorn", case)]) - set(ONE_SIDED)
+        theirs = set(dumps[(proxy, "gunicorn", case)]) - set(ONE_SIDED)
         assert ours == theirs, case
 
 

@@ -166,26 +166,31 @@ def test_check_config_exits_1_for_a_config_file_that_raises(tmp_path):
     assert "Failed to read config file" in out.stderr and "broken conf" in out.stderr
 
 
-@pytest.mark.parametrize("args, env, fragments", [
-    (["--workers", "abc"], {}, ["workers", "'abc'", "integer"]),
-    (["--timeout", "-1"], {}, ["timeout", "'-1'", "integer"]),
-    (["--umask", "999"], {}, ["umask", "'999'"]),
-    (["--log-level", "loud"], {}, ["loglevel", "'loud'", "debug, info"]),
-    (["--forwarded-allow-ips", "300.1.1.1"], {}, ["forwarded_allow_ips", "300.1.1.1", "IP"]),
-    (["--reload-engine", "magic"], {}, ["reload_engine", "'magic'", "auto, poll, inotify"]),
-    (["-e", "NOEQUALS"], {}, ["raw_env", "'NOEQUALS'", "NAME=VALUE"]),
-    (["--max-requests", "1.5"], {}, ["max_requests", "'1.5'"]),
-    ([], {"GUNICORN_CMD_ARGS": "--workers=none"}, ["workers", "'none'", "GUNICORN_CMD_ARGS"]),
-    ([], {"CPPGUNICORN_CMD_ARGS": "--no-such-flag"}, ["unrecognized", "--no-such-flag"]),
-    (["--no-such-flag"], {}, ["unrecognized arguments: --no-such-flag"]),
-    (["--workers"], {}, ["--workers", "expected one argument"]),
-    (["--worker-class", "uvicorn.workers.UvicornWorker"], {}, ["worker_class", "ASGI"]),
-    (["-c", "missing.conf.py"], {}, ["config", "missing.conf.py", "no such file"]),
+# Status 2 where gunicorn's argparse refuses the command line (unknown flag,
+# missing value, not an int for an int flag), 1 for a value that parses but
+# is not allowed (gunicorn's validators).
+@pytest.mark.parametrize("args, env, code, fragments", [
+    (["--workers", "abc"], {}, 2, ["-w/--workers", "invalid int value: 'abc'"]),
+    (["--timeout", "-1"], {}, 1, ["timeout", "'-1'", "integer"]),
+    (["--umask", "999"], {}, 1, ["umask", "'999'"]),
+    (["--log-level", "loud"], {}, 1, ["loglevel", "'loud'", "debug, info"]),
+    (["--forwarded-allow-ips", "300.1.1.1"], {}, 1, ["forwarded_allow_ips", "300.1.1.1", "IP"]),
+    (["--reload-engine", "magic"], {}, 1, ["reload_engine", "'magic'", "auto, poll, inotify"]),
+    (["-e", "NOEQUALS"], {}, 1, ["raw_env", "'NOEQUALS'", "NAME=VALUE"]),
+    (["--max-requests", "1.5"], {}, 2, ["--max-requests", "invalid int value: '1.5'"]),
+    ([], {"GUNICORN_CMD_ARGS": "--workers=none"}, 2, ["--workers", "'none'", "GUNICORN_CMD_ARGS"]),
+    ([], {"CPPGUNICORN_CMD_ARGS": "--no-such-flag"}, 2, ["unrecognized", "--no-such-flag"]),
+    (["--no-such-flag"], {}, 2, ["unrecognized arguments: --no-such-flag"]),
+    (["--workers"], {}, 2, ["--workers", "expected one argument"]),
+    (["--worker-class", "uvicorn.workers.UvicornWorker"], {}, 1, ["worker_class", "ASGI"]),
+    (["-c", "missing.conf.py"], {}, 1, ["config", "missing.conf.py", "no such file"]),
 ])
-def test_bad_value_names_the_setting_and_exits_before_any_worker(args, env, fragments):
+def test_bad_value_names_the_setting_and_exits_before_any_worker(args, env, code, fragments):
     out = run(*args, "--bind", f"127.0.0.1:{free_port()}", "--chdir", str(APP_DIR), "app:app",
               env=env)
-    assert out.returncode == 1, out.stderr
+    assert out.returncode == code, out.stderr
+    if code == 2:
+        assert out.stderr.startswith("usage: cppgunicorn"), out.stderr
     for f in fragments:
         assert f in out.stderr, out.stderr
     assert "Booting worker" not in out.stderr

@@ -405,8 +405,8 @@ def _expected_environ(req, cfg):
         joined.setdefault(_header_key(name), []).append(value)
     for key, values in joined.items():
         # RFC 9110 §5.3: repeated fields combine into one comma-separated
-        # list, in order; CGI (RFC 3875 §4.1.18) writes it with ", ".
-        want[key] = ", ".join(values)
+        # list, in order; gunicorn joins them with a bare ",".
+        want[key] = ",".join(values)
     want["body"] = base64.b64decode(req.get("body_b64", ""))
     return want
 

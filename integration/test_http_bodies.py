@@ -77,7 +77,9 @@ def test_limit_request_body_rejects_a_bad_value_naming_the_setting(start_server)
 
 
 def test_a_body_trickling_in_does_not_hold_up_other_clients(start_server, tmp_path):
-    srv = start_hardening(start_server, tmp_path)
+    # What request buffering is for: with one thread, a streamed body would
+    # hold it (test_request_streaming.py shows the other side).
+    srv = start_hardening(start_server, tmp_path, "--request-buffering")
     with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as slow:
         slow.sendall(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 20\r\nConnection: close\r\n\r\n")
         for i in range(10):

@@ -125,8 +125,12 @@ def _logged_error(run, text_of):
 
 def debug_level(run):
     _bad_request(run)
-    wait_until(lambda: "[DEBUG] Invalid request from 127.0.0.1" in run.srv.stderr(), 15,
-               what="a debug line for the bad request")
+    # gunicorn logs a bad request at WARNING and each request at DEBUG.
+    wait_until(lambda: "[WARNING] Invalid request from ip=127.0.0.1" in run.srv.stderr(), 15,
+               what="a warning for the bad request")
+    requests.get(run.url + "/debug-line", timeout=10)
+    wait_until(lambda: "[DEBUG] GET /debug-line" in run.srv.stderr(), 15,
+               what="a debug line for the request")
 
 
 def info_level(run):
@@ -140,7 +144,7 @@ def warning_level_to_the_error_logfile(run):
     log = run.tmp / "error.log"
     _logged_error(run, lambda: log.read_text() if log.exists() else "")
     text = log.read_text()
-    assert "[ERROR] Error handling request /__error" in text, text
+    assert "[ERROR] Error handling request GET /__error" in text, text
     assert "[INFO]" not in text and "Booting worker" not in run.srv.stderr() + text
 
 

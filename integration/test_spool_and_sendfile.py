@@ -32,7 +32,7 @@ def test_tmp_upload_dir_holds_the_spooled_body_of_a_large_upload(start_server, t
     spool.mkdir()
     conf = tmp_path / "conf.py"
     conf.write_text(f"tmp_upload_dir = {str(spool)!r}\n")
-    srv = start_server("app:app", "-c", conf, chdir=APP_DIR)
+    srv = start_server("app:app", "-c", conf, "--request-buffering", chdir=APP_DIR)
     (worker,) = wait_for_workers(srv.proc.pid, 1)
     touch = tmp_path / "in-app"
     body = b"x" * (3 * 1024 * 1024)
@@ -76,8 +76,9 @@ def test_file_wrapper_bodies_are_the_same_with_and_without_sendfile(start_server
         flags = ["-c", conf]
     uses_sendfile = how == []
     # One app thread: the loop thread sends a file body itself (with a
-    # pool, the pool thread iterates it like any other body).
-    srv = start_hardening(start_server, tmp_path, "--threads", "1", *flags)
+    # pool, the pool thread iterates it like any other body; streamed
+    # request bodies use a pool of one).
+    srv = start_hardening(start_server, tmp_path, "--threads", "1", "--request-buffering", *flags)
     worker = serving_worker_pid(srv.port)
     want = hashlib.sha256(file_to_send.read_bytes()).hexdigest()
     size = file_to_send.stat().st_size
@@ -145,7 +146,9 @@ def test_the_default_body_cap_is_1_gib(start_server, tmp_path):
 def test_the_spool_is_freed_however_the_request_ends(start_server, tmp_path, end):
     spool = tmp_path / "spool"
     spool.mkdir()
-    srv = start_hardening(start_server, tmp_path, "--limit-request-body", str(3 * 1024 * 1024))
+    # Spooling is request buffering's.
+    srv = start_hardening(start_server, tmp_path, "--limit-request-body", str(3 * 1024 * 1024),
+                          "--request-buffering")
     (worker,) = wait_for_workers(srv.proc.pid, 1)
     size = 4 * 1024 * 1024 if end == "refused" else 2 * 1024 * 1024
     with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as s:
@@ -171,7 +174,8 @@ def test_the_spool_is_freed_however_the_request_ends(start_server, tmp_path, end
 def test_an_upload_past_the_workers_spool_budget_gets_503_and_others_go_on(start_server, tmp_path):
     # Bodies go to disk a MiB at a time once past 1 MiB in memory: each of
     # these two spools a little over 1 MiB, together past the budget.
-    srv = start_hardening(start_server, tmp_path, "--spool-budget", str(3 * 512 * 1024))
+    srv = start_hardening(start_server, tmp_path, "--spool-budget", str(3 * 512 * 1024),
+                          "--request-buffering")
     size = 2 * 1024 * 1024
     first = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
     second = socket.create_connection(("127.0.0.1", srv.port), timeout=20)
@@ -198,7 +202,7 @@ def test_a_full_disk_gets_507_and_a_log_line_naming_errno_directory_and_client(s
     spool.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(spool)], check=True)
     try:
-        srv = start_hardening(start_server, tmp_path, "-c", _conf(tmp_path, spool))
+        srv = start_hardening(start_server, tmp_path, "-c", _conf(tmp_path, spool), "--request-buffering")
         with socket.create_connection(("127.0.0.1", srv.port), timeout=20) as s:
             s.sendall(_upload_head(4 * 1024 * 1024))
             try:

@@ -68,7 +68,9 @@ def test_four_threads_serve_four_requests_at_once(threaded):
 
 
 def test_one_thread_serves_one_request_at_a_time(start_server):
-    srv = start_server("app:app", "--threads", "1", chdir=THREADS_APP)
+    # Buffered: the loop thread (the main one) calls the app; streamed
+    # request bodies use a pool of one thread instead.
+    srv = start_server("app:app", "--threads", "1", "--request-buffering", chdir=THREADS_APP)
     run_concurrently(lambda: get_json(srv, "/gather?n=2&limit=0.3"), [()] * 2)
     assert get_json(srv, "/stats")["max"] == 1
     env = get_json(srv, "/environ")

@@ -276,7 +276,7 @@ def test_an_app_that_raises_gets_500_with_its_traceback_logged_and_the_worker_go
     assert r.headers["Connection"] == "close"
     assert requests.get(features.url + "/reason", timeout=5).status_code == 299
     err = features.stderr()
-    assert "Error handling request /raise" in err
+    assert "Error handling request GET /raise" in err
     assert "Traceback" in err and "RuntimeError: raised before the response started" in err
 
 

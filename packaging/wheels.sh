@@ -87,6 +87,9 @@ for v in "${versions[@]}"; do
   "$python" -m venv "$check/venv"
   "$check/venv/bin/python" -m pip install -q --no-deps "$wheel"
   "$check/venv/bin/cppgunicorn" --version
+  # The Python the server runs is in the wheel.
+  "$check/venv/bin/python" -c "import cppgunicorn._app_loader, cppgunicorn._config, \
+cppgunicorn._hooks, cppgunicorn._logging, cppgunicorn._reloader"
   rm -rf "$check"
   echo "   $(basename "$wheel"): $(du -k "$wheel" | cut -f1) KiB, built in $(( $(date +%s) - start )) s"
   built+=("$python $wheel")

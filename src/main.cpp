@@ -7,5 +7,10 @@ int main(int argc, char** argv) {
   // built with (a development build; the installed command is Python's).
   cppgunicorn::set_default_python(CPPGUNICORN_BUILD_PYTHON);
 #endif
+#ifdef CPPGUNICORN_PACKAGE_DIR
+  // The Python the server runs, from the source tree it was built from
+  // (the installed command imports the package from its own install).
+  cppgunicorn::set_python_package_dir(CPPGUNICORN_PACKAGE_DIR);
+#endif
   return cppgunicorn::main_from_command_line(argc, argv);
 }

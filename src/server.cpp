@@ -22,6 +22,7 @@
 #include "net/tls.h"
 #include "wsgi/interpreter.h"
 #include "wsgi/python_config.h"
+#include "wsgi/python_package.h"
 
 namespace cppgunicorn {
 
@@ -144,8 +145,9 @@ Server::Server(std::vector<std::string> args) : args_(std::move(args)) {}
 
 int Server::run() {
   // The master's Python: the one running us (the installed command), or
-  // one started only if a Python config file is read (or hooks from TOML
-  // need it); it outlives the arbiter.
+  // one started as soon as a Python config file is read (or hooks from
+  // TOML need it), else just before the workers are forked; it outlives
+  // the arbiter.
   std::vector<std::string> python_argv = {program_.front()};
   python_argv.insert(python_argv.end(), args_.begin(), args_.end());
   wsgi::PythonConfig python(python_argv);
@@ -186,9 +188,17 @@ int Server::run() {
     if (!config.statsd_host.empty()) {
       log::statsd().open(config.statsd_host, config.statsd_prefix, config.dogstatsd_tags);
     }
+  } catch (const config::UsageError& e) {
+    // argparse's form and status, as gunicorn.
+    std::fprintf(stderr, "usage: cppgunicorn [OPTIONS] [APP_MODULE]\ncppgunicorn: error: %s\n",
+                 e.what());
+    return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "Error: %s\n", e.what());
     return 1;
+  }
+  if (log::error_log().enabled(log::Level::kDebug) && !config.print_config && !config.check_config) {
+    log::error_log().debug(config::current_configuration(loaded));
   }
   if (!loaded.ignored_warning.empty()) log::error_log().warning(loaded.ignored_warning);
   // --capture-output: what the app prints goes to the error log file.
@@ -230,6 +240,9 @@ int Server::run() {
     return 0;
   }
   try {
+    // A worker imports nothing that loading the app or reporting its
+    // errors needs: the master has, before it forks.
+    python.import_worker_modules(config.reload);
     std::vector<std::string> exec_argv = program_;
     exec_argv.insert(exec_argv.end(), args_.begin(), args_.end());
     master::Arbiter arbiter(config, std::move(exec_argv), start_dir);
@@ -245,6 +258,8 @@ int Server::run() {
 }
 
 void set_default_python(std::string path) { wsgi::Interpreter::set_default_python(std::move(path)); }
+
+void set_python_package_dir(std::string path) { wsgi::set_package_dir(std::move(path)); }
 
 std::string version_line() {
   return "cppgunicorn (version " CPPGUNICORN_VERSION ") on Python " +

@@ -37,6 +37,13 @@ int main_from_command_line(int argc, char** argv);
 // executable. The installed command does not start one: Python runs it.
 void set_default_python(std::string path);
 
+// The directory of the `cppgunicorn` Python package (python/cppgunicorn in
+// the source tree), whose modules hold the Python the server runs: loading
+// apps, config files and hooks, logging. Needed where the package is not
+// installed in that Python; the `cppgunicorn` executable names the one it
+// was built from.
+void set_python_package_dir(std::string path);
+
 // "cppgunicorn (version X) on Python Y, libuv Z, OpenSSL W ...": what
 // --version prints.
 std::string version_line();

@@ -3,6 +3,11 @@
 The server is the extension module ``cppgunicorn._server``; the
 ``cppgunicorn`` command and ``python -m cppgunicorn`` run it in the Python
 they were installed for. :func:`run` does the same from Python code.
+
+The package's underscored modules hold the Python the server runs (config
+files, hooks, logging, app loading). The ``cppgunicorn`` executable of a
+CMake build runs them too, from the source tree, without ``_server``: so
+nothing here imports ``_server`` until it is asked for.
 """
 import os
 import shutil
@@ -12,15 +17,12 @@ __all__ = ["__version__", "executable", "main", "run", "version_line"]
 
 
 def __getattr__(name):
-    # The extension module is imported on first use, not with the package:
-    # a worker of the development executable imports submodules (the hub
-    # of the green workers, cppgunicorn._green) in a process that embeds
-    # the server itself, where a second copy of it must not be loaded.
+    # __version__ and version_line come from the extension module, imported
+    # on first use.
     if name in ("__version__", "version_line"):
         from . import _server
-
         return getattr(_server, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 
 def executable():

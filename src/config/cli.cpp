@@ -666,6 +666,11 @@ const std::vector<Setting>& settings_table() {
        [](Config& c, const std::string& v) {
          c.spool_budget = parse_byte_count("spool_budget", v);
        }, "4294967296"},
+      {"request_buffering", {"--request-buffering", "--no-request-buffering"}, ValueKind::kBool, "",
+       "Read the whole request body before calling the app (spooled to tmp_upload_dir past "
+       "1 MiB), as nginx's proxy_request_buffering; --no-request-buffering hands wsgi.input "
+       "to the app as the body arrives, as gunicorn does. Ours; default on.",
+       bool_setter("request_buffering", &Config::request_buffering), "True"},
       {"permit_obsolete_folding", {"--permit-obsolete-folding"}, ValueKind::kBool, "",
        "Permit requests employing obsolete HTTP line folding mechanism.",
        bool_setter("permit_obsolete_folding", &Config::permit_obsolete_folding), "False"},
@@ -753,6 +758,76 @@ const Setting* find_flag(std::string_view flag) {
   return found;
 }
 
+namespace {
+
+// The settings whose gunicorn flag has `type = int` (auto_int for the
+// modes), so argparse itself refuses a value Python's int() cannot read;
+// ours (limit_request_body, spool_budget) behave alike.
+bool argparse_int_flag(std::string_view name, bool* auto_base) {
+  static constexpr std::string_view kInt[] = {
+      "asgi_disconnect_grace_period", "backlog", "dirty_graceful_timeout", "dirty_threads",
+      "dirty_timeout", "dirty_workers", "graceful_timeout", "http2_initial_window_size",
+      "http2_max_concurrent_streams", "http2_max_frame_size", "http2_max_header_list_size",
+      "keepalive", "limit_request_field_size", "limit_request_fields", "limit_request_line",
+      "max_requests", "max_requests_jitter", "threads", "timeout", "websocket_max_message_size",
+      "worker_connections", "workers", "limit_request_body", "spool_budget"};
+  *auto_base = name == "umask" || name == "control_socket_mode";
+  if (*auto_base) return true;
+  for (std::string_view n : kInt) {
+    if (n == name) return true;
+  }
+  return false;
+}
+
+// Whether Python's int(text) (int(text, 0) when `auto_base`; gunicorn
+// first turns a leading "0d" into "0od") would read `text`.
+bool python_int_literal(std::string_view text, bool auto_base) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; };
+  while (!text.empty() && space(text.front())) text.remove_prefix(1);
+  while (!text.empty() && space(text.back())) text.remove_suffix(1);
+  if (!text.empty() && (text[0] == '+' || text[0] == '-')) text.remove_prefix(1);
+  int base = 10;
+  if (auto_base && text.size() > 1 && text[0] == '0') {
+    char p = static_cast<char>(std::tolower(static_cast<unsigned char>(text[1])));
+    if (p == 'x' || p == 'o' || p == 'b') {
+      base = p == 'x' ? 16 : p == 'o' ? 8 : 2;
+      text.remove_prefix(2);
+      if (!text.empty() && text[0] == '_') text.remove_prefix(1);
+    } else {
+      base = 8;
+    }
+  }
+  if (text.empty()) return false;
+  bool last_digit = false;
+  for (char c : text) {
+    if (c == '_') {
+      if (!last_digit) return false;
+      last_digit = false;
+      continue;
+    }
+    int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+            : std::isxdigit(static_cast<unsigned char>(c))
+                ? std::tolower(static_cast<unsigned char>(c)) - 'a' + 10
+                : 99;
+    if (d >= base) return false;
+    last_digit = true;
+  }
+  return last_digit;
+}
+
+// argparse names an option by all its flags: "-w/--workers".
+std::string flag_names(const Setting& s) {
+  std::string out;
+  for (std::string_view f : s.flags) {
+    if (f.rfind("--no-", 0) == 0 && s.kind == ValueKind::kBool && !out.empty()) continue;
+    if (!out.empty()) out += '/';
+    out += f;
+  }
+  return out;
+}
+
+}  // namespace
+
 ParsedArgs parse_arguments(const std::vector<std::string>& args) {
   ParsedArgs parsed;
   for (size_t i = 0; i < args.size(); ++i) {
@@ -792,10 +867,13 @@ ParsedArgs parse_arguments(const std::vector<std::string>& args) {
     }
     const Setting* setting = find_flag(flag);
     if (setting == nullptr) {
-      throw ConfigError("unrecognized arguments: " + arg);
+      throw UsageError("unrecognized arguments: " + arg);
     }
     if (setting->kind == ValueKind::kBool) {
-      if (has_value) throw ConfigError("argument " + flag + ": ignored explicit argument '" + value + "'");
+      if (has_value) {
+        throw UsageError("argument " + flag_names(*setting) + ": ignored explicit argument '" +
+                         value + "'");
+      }
       // A "--no-..." flag of a setting on by default (--no-sendfile)
       // switches it off; --no-control-socket sets control_socket_disable.
       bool switches_off = flag.rfind("--no-", 0) == 0 && setting->default_text != "False";
@@ -824,9 +902,14 @@ ParsedArgs parse_arguments(const std::vector<std::string>& args) {
                             args[i + 1][0] == '-' &&
                             !std::isdigit(static_cast<unsigned char>(args[i + 1][1]));
       if (i + 1 >= args.size() || next_is_option) {
-        throw ConfigError("argument " + flag + ": expected one argument");
+        throw UsageError("argument " + flag_names(*setting) + ": expected one argument");
       }
       value = args[++i];
+    }
+    bool auto_base = false;
+    if (argparse_int_flag(setting->name, &auto_base) && !python_int_literal(value, auto_base)) {
+      throw UsageError("argument " + flag_names(*setting) + ": invalid " +
+                       (auto_base ? "auto_int" : "int") + " value: '" + value + "'");
     }
     parsed.assignments.push_back({setting, value});
   }
@@ -836,7 +919,7 @@ ParsedArgs parse_arguments(const std::vector<std::string>& args) {
 CliAction parse_command_line(const std::vector<std::string>& args, Config& config) {
   ParsedArgs parsed = parse_arguments(args);
   if (parsed.positional.size() > 1) {
-    throw ConfigError("unrecognized arguments: " + parsed.positional[1]);
+    throw UsageError("unrecognized arguments: " + parsed.positional[1]);
   }
   for (const Assignment& a : parsed.assignments) {
     if (a.setting->kind == ValueKind::kBool && a.value == "false" &&

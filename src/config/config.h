@@ -64,6 +64,9 @@ struct Config {
   int limit_request_field_size = 8190;  // 0: 8190
   long long limit_request_body = 1LL << 30;  // ours: 0 is unlimited (docs/http.md)
   long long spool_budget = 4LL << 30;        // ours: per worker, bytes of bodies on disk
+  // Ours: the whole body is read before the app is called (true), or the
+  // app gets wsgi.input as the bytes arrive (false, --no-request-buffering).
+  bool request_buffering = true;
   bool permit_obsolete_folding = false;
   bool permit_unconventional_http_method = false;
   bool casefold_http_method = false;
@@ -133,6 +136,14 @@ struct Config {
 // expected, as one line for the user.
 struct ConfigError : std::runtime_error {
   using std::runtime_error::runtime_error;
+};
+
+// A command line (or GUNICORN_CMD_ARGS) that argparse would not parse: an
+// unknown flag, a flag without its value, a non-integer for an integer
+// flag. gunicorn prints its usage line and exits 2 for these; a value that
+// parses but is not allowed is a ConfigError (exit 1), as in gunicorn.
+struct UsageError : ConfigError {
+  using ConfigError::ConfigError;
 };
 
 // What the command line asked for besides settings.

@@ -99,6 +99,8 @@ ParsedArgs parse_env(const char* variable) {
   if (text == nullptr || *text == '\0') return {};
   try {
     return parse_arguments(shell_split(text));
+  } catch (const UsageError& e) {
+    throw UsageError(std::string(e.what()) + " (in $" + variable + ")");
   } catch (const ConfigError& e) {
     throw ConfigError(std::string(e.what()) + " (in $" + variable + ")");
   }
@@ -172,7 +174,7 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
   loaded.action = cli.action;
   if (cli.action != CliAction::kServe) return loaded;
   if (cli.positional.size() > 1) {
-    throw ConfigError("unrecognized arguments: " + cli.positional[1]);
+    throw UsageError("unrecognized arguments: " + cli.positional[1]);
   }
   ParsedArgs gunicorn_env = parse_env("GUNICORN_CMD_ARGS");
   ParsedArgs cppgunicorn_env = parse_env("CPPGUNICORN_CMD_ARGS");
@@ -301,6 +303,26 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
   return loaded;
 }
 
+namespace {
+
+// A setting's effective value as text, and where it came from.
+std::string effective_text(const LoadedConfig& loaded, const Setting& s, Origin* origin) {
+  std::string name(s.name);
+  if (auto it = loaded.origins.find(name); it != loaded.origins.end()) {
+    *origin = it->second;
+    return loaded.shown.count(name) ? loaded.shown.at(name) : std::string();
+  }
+  if (name == "bind") {
+    std::string value;
+    for (const std::string& b : loaded.config.bind_or_default()) value += value.empty() ? b : "," + b;
+    return value;
+  }
+  if (name == "workers") return std::to_string(loaded.config.workers);
+  return std::string(s.default_text);
+}
+
+}  // namespace
+
 std::string print_config(const LoadedConfig& loaded) {
   std::vector<const Setting*> sorted;
   size_t width = 0;
@@ -312,24 +334,22 @@ std::string print_config(const LoadedConfig& loaded) {
             [](const Setting* a, const Setting* b) { return a->name < b->name; });
   std::string out;
   for (const Setting* s : sorted) {
-    std::string name(s->name);
-    std::string value;
     Origin origin;
-    if (auto it = loaded.origins.find(name); it != loaded.origins.end()) {
-      origin = it->second;
-      value = loaded.shown.count(name) ? loaded.shown.at(name) : std::string();
-    } else if (name == "bind") {
-      for (const std::string& b : loaded.config.bind_or_default()) value += value.empty() ? b : "," + b;
-    } else if (name == "workers") {
-      value = std::to_string(loaded.config.workers);
-    } else {
-      value = std::string(s->default_text);
-    }
-    std::string line = name;
+    std::string value = effective_text(loaded, *s, &origin);
+    std::string line(s->name);
     line.resize(width, ' ');
     line += " = " + value;
     line += "  (" + source_name(origin) + ")\n";
     out += line;
+  }
+  return out;
+}
+
+std::string current_configuration(const LoadedConfig& loaded) {
+  std::string out = "Current configuration:";
+  for (const Setting& s : settings_table()) {
+    Origin origin;
+    out += "\n  " + std::string(s.name) + ": " + effective_text(loaded, s, &origin);
   }
   return out;
 }

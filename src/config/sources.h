@@ -88,6 +88,10 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
 // --print-config: every setting, its effective value and where it came from.
 std::string print_config(const LoadedConfig& loaded);
 
+// gunicorn's DEBUG dump at start-up: "Current configuration:" and one
+// "  name: value" line per setting, in the settings table's order.
+std::string current_configuration(const LoadedConfig& loaded);
+
 std::string source_name(const Origin& origin);
 
 }  // namespace cppgunicorn::config

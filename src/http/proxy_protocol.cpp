@@ -125,8 +125,11 @@ ProxyHeaderDecoder::Status ProxyHeaderDecoder::decode_v1() {
     return fail(ParseError::kInvalidProxy, "invalid port in PROXY line");
   }
   info_.seen = true;
+  info_.protocol.assign(bits[1]);
   info_.client_addr.assign(bits[2]);
   info_.client_port = client_port;
+  info_.proxy_addr.assign(bits[3]);
+  info_.proxy_port = proxy_port;
   header_size_ = crlf + 2;
   return Status::kDone;
 }
@@ -143,24 +146,36 @@ ProxyHeaderDecoder::Status ProxyHeaderDecoder::decode_v2() {
   if (buf_.size() < 16 + length) return Status::kNeedMore;
   header_size_ = 16 + length;
   info_.seen = true;
-  if (command == 0) return Status::kDone;  // LOCAL: the proxy's own connection
+  if (command == 0) {  // LOCAL: the proxy's own connection
+    info_.protocol = "LOCAL";
+    return Status::kDone;
+  }
   if (protocol != 1) return fail(ParseError::kInvalidProxy, "PROXY v2 over a protocol other than TCP");
   const unsigned char* a = reinterpret_cast<const unsigned char*>(buf_.data()) + 16;
   char text[INET6_ADDRSTRLEN] = "";
+  char proxy_text[INET6_ADDRSTRLEN] = "";
   if (family == 1) {
     if (length < 12) return fail(ParseError::kInvalidProxy, "PROXY v2 IPv4 addresses cut short");
     inet_ntop(AF_INET, a, text, sizeof text);
+    inet_ntop(AF_INET, a + 4, proxy_text, sizeof proxy_text);
     info_.client_port = std::to_string((a[8] << 8) | a[9]);
+    info_.proxy_port = std::to_string((a[10] << 8) | a[11]);
+    info_.protocol = "TCP4";
   } else if (family == 2) {
     if (length < 36) return fail(ParseError::kInvalidProxy, "PROXY v2 IPv6 addresses cut short");
     inet_ntop(AF_INET6, a, text, sizeof text);
+    inet_ntop(AF_INET6, a + 16, proxy_text, sizeof proxy_text);
     info_.client_port = std::to_string((a[32] << 8) | a[33]);
+    info_.proxy_port = std::to_string((a[34] << 8) | a[35]);
+    info_.protocol = "TCP6";
   } else if (family == 0) {
-    return Status::kDone;  // UNSPEC: no addresses
+    info_.protocol = "UNSPEC";
+    return Status::kDone;  // no addresses
   } else {
     return fail(ParseError::kInvalidProxy, "PROXY v2 address family not supported");
   }
   info_.client_addr = text;
+  info_.proxy_addr = proxy_text;
   return Status::kDone;
 }
 

@@ -17,8 +17,11 @@ namespace cppgunicorn::http {
 // carry no addresses: the connection's own peer stays the client.
 struct ProxyInfo {
   bool seen = false;
+  std::string protocol;  // "TCP4", "TCP6", "LOCAL" or "UNSPEC" (gunicorn's PROXY_PROTOCOL)
   std::string client_addr;
   std::string client_port;
+  std::string proxy_addr;  // where the client connected to, at the proxy
+  std::string proxy_port;
 };
 
 // Whether `address` (text, as from the socket) is in an allow list of

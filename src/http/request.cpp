@@ -35,6 +35,7 @@ void Request::clear() {
   if (body.capacity() > 64 * 1024) std::string().swap(body);
   body.clear();
   body_file.reset();
+  body_stream.reset();
   has_content_length = false;
   content_length = 0;
   chunked = false;

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "base/body_channel.h"
 #include "base/spool_file.h"
 
 namespace cppgunicorn::http {
@@ -24,6 +25,9 @@ struct Request {
   std::string body;    // de-chunked body bytes (after those in body_file)
   // A large body's first bytes, moved out of memory by the connection.
   std::shared_ptr<base::SpoolFile> body_file;
+  // Set instead when the body is streamed to the app as it arrives
+  // (--no-request-buffering): body and body_file then stay empty.
+  std::shared_ptr<base::BodyChannel> body_stream;
   bool has_content_length = false;
   uint64_t content_length = 0;
   bool chunked = false;     // body arrived with Transfer-Encoding: chunked

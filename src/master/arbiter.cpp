@@ -71,6 +71,12 @@ const char* signal_name(int signum) {
   }
 }
 
+// "SIGKILL", as Python's signal.Signals(n).name.
+std::string signal_constant(int signum) {
+  const char* abbrev = ::sigabbrev_np(signum);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(signum);
+}
+
 uint64_t now_ms() { return base::Heartbeat::now_ms(); }
 
 // Every signal blocked across a fork, until the child has replaced the
@@ -211,6 +217,13 @@ net::ListenOptions listen_options(const config::Config& c) {
   return options;
 }
 
+// gunicorn's cfg.worker_class_str: the class as configured, "gthread" for
+// sync with --threads > 1.
+std::string worker_class_name(const config::Config& c) {
+  bool is_sync = c.worker_class == "sync" || c.worker_class.ends_with("SyncWorker");
+  return is_sync && c.threads > 1 ? "gthread" : c.worker_class;
+}
+
 }  // namespace
 
 Arbiter::Arbiter(const config::Config& config, std::vector<std::string> exec_argv,
@@ -344,6 +357,8 @@ void Arbiter::spawn_worker() {
     // point waited, blocked, and now takes its default action.
     restore_signal_handlers();
     blocked.unblock();
+    // gunicorn logs this before post_fork runs.
+    log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
     if (hooks) {
       hooks->set_worker(hook_worker(::getpid(), age));
       hooks->worker_hook("post_fork", hook_worker(::getpid(), age), true);
@@ -351,6 +366,7 @@ void Arbiter::spawn_worker() {
     run_worker(*heartbeat);
   }
   blocked.unblock();
+  if (hooks) hooks->worker_spawned(hook_worker(pid, age));
   WorkerSlot slot;
   slot.age = age;
   slot.spawned_at_ms = now_ms();
@@ -365,17 +381,15 @@ void Arbiter::run_worker(base::Heartbeat& heartbeat) {
     ::umask(static_cast<mode_t>(config_.umask));
     base::SpoolFile::use_directory(config_.tmp_upload_dir);
     base::SpoolFile::set_budget(static_cast<uint64_t>(config_.spool_budget));
-    log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
     worker::Worker w(config_, listeners_, access_log_, &heartbeat, preloaded_app_.get(),
                      tls_.get());
     w.set_before_app_import([this] { switch_owner(resolve_owner(config_)); });
     code = w.run();
-    if (code == worker::kExitOk) {
-      log::error_log().info("Worker exiting (pid: " + std::to_string(::getpid()) + ")");
-    }
   } catch (const std::exception& e) {
     log::error_log().error(std::string("Exception in worker process: ") + e.what());
   }
+  // gunicorn logs it however the worker ends, boot failures included.
+  log::error_log().info("Worker exiting (pid: " + std::to_string(::getpid()) + ")");
   std::fflush(nullptr);
   // _exit: the master's objects (listeners, pid file, preloaded
   // interpreter) are not ours to tear down.
@@ -402,6 +416,10 @@ void Arbiter::manage_workers() {
     workers_[oldest].retiring = true;
     ::kill(oldest, SIGTERM);
   }
+  if (int live = live_workers(); live != last_logged_workers_) {
+    last_logged_workers_ = live;
+    log::error_log().debug(std::to_string(live) + " workers");
+  }
 }
 
 void Arbiter::reap_workers() {
@@ -426,6 +444,7 @@ void Arbiter::reap_workers() {
     int age = it->second.age;
     workers_.erase(it);
     if (auto* hooks = wsgi::PythonConfig::hooks()) {
+      hooks->worker_reaped(pid);
       hooks->worker_hook("child_exit", hook_worker(pid, age), true);
     }
     // Only a worker that failed counts toward the crash back-off: one that
@@ -435,27 +454,28 @@ void Arbiter::reap_workers() {
     if (WIFEXITED(status)) {
       int code = WEXITSTATUS(status);
       crashed = code != 0;
+      if (code != 0) {
+        log::error_log().error("Worker (pid:" + std::to_string(pid) + ") exited with code " +
+                               std::to_string(code) + ".");
+      }
       if (code == worker::kExitWorkerBootError && halt_code_ < 0) {
         halt_code_ = worker::kExitWorkerBootError;
         halt_reason_ = "Worker failed to boot.";
       } else if (code == worker::kExitAppLoadError && halt_code_ < 0) {
         halt_code_ = worker::kExitAppLoadError;
         halt_reason_ = "App failed to load.";
-      } else if (code != 0 && !stopping_) {
-        log::error_log().error("Worker (pid:" + std::to_string(pid) + ") exited with code " +
-                               std::to_string(code));
       }
     } else if (WIFSIGNALED(status)) {
       int sig = WTERMSIG(status);
       // A worker told to stop before it could take SIGTERM itself (still
-      // booting) dies of it: that is no news.
+      // booting) dies of it: that is no crash.
       crashed = !(retiring && sig == SIGTERM);
-      if (!stopping_ && crashed) {
-        log::error_log().error(
-            "Worker (pid:" + std::to_string(pid) + ") was sent " +
-            (sig == SIGKILL ? std::string("SIGKILL! Perhaps out of memory?")
-                            : std::string(strsignal(sig)) + " (signal " + std::to_string(sig) + ")!"));
-      }
+      // gunicorn's levels: SIGKILL suggests the OOM killer, SIGTERM is
+      // expected, any other signal is a surprise.
+      std::string message = "Worker (pid:" + std::to_string(pid) + ") was sent " + signal_constant(sig) + "!";
+      if (sig == SIGKILL) log::error_log().error(message + " Perhaps out of memory?");
+      else if (sig == SIGTERM) log::error_log().info(message);
+      else log::error_log().warning(message);
     }
     if (stopping_) continue;
     if (crashed && !retiring) {
@@ -524,9 +544,14 @@ void Arbiter::reload() {
                              e.what());
     }
   }
-  if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->server_hook("on_reload");
-  // As gunicorn's reload: the configured count again (TTIN/TTOU/WINCH undone).
+  // As gunicorn's reload: the configured count again (TTIN/TTOU/WINCH
+  // undone), set as its setup() sets num_workers, before on_reload.
+  int old_target = target_workers_;
   target_workers_ = config_.workers;
+  if (auto* hooks = wsgi::PythonConfig::hooks()) {
+    hooks->nworkers_changed(target_workers_, old_target);
+    hooks->server_hook("on_reload");
+  }
   for (auto& [pid, slot] : workers_) {
     if (!slot.retiring) slot.outgoing = true;
   }
@@ -577,7 +602,7 @@ void Arbiter::apply_reloaded_config(config::Config fresh) {
   }
   net::close_listeners(removed, !sockets_shared());
   for (size_t i = 0; i < added.size(); ++i) {
-    log::error_log().info("Listening at: " + display(added[i]) + " (" + std::to_string(::getpid()) + ")");
+    log::error_log().info("Listening at: " + display(added[i]));  // gunicorn: no pid on HUP
     listeners_.push_back(added[i]);
     listener_binds_.push_back(added_binds[i]);
   }
@@ -796,9 +821,9 @@ void Arbiter::remove_pidfile() {
 }
 
 void Arbiter::handle_signal(int signum) {
-  if (signum != SIGCHLD) {
-    log::error_log().info(std::string("Handling signal: ") + signal_name(signum));
-  }
+  // gunicorn logs SIGCHLD at DEBUG: it is frequent.
+  log::error_log().write(signum == SIGCHLD ? log::Level::kDebug : log::Level::kInfo,
+                         std::string("Handling signal: ") + signal_name(signum));
   switch (signum) {
     case SIGCHLD:
       reap_workers();
@@ -864,8 +889,13 @@ int Arbiter::run() {
 
 int Arbiter::serve() {
   wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
-  if (hooks) hooks->server_hook("on_starting");
   target_workers_ = config_.workers;
+  if (hooks) {
+    // gunicorn sets num_workers (calling nworkers_changed) while it sets
+    // the arbiter up, before on_starting.
+    hooks->nworkers_changed(target_workers_, -1);
+    hooks->server_hook("on_starting");
+  }
   try {
     resolve_owner(config_);  // a bad --user or --group stops us before binding
     // Built here, before the fork, with the master's rights to the key:
@@ -911,28 +941,24 @@ int Arbiter::serve() {
     if (bound_here) net::close_listeners(listeners_, true);  // the ones bound so far
     return 1;
   }
-  for (const auto& l : listeners_) {
-    log::error_log().info("Listening at: " + display(l) + " (" + std::to_string(::getpid()) + ")");
-  }
-  const char* runs_app = config_.threads > 1 ? "threads" : "loop thread";
-  if (config_.worker_kind() == config::WorkerKind::kGevent) runs_app = "gevent greenlets";
-  if (config_.worker_kind() == config::WorkerKind::kEventlet) runs_app = "eventlet greenlets";
-  log::error_log().info(std::string("Using worker: uv (") + runs_app + ")");
+  // gunicorn's lines, word for word: log watchers and tests wait for them.
+  std::string listening;
+  for (const auto& l : listeners_) listening += (listening.empty() ? "" : ",") + display(l);
+  log::error_log().debug("Arbiter booted");
+  log::error_log().info("Listening at: " + listening + " (" + std::to_string(::getpid()) + ")");
+  log::error_log().info("Using worker: " + worker_class_name(config_));
   install_signal_handlers();
 
   if (config_.preload_app && !preload()) {
-    log::error_log().info("Reason: " + std::string(halt_code_ == worker::kExitAppLoadError
-                                                       ? "App failed to load."
-                                                       : "Worker failed to boot."));
+    // gunicorn loads a preloaded app while it sets the arbiter up; the
+    // exception ends the command with status 1 (no worker ever booted, so
+    // neither 3 nor 4).
     net::close_listeners(listeners_, !sockets_shared());
     remove_pidfile();
-    return halt_code_;
+    return 1;
   }
 
-  if (hooks) {
-    hooks->nworkers_changed(target_workers_, -1);
-    hooks->server_hook("when_ready");
-  }
+  if (hooks) hooks->server_hook("when_ready");
   manage_workers();
   while (!stopping_) {
     // Wake at least twice a second (timeouts), and when a backed-off spawn is due.
@@ -950,8 +976,9 @@ int Arbiter::serve() {
     for (ssize_t i = 0; i < n && !stopping_; ++i) handle_signal(sigs[i]);
     reap_workers();
     if (halt_code_ >= 0) {
-      log::error_log().info("Shutting down: Master");
-      log::error_log().info("Reason: " + halt_reason_);
+      // gunicorn's halt(): a failure is logged at ERROR.
+      log::error_log().error("Shutting down: Master");
+      log::error_log().error("Reason: " + halt_reason_);
       stop(true);
       remove_pidfile();
       return halt_code_;

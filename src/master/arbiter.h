@@ -92,6 +92,7 @@ class Arbiter {
   log::AccessLog access_log_;
   std::map<pid_t, WorkerSlot> workers_;
   int target_workers_ = 1;
+  int last_logged_workers_ = -1;  // gunicorn's DEBUG "N workers", when it changes
   int worker_age_ = 0;
   bool stopping_ = false;
   int halt_code_ = -1;  // >= 0: stop with this exit code

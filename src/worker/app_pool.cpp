@@ -86,11 +86,25 @@ void ThreadedResponse::close() {
 // The pool.
 
 AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads,
-                 std::vector<std::string> environ_keys)
+                 std::vector<std::string> environ_keys, std::unique_ptr<base::Waiter> waiter)
     : loop_(loop),
       app_(app),
       thread_count_(static_cast<size_t>(threads)),
-      environ_keys_(std::move(environ_keys)) {}
+      environ_keys_(std::move(environ_keys)),
+      waiter_(waiter ? std::move(waiter) : std::make_unique<base::ThreadWaiter>()) {
+  for (size_t i = 0; i < thread_count_; ++i) {
+    body_waiters_.push_back(std::make_unique<BodyWaiter>(*this, i));
+  }
+}
+
+void AppPool::BodyWaiter::wait(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                               const std::function<bool()>& ready) {
+  // Waiting for a slow client is not the app being stuck: the heartbeat
+  // does not count this time. (Lock order: the body channel's, then mu_.)
+  pool_.set_slot(slot_, 0);
+  pool_.waiter_->wait(lock, cv, ready);
+  pool_.set_slot(slot_, base::Heartbeat::now_ms());
+}
 
 AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, std::string green_backend,
                  size_t greenlets, std::vector<std::string> environ_keys)
@@ -98,8 +112,15 @@ AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, std::string gree
       app_(app),
       thread_count_(greenlets),
       environ_keys_(std::move(environ_keys)),
+      waiter_(std::make_unique<base::ThreadWaiter>()),
       green_(std::make_unique<GreenHub>(std::move(green_backend))),
-      waits_(green_.get()) {}
+      waits_(green_.get()) {
+  // A body still arriving is waited for on the hub thread itself (not yet
+  // cooperatively: see docs/design.md).
+  for (size_t i = 0; i < thread_count_; ++i) {
+    body_waiters_.push_back(std::make_unique<BodyWaiter>(*this, i));
+  }
+}
 
 AppPool::~AppPool() {
   if (!threads_.empty()) stop(std::chrono::milliseconds(1000));
@@ -139,6 +160,13 @@ std::unique_ptr<ThreadedResponse> AppPool::submit(http::Request& request,
   channel->on_ready = std::move(on_ready);
   channel->id = ++next_channel_id_;
   channel->waits = waits_;
+  if (const auto& body = channel->request.body_stream) {
+    // The app made room for more body bytes: the connection reads again.
+    std::weak_ptr<ResponseChannel> weak = channel;
+    body->set_on_room([this, weak] {
+      if (auto c = weak.lock()) wake(c);
+    });
+  }
   auto response = std::make_unique<ThreadedResponse>(channel);
   {
     std::lock_guard lock(mu_);
@@ -271,7 +299,7 @@ void AppPool::thread_main(size_t slot) {
       std::shared_ptr<ResponseChannel> job;
       {
         std::unique_lock lock(mu_);
-        jobs_cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        waiter_->wait(lock, jobs_cv_, [this] { return stopping_ || !jobs_.empty(); });
         // Queued jobs are still served while stopping: their connections
         // either wait for them or were closed (then they are skipped).
         if (jobs_.empty()) break;
@@ -351,6 +379,7 @@ void AppPool::serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel
     s.method = channel->request.method;
     s.target = channel->request.target;
   }
+  if (const auto& body = channel->request.body_stream) body->set_waiter(body_waiters_[slot].get());
   using Next = wsgi::ResponseSource::Next;
   std::unique_ptr<wsgi::Exchange> exchange;
   bool called;

@@ -12,6 +12,14 @@
 // kChannelLimit ahead of its connection waits, without the GIL, until the
 // connection took them (and the connection takes them only while its socket
 // backlog is small), so a slow reader costs bounded memory.
+//
+// A request whose body is streamed (--no-request-buffering) carries a
+// base::BodyChannel: its thread waits there for body bytes, and wakes the
+// connection through the same uv_async_t when it made room for more.
+//
+// The threads block in three places only: waiting for a job, for room in a
+// response channel, and for body bytes. All three go through one
+// base::Waiter, the pool's one point of contact with how its threads wait.
 #pragma once
 
 #include <uv.h>
@@ -30,6 +38,7 @@
 #include <vector>
 
 #include "base/heartbeat.h"
+#include "base/waiter.h"
 #include "http/request.h"
 #include "net/handle.h"
 #include "worker/serve_waits.h"
@@ -81,9 +90,11 @@ class ThreadedResponse final : public wsgi::ResponseSource {
 class AppPool {
  public:
   // `environ_keys`: the environ values the access log prints ({key}e),
-  // copied on the thread while the environ is at hand.
+  // copied on the thread while the environ is at hand. `waiter`: how the
+  // threads block (a base::ThreadWaiter when null).
   AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads,
-          std::vector<std::string> environ_keys = {});
+          std::vector<std::string> environ_keys = {},
+          std::unique_ptr<base::Waiter> waiter = nullptr);
   // Greenlets of `green_backend` ("gevent" or "eventlet"), at most
   // `greenlets` at once, on the hub that run_hub() runs.
   AppPool(uv_loop_t* loop, const wsgi::Application& app, std::string green_backend,
@@ -104,9 +115,11 @@ class AppPool {
   // Green pools, from the loop thread once the loop ended.
   void stop_hub();
 
-  // Queues a complete request (its body moves into the job). `on_ready`
-  // runs on the loop thread when the response has something new after
-  // next() said kPending; it is never called after the response is closed.
+  // Queues a request (its body moves into the job): a complete one, or one
+  // whose body_stream the connection still feeds. `on_ready` runs on the
+  // loop thread when the response has something new after next() said
+  // kPending, or when the app made room in the body_stream; it is never
+  // called after the response is closed.
   std::unique_ptr<ThreadedResponse> submit(http::Request& request, const wsgi::PeerInfo& peer,
                                            std::function<void()> on_ready);
 
@@ -135,6 +148,19 @@ class AppPool {
     uint64_t since_ms = 0;  // 0: not inside the app
     std::string method, target;
   };
+  // The app of one thread waiting for request body bytes: the pool's
+  // waiter, with the heartbeat told that this is the client's time, not
+  // the app's.
+  class BodyWaiter final : public base::Waiter {
+   public:
+    BodyWaiter(AppPool& pool, size_t slot) : pool_(pool), slot_(slot) {}
+    void wait(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+              const std::function<bool()>& ready) override;
+
+   private:
+    AppPool& pool_;
+    size_t slot_;
+  };
 
   static void on_async(uv_async_t* handle);
   void thread_main(size_t slot);
@@ -150,6 +176,8 @@ class AppPool {
   const wsgi::Application& app_;
   size_t thread_count_;  // or greenlets at most
   std::vector<std::string> environ_keys_;
+  std::unique_ptr<base::Waiter> waiter_;
+  std::vector<std::unique_ptr<BodyWaiter>> body_waiters_;  // one per thread
   // Where serving waits for the loop: thread_waits_, or the green hub.
   ThreadWaits thread_waits_;
   std::unique_ptr<GreenHub> green_;

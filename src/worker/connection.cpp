@@ -18,6 +18,7 @@
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
 #include "wsgi/interpreter.h"
+#include "wsgi/python_config.h"
 
 namespace cppgunicorn::worker {
 
@@ -119,6 +120,7 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
   peer_.server_port = info.server_port;
+  peer_.unix_socket = is_unix;
   peer_trusted_ = worker_.forwarded().trusts(peer_.remote_addr);
   parser_.set_forwarder_trusted(peer_trusted_);
   last_activity_ms_ = uv_now(worker_.loop());
@@ -165,7 +167,8 @@ void Connection::on_data(const char* data, size_t n) {
     client_closes_ = false;  // more after "close": the close must linger
     return;
   }
-  if (busy_ || !pending_input_.empty()) {
+  // A body streamed to the app goes on being parsed while it is served.
+  if ((busy_ && !body_) || !pending_input_.empty()) {
     pending_input_.append(data, n);
     if (pending_input_.size() > kMaxPendingInput && reading_) {
       uv_read_stop(&h_.stream);
@@ -228,10 +231,22 @@ void Connection::consume(const char* data, size_t n) {
       last_activity_ms_ = uv_now(worker_.loop());
     }
     if (r.status == http::Parser::Status::kError) {
-      reject(parser_.error());
+      if (body_ || draining_body_) {
+        reject_streamed_body(parser_.error());
+      } else {
+        reject(parser_.error());
+      }
       return;
     }
-    if (!spool_body()) return;
+    if (streams_bodies()) {
+      StreamStep step = on_streamed_body(r.status, data, n);
+      if (step == StreamStep::kStop) return;
+      if (step == StreamStep::kWait) break;
+      if (step == StreamStep::kNextRequest) continue;
+      // kServe: the whole request is here already; served as a buffered one.
+    } else if (!spool_body()) {
+      return;
+    }
     if (r.status == http::Parser::Status::kNeedMore) {
       // RFC 9110 section 10.1.1: a client that sent "Expect: 100-continue"
       // waits for this before its body. The body is read before the app
@@ -319,9 +334,17 @@ void Connection::on_eof() {
     uv_read_stop(&h_.stream);
     reading_ = false;
   }
-  if (lingering_) {
+  if (lingering_ || draining_body_) {
     close();
     return;
+  }
+  if (body_) {
+    // gunicorn: a Content-Length body cut short reads short (its
+    // LengthReader returns what arrived, then b""); a chunked one raises
+    // (NoMoreData, an IOError).
+    end_body(parser_.request().chunked ? base::BodyChannel::Failure::kError
+                                       : base::BodyChannel::Failure::kTruncated,
+             "the client closed the connection before the end of the request body");
   }
   if (busy_ || close_when_flushed_) return;  // answered (or closed) when done
   consume(nullptr, 0);
@@ -350,7 +373,20 @@ void Connection::start_request() {
     peer_.remote_addr = proxy.client_addr;
     peer_.remote_port = proxy.client_port;
   }
+  if (const http::ProxyInfo& proxy = parser_.proxy_info(); proxy.seen) {
+    peer_.proxy_protocol = proxy.protocol;
+    peer_.proxy_addr = proxy.proxy_addr;
+    peer_.proxy_port = proxy.proxy_port;
+  }
   is_head_request_ = request.method == "HEAD";
+  if (log::error_log().enabled(log::Level::kDebug)) {
+    // gunicorn's default pre_request hook logs "GET /path"; a pre_request
+    // of the user's replaces it.
+    wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
+    if (hooks == nullptr || !hooks->has("pre_request")) {
+      log::error_log().debug(request.method + " " + std::string(request.path()));
+    }
+  }
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->set_request(request.method, request.target);
   // A trusted front-end's secure_scheme_headers set wsgi.url_scheme; two
   // that disagree make the request invalid (gunicorn: InvalidSchemeHeaders).
@@ -362,8 +398,8 @@ void Connection::start_request() {
   if (peer_trusted_ && !request.uwsgi) {
     switch (worker_.forwarded().scheme_of(request.headers)) {
       case ForwardedPolicy::Scheme::kConflict:
-        log::error_log().debug("Invalid request from " + peer_.remote_addr +
-                               ": contradictory scheme headers");
+        log::error_log().warning("Invalid request from ip=" + peer_.remote_addr +
+                                 ": contradictory scheme headers");
         busy_ = false;
         if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
         reject(http::ParseError::kInvalidHeader);
@@ -385,6 +421,7 @@ void Connection::start_request() {
     exchange_ = pool->submit(request, *peer, [this] {
       guarded([this] {
         if (!busy_ || closing_) return;
+        resume_body_reading();
         pump();
         if (!busy_) resume_after_response();
       });
@@ -433,7 +470,7 @@ void Connection::pump() {
       return;
     }
     if (!head_sent_ && !exchange_->responded()) {
-      log::error_log().error("Error handling request " + parser_.request().target +
+      log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target +
                              ": the application returned without calling start_response()");
       send_error_response(kInternalErrorBody);
       return;
@@ -485,7 +522,7 @@ bool Connection::start_file_body() {
     plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
                                 is_head_request_, &file.size, must_close_after_response());
   } catch (const std::invalid_argument& e) {
-    log::error_log().error("Error handling request " + parser_.request().target + ": " + e.what());
+    log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target + ": " + e.what());
     send_error_response(kInternalErrorBody);
     return true;
   }
@@ -582,7 +619,7 @@ void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
                                   is_head_request_, length_known ? &known : nullptr,
                                   must_close_after_response());
     } catch (const std::invalid_argument& e) {
-      log::error_log().error("Error handling request " + parser_.request().target + ": " +
+      log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target + ": " +
                              e.what());
       send_error_response(kInternalErrorBody);
       return;
@@ -685,22 +722,31 @@ void Connection::finish_request(bool keep_alive) {
   // RFC 9112 section 9.6: a client that asked to close sends nothing more
   // (on_data notes one that does).
   client_closes_ = request.close_requested;
-  parser_.next();
+  if (parser_.in_request()) {
+    // A streamed body the app did not read to its end (it answered first):
+    // as gunicorn, the rest is read and dropped before the next request.
+    end_body(base::BodyChannel::Failure::kError, "the response ended before the request body");
+    if (peer_eof_) keep_alive = false;  // nothing more can come
+    draining_body_ = keep_alive;
+    if (draining_body_) start_reading();
+  } else {
+    parser_.next();
+  }
   last_activity_ms_ = uv_now(worker_.loop());
   answered_ = true;
   worker_.request_done();
-  if (!keep_alive) close_after_writes();
+  if (!keep_alive) {
+    log::error_log().debug("Closing connection.");  // gunicorn's gthread worker
+    close_after_writes();
+  }
 }
 
 void Connection::reject(http::ParseError error) {
   client_closes_ = false;  // refused, not asked for: the client may still be sending
-  std::string what = "Invalid request from " + peer_.remote_addr + ": " + parser_.error_reason();
-  // A bad uwsgi packet comes from a misconfigured front-end, not a client.
-  if (http::status_for(error) == 500) {
-    log::error_log().warning(what);
-  } else {
-    log::error_log().debug(what);
-  }
+  // gunicorn's handle_error: a bad request is a WARNING (a bad uwsgi
+  // packet, from a misconfigured front-end, too).
+  log::error_log().warning("Invalid request from ip=" + peer_.remote_addr + ": " +
+                           parser_.error_reason());
   std::string_view response = http::canned_response(error);
   uv_buf_t buf = buf_of(response);
   send(&buf, 1);
@@ -884,6 +930,9 @@ void Connection::close() {
   }
   closing_ = true;
   file_fd_ = -1;  // closed by the exchange's close()
+  // First, so that an app waiting for body bytes wakes up (with an error).
+  end_body(base::BodyChannel::Failure::kError,
+           "the connection closed before the end of the request body");
   if (exchange_) {
     LoopGil gil(worker_.app_pool());
     exchange_->close();
@@ -942,7 +991,21 @@ void Connection::sweep(uint64_t now_ms, uint64_t keepalive_ms) {
       return;
     }
   }
+  if (body_ && reading_ && idle > timeout_ms) {
+    // The app waits for body bytes that do not come (time spent while the
+    // app is behind, with reading stopped, is not the client's).
+    log::error_log().debug("No request body bytes from " + peer_.remote_addr + " for " +
+                           std::to_string(timeout_ms / 1000) + " s; closing");
+    end_body(base::BodyChannel::Failure::kTimedOut,
+             "no request body bytes for " + std::to_string(timeout_ms / 1000) + " s");
+    close();
+    return;
+  }
   if (busy_) return;
+  if (draining_body_) {
+    if (idle > timeout_ms) close();  // answered already: nothing more to say
+    return;
+  }
   if (parser_.reading_head()) {
     // The whole head must arrive within the timeout, however it trickles.
     if (now_ms - head_started_ms_ > timeout_ms) reject(http::ParseError::kRequestTimeout);

@@ -76,6 +76,31 @@ class Connection {
   // Moves a large request body from memory to a temporary file; false when
   // that failed and the connection was closed.
   bool spool_body();
+
+  // --no-request-buffering (connection_body.cpp): the request goes to the
+  // app once its head is read, and its body follows through a
+  // base::BodyChannel as the parser decodes it.
+  bool streams_bodies() const;
+  // What consume() does after the parser took a piece of a request.
+  enum class StreamStep {
+    kStop,         // return: the rest of the input was kept for later
+    kWait,         // everything was used; wait for more input
+    kNextRequest,  // a drained body ended: parse the next request
+    kServe,        // a request that arrived whole: serve it as usual
+  };
+  StreamStep on_streamed_body(http::Parser::Status status, const char* data, size_t n);
+  void start_streamed_request();
+  // Hands the bytes the parser decoded to the app; stops reading when it
+  // is that far behind.
+  void forward_body();
+  // The app took enough: reading goes on (loop thread, from the pool's wake).
+  void resume_body_reading();
+  // The body ended early (parse error, EOF, close, timeout): the app's read
+  // learns why.
+  void end_body(base::BodyChannel::Failure failure, const std::string& why);
+  // A parse error in a body the app is reading.
+  void reject_streamed_body(http::ParseError error);
+  void start_reading();
   void start_request();
   // Pulls body chunks and writes them until the body ends or the socket
   // pushes back. Holds the GIL while it runs.
@@ -156,6 +181,11 @@ class Connection {
   uint64_t file_left_ = 0;
   std::string head_;
   uint64_t started_us_ = 0;
+  // A streamed body still arriving, while the app may read it; then, once
+  // the response is finished, the rest of it is read and dropped
+  // (draining_body_) before the next request on the connection.
+  std::shared_ptr<base::BodyChannel> body_;
+  bool draining_body_ = false;
   std::time_t started_wall_ = 0;
 
   // Output: bytes in the one uv_write under way, and bytes queued behind it.

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <optional>
@@ -146,7 +147,8 @@ bool Worker::boot() {
     app_ = own_app_.get();
   } catch (const wsgi::AppLoadError& e) {
     log::error_log().error(e.what());
-    exit_code_ = kExitAppLoadError;
+    exit_code_ = dynamic_cast<const wsgi::AppModuleNotFound*>(&e) != nullptr ? kExitWorkerBootError
+                                                                            : kExitAppLoadError;
     return false;
   } catch (pybind11::error_already_set& e) {
     // gunicorn: any other exception while loading is a worker boot error.
@@ -324,7 +326,8 @@ void Worker::on_sweep(uv_timer_t* timer) {
     }
   }
   if (!self->stopping_ && ::getppid() != self->parent_pid_) {
-    log::error_log().info("Parent changed, shutting down");
+    // gunicorn's words; "%s" of its worker object is "<Worker PID>".
+    log::error_log().info("Parent changed, shutting down: <Worker " + std::to_string(::getpid()) + ">");
     self->begin_graceful_stop();
   }
   bool force = self->stopping_ && now >= self->stop_deadline_ms_;
@@ -381,10 +384,13 @@ bool Worker::start_app_pool() {
     // gunicorn's Pool(worker_connections): as many greenlets as clients.
     app_pool_ = std::make_unique<AppPool>(&loop_, *app_, backend, max_connections_,
                                           access_log_.environ_keys());
-  } else if (config_.threads <= 1) {
-    return true;  // the loop thread calls the app
   } else {
-    app_pool_ = std::make_unique<AppPool>(&loop_, *app_, config_.threads,
+    // With --threads 1 the loop thread calls the app, unless bodies are
+    // streamed: an app waiting in wsgi.input.read() for the client must not
+    // hold the loop, so one pool thread calls it instead (still one app call
+    // at a time).
+    if (config_.threads <= 1 && config_.request_buffering) return true;
+    app_pool_ = std::make_unique<AppPool>(&loop_, *app_, std::max(config_.threads, 1),
                                           access_log_.environ_keys());
   }
   if (int rc = app_pool_->start(); rc != 0) {

@@ -61,10 +61,11 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   const wsgi::Application& app() const { return *app_; }
   bool stopping() const { return stopping_; }
-  // Where a connection notes the request it serves; null with --threads > 1,
-  // where the pool notes the oldest app call instead.
+  // Where a connection notes the request it serves; null with a pool
+  // (--threads > 1, or streamed bodies), which notes the oldest app call.
   base::Heartbeat* heartbeat() { return app_pool_ ? nullptr : heartbeat_; }
-  // The threads that call the app (--threads > 1); null: the loop thread does.
+  // The threads that call the app (--threads > 1, or one thread when bodies
+  // are streamed); null: the loop thread does.
   AppPool* app_pool() { return app_pool_.get(); }
   const http::ParserOptions& parser_options() const { return parser_options_; }
   const config::Config& config() const { return config_; }

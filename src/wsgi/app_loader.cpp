@@ -2,95 +2,22 @@
 
 #include <pybind11/embed.h>
 
+#include "wsgi/python_package.h"
+
 namespace py = pybind11;
 
 namespace cppgunicorn::wsgi {
 
-namespace {
-
-// Python does the parsing: `ast` knows the expression grammar, and a
-// literal_eval of the arguments is exactly what gunicorn allows.
-constexpr const char* kLoaderSource = R"PY(
-import ast
-import importlib
-
-
-class AppLoadError(Exception):
-    pass
-
-
-def _resolve(expr, mod, module_name, text):
-    if isinstance(expr, ast.Name):
-        try:
-            return getattr(mod, expr.id)
-        except AttributeError:
-            raise AppLoadError(
-                "Failed to find attribute %r in %r." % (expr.id, module_name)) from None
-    if isinstance(expr, ast.Attribute):
-        base = _resolve(expr.value, mod, module_name, text)
-        try:
-            return getattr(base, expr.attr)
-        except AttributeError:
-            raise AppLoadError("Failed to find attribute %r in %r." % (
-                ast.unparse(expr), module_name)) from None
-    raise AppLoadError(
-        "Failed to parse %r as an attribute name or function call." % text)
-
-
-def load(uri):
-    module_name, _, obj = uri.partition(":")
-    obj = obj or "application"
-    if not module_name:
-        raise AppLoadError("No application module specified.")
-    try:
-        mod = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        # Only a missing app module is the user's typo; a missing import
-        # inside it deserves its traceback.
-        if e.name and (module_name == e.name or module_name.startswith(e.name + ".")):
-            if module_name.endswith(".py"):
-                raise AppLoadError(
-                    "Failed to find application, did you mean '%s:%s'?"
-                    % (module_name.rsplit(".", 1)[0], obj)) from None
-            raise AppLoadError("No module named %r" % e.name) from None
-        raise
-    try:
-        expr = ast.parse(obj.strip(), mode="eval").body
-    except SyntaxError:
-        raise AppLoadError(
-            "Failed to parse %r as an attribute name or function call." % obj) from None
-    if isinstance(expr, ast.Call):
-        try:
-            args = [ast.literal_eval(a) for a in expr.args]
-            kwargs = {k.arg: ast.literal_eval(k.value) for k in expr.keywords}
-        except ValueError:
-            raise AppLoadError(
-                "Failed to parse arguments as literal values: %r" % obj) from None
-        factory = _resolve(expr.func, mod, module_name, obj)
-        if not callable(factory):
-            raise AppLoadError("%r is not callable." % ast.unparse(expr.func))
-        app = factory(*args, **kwargs)
-    else:
-        app = _resolve(expr, mod, module_name, obj)
-    if app is None:
-        raise AppLoadError("Failed to find application object: %r" % obj)
-    if not callable(app):
-        raise AppLoadError(
-            "Application object must be callable: %r in %r is %s."
-            % (obj, module_name, type(app).__name__))
-    return app
-)PY";
-
-}  // namespace
-
+// The grammar and its messages are Python's: python/cppgunicorn/_app_loader.py.
 py::object load_app(const std::string& uri) {
-  py::dict scope;
-  scope["__builtins__"] = py::module_::import("builtins");
-  py::exec(kLoaderSource, scope);
+  py::module_ loader = package_module("_app_loader");
   try {
-    return scope["load"](uri);
+    return loader.attr("load")(uri);
   } catch (py::error_already_set& e) {
-    if (e.matches(scope["AppLoadError"])) {
+    if (e.matches(loader.attr("AppModuleNotFound"))) {
+      throw AppModuleNotFound(py::str(e.value()).cast<std::string>());
+    }
+    if (e.matches(loader.attr("AppLoadError"))) {
       throw AppLoadError(py::str(e.value()).cast<std::string>());
     }
     throw;

@@ -16,7 +16,13 @@ struct AppLoadError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Needs the GIL. Throws AppLoadError; other Python errors propagate as
+// The app's module itself does not exist. gunicorn lets that ImportError
+// through as a worker boot error, so the exit code is 3, not 4.
+struct AppModuleNotFound : AppLoadError {
+  using AppLoadError::AppLoadError;
+};
+
+// Needs the GIL. Throws AppLoadError (AppModuleNotFound); other Python errors propagate as
 // pybind11::error_already_set (their traceback is worth showing).
 pybind11::object load_app(const std::string& uri);
 

@@ -42,6 +42,25 @@ std::string decoded_path(const http::Request& request) {
   return http::percent_decode(target_path(request.target));
 }
 
+std::pair<std::string_view, std::string_view> server_address(const PeerInfo& peer,
+                                                             std::string_view host) {
+  // gunicorn splits the listener's name at every ':' and takes the first
+  // two pieces (a TCP listener is already a (host, port) pair).
+  auto first_two = [](std::string_view text) {
+    size_t colon = text.find(':');
+    if (colon == std::string_view::npos) return std::pair{text, std::string_view()};
+    std::string_view rest = text.substr(colon + 1);
+    return std::pair{text.substr(0, colon), rest.substr(0, rest.find(':'))};
+  };
+  if (!peer.unix_socket) return {peer.server_name, peer.server_port};
+  if (peer.server_name.find(':') != std::string::npos) return first_two(peer.server_name);
+  if (host.empty()) return {peer.server_name, {}};
+  if (host.find(':') != std::string_view::npos) return first_two(host);
+  if (peer.url_scheme == "http") return {host, "80"};
+  if (peer.url_scheme == "https") return {host, "443"};
+  return {host, {}};
+}
+
 std::string environ_key(std::string_view name) {
   if (http::iequals(name, "content-type")) return "CONTENT_TYPE";
   if (http::iequals(name, "content-length")) return "CONTENT_LENGTH";
@@ -177,40 +196,43 @@ py::dict EnvironBuilder::build(const http::Request& request, const PeerInfo& pee
 
   std::string_view host;
   for (const auto& [name, value] : request.headers) {
-    if (host.empty() && http::iequals(name, "host")) host = value;
+    if (http::iequals(name, "host")) host = value;  // gunicorn: the last one
     HeaderKey& hk = header_key(name);
     PyObject* k = hk.key.ptr();
     PyObject* existing = PyDict_GetItem(d, k);  // borrowed
     if (existing != nullptr && hk.is_http) {
-      // RFC 9110 section 5.3: repeated fields combine into one list.
-      py::object joined = py::reinterpret_borrow<py::object>(existing) + py::str(", ") + latin1(value);
+      // RFC 9110 section 5.3: repeated fields combine into one list;
+      // gunicorn joins them with a bare ",".
+      py::object joined = py::reinterpret_borrow<py::object>(existing) + py::str(",") + latin1(value);
       if (PyDict_SetItem(d, k, joined.ptr()) != 0) throw py::error_already_set();
     } else {
       set(d, hk.key, hk.last, value);
     }
   }
 
-  // SERVER_NAME / SERVER_PORT from Host when present (as gunicorn), else the
-  // listener's address.
-  if (!host.empty()) {
-    std::string_view name = host;
-    std::string_view port;
-    size_t colon = host.rfind(':');
-    size_t bracket = host.rfind(']');
-    if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
-      name = host.substr(0, colon);
-      port = host.substr(colon + 1);
-    }
-    set_warm(d, k_server_name_, server_name_, name);
-    set_warm(d, k_server_port_, server_port_,
-        !port.empty() ? port : (peer.url_scheme == "https" ? "443" : "80"));
-  } else {
-    set_warm(d, k_server_name_, server_name_, peer.server_name);
-    set_warm(d, k_server_port_, server_port_, peer.server_port);
-  }
+  auto [server_name, server_port] = server_address(peer, host);
+  set_warm(d, k_server_name_, server_name_, server_name);
+  set_warm(d, k_server_port_, server_port_, server_port);
   set_warm(d, k_remote_addr_, remote_addr_, peer.remote_addr);
-  set_warm(d, k_remote_port_, remote_port_, peer.remote_port);
+  if (!peer.remote_port.empty()) {
+    set_warm(d, k_remote_port_, remote_port_, peer.remote_port);
+  } else if (PyDict_DelItem(d, k_remote_port_.ptr()) != 0) {
+    // A unix socket's peer has no port: gunicorn leaves the key out. The
+    // template always holds it, so this deletes from the copy.
+    throw py::error_already_set();
+  }
   set_warm(d, k_url_scheme_, url_scheme_, peer.url_scheme);
+  if (!peer.proxy_protocol.empty()) {
+    // Only behind a PROXY-protocol balancer: plain keys, not interned.
+    auto put = [d](const char* key, const std::string& value) {
+      if (PyDict_SetItemString(d, key, latin1(value).ptr()) != 0) throw py::error_already_set();
+    };
+    put("PROXY_PROTOCOL", peer.proxy_protocol);
+    if (!peer.proxy_addr.empty()) {
+      put("PROXY_ADDR", peer.proxy_addr);
+      put("PROXY_PORT", peer.proxy_port);
+    }
+  }
   if (PyDict_SetItem(d, k_wsgi_input_.ptr(), input.ptr()) != 0) throw py::error_already_set();
   if (!request.cgi_vars.empty()) set_cgi_vars(d, request);
   return env;

@@ -16,10 +16,14 @@ namespace cppgunicorn::wsgi {
 // Where a request came from and arrived at, as plain text.
 struct PeerInfo {
   std::string remote_addr;  // "127.0.0.1" ("" for a unix socket)
-  std::string remote_port;  // "53210"
-  std::string server_name;  // the listener's host, when no Host header
+  std::string remote_port;  // "53210"; "" leaves REMOTE_PORT out (unix socket)
+  std::string server_name;  // the listener's address: host, or a unix socket's path
   std::string server_port;
   std::string url_scheme = "http";
+  bool unix_socket = false;  // SERVER_NAME/SERVER_PORT then come from Host
+  // From a PROXY protocol header: gunicorn's PROXY_PROTOCOL, PROXY_ADDR and
+  // PROXY_PORT ("" leaves them out; LOCAL and UNSPEC carry no addresses).
+  std::string proxy_protocol, proxy_addr, proxy_port;
 };
 
 struct EnvironOptions {
@@ -51,7 +55,7 @@ class EnvironBuilder {
   // The environ key of a header name as sent, made once and interned.
   struct HeaderKey {
     pybind11::object key;
-    bool is_http;  // HTTP_*: repeated fields are joined with ", "
+    bool is_http;  // HTTP_*: repeated fields are joined with ","
     LastValue last;
   };
   HeaderKey& header_key(const std::string& name) const;
@@ -84,6 +88,13 @@ class EnvironBuilder {
 // The PATH_INFO of a request target: the path of origin-form or
 // absolute-form, percent-decoded ("*" for asterisk-form).
 std::string decoded_path(const http::Request& request);
+
+// SERVER_NAME and SERVER_PORT as gunicorn's wsgi.create sets them: a TCP
+// listener's own address; for a unix socket, the Host header split at ':'
+// (the scheme's port when it has none), or the socket path and "" without
+// Host.
+std::pair<std::string_view, std::string_view> server_address(const PeerInfo& peer,
+                                                             std::string_view host);
 
 // "HTTP_X_FORWARDED_FOR" for "X-Forwarded-For"; CONTENT_TYPE and
 // CONTENT_LENGTH have no prefix.

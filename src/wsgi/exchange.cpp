@@ -51,10 +51,13 @@ void Exchange::log_error(const char* what) {
 }
 
 bool Exchange::call(http::Request& request, const PeerInfo& peer) {
-  path_ = request.target;
+  // gunicorn: "Error handling request GET /path".
+  path_ = request.method + " " + request.target;
   try {
-    py::object input = py::reinterpret_steal<py::object>(
-        new_input_stream(InputStream(std::move(request.body), std::move(request.body_file))));
+    py::object input = py::reinterpret_steal<py::object>(new_input_stream(
+        request.body_stream
+            ? InputStream(std::move(request.body_stream))
+            : InputStream(std::move(request.body), std::move(request.body_file))));
     py::dict env = environ_.build(request, peer, input);
     environ_dict_ = env;
     if (PythonConfig* hooks = PythonConfig::hooks()) hooks->pre_request(env);

@@ -17,12 +17,49 @@ namespace py = pybind11;
 
 namespace cppgunicorn::wsgi {
 
-size_t InputStream::limit(py::object size) const {
-  size_t left = remaining();
-  if (size.is_none()) return left;
-  long long n = size.cast<long long>();
-  if (n < 0) return left;
-  return std::min(left, static_cast<size_t>(n));
+namespace {
+// The most one wait for body bytes moves at a time.
+constexpr size_t kStreamTakeMax = 1024 * 1024;
+}  // namespace
+
+size_t InputStream::limit(py::object size) {
+  size_t want = SIZE_MAX;
+  if (!size.is_none()) {
+    long long n = size.cast<long long>();
+    if (n >= 0) want = static_cast<size_t>(n);
+  }
+  if (channel_ && want > 0) fill(want);
+  return std::min(remaining(), want);
+}
+
+void InputStream::fill(size_t want) {
+  if (ended_ || remaining() >= want) return;
+  // Only data_ holds a streamed body: drop what was read before waiting.
+  data_.erase(0, static_cast<size_t>(pos_));
+  pos_ = 0;
+  base::BodyChannel::Status status = base::BodyChannel::Status::kData;
+  {
+    // Waiting for the client: other Python threads run meanwhile.
+    py::gil_scoped_release unlocked;
+    while (data_.size() < want && status == base::BodyChannel::Status::kData) {
+      status = channel_->take(&data_, std::min(want - data_.size(), kStreamTakeMax));
+    }
+  }
+  if (status == base::BodyChannel::Status::kEnd) {
+    ended_ = true;
+  } else if (status == base::BodyChannel::Status::kFailed) {
+    switch (channel_->failure()) {
+      case base::BodyChannel::Failure::kTruncated:
+        ended_ = true;  // gunicorn's LengthReader: what arrived, then b""
+        break;
+      case base::BodyChannel::Failure::kTimedOut:
+        PyErr_SetString(PyExc_TimeoutError, channel_->message().c_str());
+        throw py::error_already_set();
+      default:
+        PyErr_SetString(PyExc_OSError, channel_->message().c_str());
+        throw py::error_already_set();
+    }
+  }
 }
 
 void InputStream::take(char* out, size_t n) {
@@ -57,7 +94,13 @@ py::bytes InputStream::read(py::object size) {
 }
 
 py::bytes InputStream::readline(py::object size) {
-  size_t n = limit(size);
+  size_t n = SIZE_MAX;
+  if (!size.is_none()) {
+    long long asked = size.cast<long long>();
+    if (asked >= 0) n = static_cast<size_t>(asked);
+  }
+  if (channel_) return readline_streamed(n);
+  n = std::min(n, remaining());
   if (pos_ >= file_size_) {
     size_t at = static_cast<size_t>(pos_ - file_size_);
     size_t nl = data_.find('\n', at);
@@ -82,22 +125,57 @@ py::bytes InputStream::readline(py::object size) {
   return py::bytes(line);
 }
 
+py::bytes InputStream::readline_streamed(size_t n) {
+  // Up to and including the first newline within `n` bytes; waits for more
+  // while neither is at hand and the body goes on.
+  size_t scanned = 0;
+  for (;;) {
+    size_t at_hand = remaining();
+    size_t look = std::min(at_hand, n);
+    const char* start = data_.data() + pos_;
+    const void* nl = std::memchr(start + scanned, '\n', look - scanned);
+    if (nl != nullptr) {
+      n = static_cast<size_t>(static_cast<const char*>(nl) - start) + 1;
+      break;
+    }
+    if (at_hand >= n || ended_) {
+      n = look;
+      break;
+    }
+    scanned = look;
+    fill(at_hand + 1);  // keeps the bytes at hand (pos_ may move to 0)
+  }
+  py::bytes out(data_.data() + pos_, n);
+  pos_ += n;
+  return out;
+}
+
 py::list InputStream::readlines(py::object hint) {
   long long budget = hint.is_none() ? -1 : hint.cast<long long>();
   py::list lines;
   size_t total = 0;
-  while (remaining() > 0) {
-    size_t before = pos_;
-    lines.append(readline(py::none()));
-    total += pos_ - before;
+  for (;;) {
+    py::bytes line = readline(py::none());
+    size_t size = static_cast<size_t>(PyBytes_GET_SIZE(line.ptr()));
+    if (size == 0) break;
+    lines.append(line);
+    total += size;
     if (budget > 0 && total >= static_cast<size_t>(budget)) break;
   }
   return lines;
 }
 
+PyObject* InputStream::next_line() {
+  if (!channel_ && remaining() == 0) return nullptr;
+  py::bytes line = readline(py::none());
+  if (PyBytes_GET_SIZE(line.ptr()) == 0) return nullptr;
+  return line.release().ptr();
+}
+
 py::object InputStream::next() {
-  if (remaining() == 0) throw py::stop_iteration();
-  return readline(py::none());
+  PyObject* line = next_line();
+  if (line == nullptr) throw py::stop_iteration();
+  return py::reinterpret_steal<py::object>(line);
 }
 
 std::string_view latin1_view(PyObject* value, const char* what, py::object* holder) {
@@ -438,8 +516,7 @@ PyObject* input_iter(PyObject* self) {
 
 PyObject* input_next(PyObject* self) {
   // The end is a NULL return without an exception set (tp_iternext).
-  if (stream_of(self).remaining() == 0) return nullptr;
-  return guarded([&] { return stream_of(self).readline(py::none()).release().ptr(); });
+  return guarded([&] { return stream_of(self).next_line(); });
 }
 
 FreeSlot<InputObject> free_input;
@@ -598,6 +675,11 @@ void define_objects_module(py::module_& m) {
       .def("__iter__", [](py::object self) { return self; })
       .def("__next__", &FileWrapper::next)
       .def("close", &FileWrapper::close);
+  // The server's error log, for the Python the server runs
+  // (cppgunicorn._hooks: the log object hooks receive).
+  m.def("log_write", [](int level, const std::string& message) {
+    log::error_log().write(static_cast<log::Level>(level), message);
+  }, py::arg("level"), py::arg("message"));
 }
 }  // namespace
 

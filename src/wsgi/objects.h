@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/body_channel.h"
 #include "base/spool_file.h"
 #include "http/request.h"
 
@@ -25,27 +26,43 @@ struct ResponseState {
   std::vector<std::string> written;  // bytes given to write() before iteration
 };
 
-// wsgi.input over a body already read in full: the bytes spooled to a
-// temporary file (a large body), then those in memory. Never reads past it.
+// wsgi.input. Over a body already read in full: the bytes spooled to a
+// temporary file (a large body), then those in memory. Or over a body still
+// arriving (--no-request-buffering): reads wait, without the GIL, for the
+// bytes they need, with gunicorn's semantics (http/body.py): read(n) returns
+// n bytes unless the body ends first, readline() reads to a newline,
+// read() and readlines() to the end of the body. Never reads past the body.
 class InputStream {
  public:
   InputStream(std::string body, std::shared_ptr<base::SpoolFile> file)
       : data_(std::move(body)), file_(std::move(file)),
         file_size_(file_ ? file_->size() : 0) {}
+  explicit InputStream(std::shared_ptr<base::BodyChannel> channel)
+      : channel_(std::move(channel)), ended_(false) {}
   pybind11::bytes read(pybind11::object size);
   pybind11::bytes readline(pybind11::object size);
   pybind11::list readlines(pybind11::object hint);
   pybind11::object next();
+  // The next line, or nullptr at the end of the body (tp_iternext).
+  PyObject* next_line();
+  // Bytes at hand: the rest of a body read in full.
   size_t remaining() const { return static_cast<size_t>(file_size_ + data_.size() - pos_); }
 
  private:
-  size_t limit(pybind11::object size) const;
+  size_t limit(pybind11::object size);
+  // A streamed body: waits until `want` bytes are at hand or the body
+  // ended. Raises TimeoutError or OSError when it ended early (a Content-
+  // Length body the client cut short reads short instead, as in gunicorn).
+  void fill(size_t want);
+  pybind11::bytes readline_streamed(size_t n);
   // Copies `n` bytes from the current position and advances.
   void take(char* out, size_t n);
   std::string data_;
   std::shared_ptr<base::SpoolFile> file_;
   uint64_t file_size_ = 0;
   uint64_t pos_ = 0;
+  std::shared_ptr<base::BodyChannel> channel_;  // streamed: where bytes come from
+  bool ended_ = true;                           // nothing more comes from channel_
 };
 
 // start_response (PEP 3333) as a plain CPython type: one small object per
@@ -87,8 +104,9 @@ struct FileBody {
 bool file_body_of(pybind11::handle result, FileBody* out);
 
 // The module `_cppgunicorn` that holds these types (environ's
-// wsgi.file_wrapper and wsgi.errors come from it), made on first use in the
-// running interpreter. Needs the GIL.
+// wsgi.file_wrapper and wsgi.errors come from it) and log_write(level,
+// message), the error log for the Python of the cppgunicorn package; made
+// on first use in the running interpreter. Needs the GIL.
 pybind11::module_ objects_module();
 
 }  // namespace cppgunicorn::wsgi

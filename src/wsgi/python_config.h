@@ -61,6 +61,12 @@ class PythonConfig : public config::PythonConfigReader {
   // interpreter if none runs). Returns "" or the reason it failed.
   std::string check_app(const config::Config& config);
 
+  // Before the master forks: what every worker needs from Python is
+  // imported now (see wsgi::import_worker_modules), starting the master's
+  // interpreter first where none runs yet (the `cppgunicorn` executable),
+  // so that the workers inherit it. `reload`: --reload's watcher too.
+  void import_worker_modules(bool reload);
+
   // The process's hooks, or nullptr when no hook is configured. Valid in
   // the master and, after fork, in its workers.
   static PythonConfig* hooks();
@@ -73,6 +79,10 @@ class PythonConfig : public config::PythonConfigReader {
   void worker_hook(std::string_view hook, const HookWorker& w, bool with_server);
   void nworkers_changed(int new_value, int old_value);     // old_value < 0: None
   void set_num_workers(int n);
+  // In the master: server.WORKERS, gunicorn's {pid: worker} of the live
+  // workers, as hooks (child_exit, nworkers_changed...) read it.
+  void worker_spawned(const HookWorker& w);
+  void worker_reaped(pid_t pid);
   // In a new worker: the `worker` object every later hook of this process
   // receives.
   void set_worker(const HookWorker& w);

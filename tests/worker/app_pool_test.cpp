@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "base/body_channel.h"
 #include "http/parser.h"
 #include "wsgi/application.h"
 
@@ -46,6 +47,8 @@ def app(environ, start_response):
         return gen()
     if path == "/endless":
         return Endless()
+    if path == "/body":
+        return [environ["wsgi.input"].read()]
     if path == "/wait":
         release.wait(10)
         return [b"released"]
@@ -202,4 +205,25 @@ TEST_CASE("the heartbeat carries the start of the oldest app call in progress") 
     f.pool->beat(heartbeat);
     return heartbeat.request().empty();
   }));
+}
+
+TEST_CASE("a streamed body: the app's read waits for the loop's bytes, off the heartbeat") {
+  PoolFixture f;
+  http::Request request = request_for("/body");
+  auto body = std::make_shared<base::BodyChannel>(8);
+  request.body_stream = body;
+  bool woken = false;
+  auto response = f.pool->submit(request, wsgi::PeerInfo{}, [&] { woken = true; });
+  CHECK_FALSE(body->push("123456789"));  // past the limit: the loop would stop reading
+  // The app's read() takes them; the pool wakes the loop to read again.
+  while (!woken) uv_run(&f.loop, UV_RUN_ONCE);
+  // read() waits for the rest; that is the client's time, not the app's.
+  base::Heartbeat heartbeat("");
+  CHECK(eventually([&] {
+    f.pool->beat(heartbeat);
+    return heartbeat.request().empty();
+  }));
+  body->push("abc");
+  body->finish();
+  CHECK(f.drain(*response, woken) == "123456789abc");
 }

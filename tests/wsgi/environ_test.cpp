@@ -39,8 +39,10 @@ TEST_CASE("the environ carries PEP 3333's request variables") {
   CHECK(get(env, "QUERY_STRING") == "x=%20y");  // raw
   CHECK(get(env, "RAW_URI") == "/a%2Fb%20c?x=%20y");
   CHECK(get(env, "SCRIPT_NAME") == "");
-  CHECK(get(env, "SERVER_NAME") == "example.com");
-  CHECK(get(env, "SERVER_PORT") == "8080");
+  // A TCP listener's own address, whatever Host says (gunicorn).
+  CHECK(get(env, "SERVER_NAME") == "127.0.0.1");
+  CHECK(get(env, "SERVER_PORT") == "8000");
+  CHECK(get(env, "HTTP_HOST") == "example.com:8080");
   CHECK(get(env, "SERVER_PROTOCOL") == "HTTP/1.1");
   CHECK(get(env, "REMOTE_ADDR") == "10.1.2.3");
   CHECK(get(env, "REMOTE_PORT") == "5555");
@@ -57,7 +59,7 @@ TEST_CASE("headers become HTTP_* keys; content headers have none; repeats join w
   CHECK(get(env, "CONTENT_TYPE") == "text/plain");
   CHECK(get(env, "CONTENT_LENGTH") == "0");
   CHECK_FALSE(env.contains("HTTP_CONTENT_TYPE"));
-  CHECK(get(env, "HTTP_X_MULTI") == "a, b");
+  CHECK(get(env, "HTTP_X_MULTI") == "a,b");  // gunicorn's bare comma
   CHECK(get(env, "HTTP_USER_AGENT") == "t");
 }
 
@@ -66,6 +68,34 @@ TEST_CASE("without Host the listener address is SERVER_NAME and SERVER_PORT") {
   CHECK(get(env, "SERVER_NAME") == "127.0.0.1");
   CHECK(get(env, "SERVER_PORT") == "8000");
   CHECK(get(env, "SERVER_PROTOCOL") == "HTTP/1.0");
+}
+
+TEST_CASE("a unix socket takes SERVER_NAME/SERVER_PORT from Host and has no REMOTE_PORT") {
+  wsgi::EnvironBuilder builder({});
+  wsgi::PeerInfo tcp;
+  tcp.remote_addr = "10.0.0.1";
+  tcp.remote_port = "1000";
+  tcp.server_name = "127.0.0.1";
+  tcp.server_port = "8000";
+  wsgi::PeerInfo unix_peer;
+  unix_peer.server_name = "/run/app.sock";
+  unix_peer.unix_socket = true;
+  py::dict first = builder.build(parse("GET / HTTP/1.1\r\nHost: h:1\r\n\r\n"), tcp, py::none());
+  CHECK(get(first, "REMOTE_PORT") == "1000");
+  py::dict with_port = builder.build(parse("GET / HTTP/1.1\r\nHost: h:1\r\n\r\n"), unix_peer,
+                                     py::none());
+  CHECK(get(with_port, "SERVER_NAME") == "h");
+  CHECK(get(with_port, "SERVER_PORT") == "1");
+  CHECK(get(with_port, "REMOTE_ADDR") == "");
+  CHECK_FALSE(with_port.contains("REMOTE_PORT"));
+  py::dict no_port = builder.build(parse("GET / HTTP/1.1\r\nHost: h\r\n\r\n"), unix_peer,
+                                   py::none());
+  CHECK(get(no_port, "SERVER_PORT") == "80");
+  py::dict no_host = builder.build(parse("GET / HTTP/1.0\r\n\r\n"), unix_peer, py::none());
+  CHECK(get(no_host, "SERVER_NAME") == "/run/app.sock");
+  CHECK(get(no_host, "SERVER_PORT") == "");
+  py::dict again = builder.build(parse("GET / HTTP/1.1\r\nHost: h:1\r\n\r\n"), tcp, py::none());
+  CHECK(get(again, "REMOTE_PORT") == "1000");
 }
 
 TEST_CASE("values are latin-1 str, never UTF-8 decoded") {
@@ -124,8 +154,8 @@ TEST_CASE("values reused from one request to the next are the ones each request 
   peer.url_scheme = "http";
   py::dict back = builder.build(parse("GET /a HTTP/1.1\r\nHost: h:1\r\n\r\n"), peer, py::none());
   CHECK(get(back, "REQUEST_METHOD") == "GET");
-  CHECK(get(back, "SERVER_NAME") == "h");
-  CHECK(get(back, "SERVER_PORT") == "1");
+  CHECK(get(back, "SERVER_NAME") == "127.0.0.1");
+  CHECK(get(back, "SERVER_PORT") == "8000");
   CHECK(get(back, "REMOTE_ADDR") == "10.0.0.1");
   CHECK(get(back, "wsgi.url_scheme") == "http");
   // An app that changes its environ changes no later request's.
