@@ -6,7 +6,8 @@ line, ``Error: Invalid value for SETTING: 'VALUE' (... what to use instead)``,
 before anything listens. That holds for every source (command line,
 GUNICORN_CMD_ARGS, gunicorn.conf.py, TOML, --check-config); on HUP such a
 value leaves the running configuration in force. What we do anyway
-(``--protocol http``, ``--http-protocols h1``, the sync and gthread workers)
+(``--protocol http``, ``--http-protocols h1``, the sync, gthread, gevent and
+eventlet workers)
 is served without a warning."""
 import os
 import signal
@@ -33,14 +34,9 @@ REFUSED = [
     (["--http-protocols", "h2"], "http_protocols", "h2", "use h1"),
     (["--http-protocols", "h1,h2"], "http_protocols", "h1,h2", "use h1"),
     (["--http-protocols", "h3"], "http_protocols", "h3", "use h1"),
-    (["-k", "gevent"], "worker_class", "gevent", "gthread with --threads N"),
-    (["-k", "eventlet"], "worker_class", "eventlet", "gthread with --threads N"),
     (["-k", "tornado"], "worker_class", "tornado", "gthread with --threads N"),
-    (["-k", "gevent_pywsgi"], "worker_class", "gevent_pywsgi", "gthread with --threads N"),
-    (["--worker-class", "gunicorn.workers.ggevent.GeventWorker"], "worker_class",
-     "gunicorn.workers.ggevent.GeventWorker", "gthread with --threads N"),
-    (["--worker-class=gunicorn.workers.geventlet.EventletWorker"], "worker_class",
-     "gunicorn.workers.geventlet.EventletWorker", "gthread with --threads N"),
+    (["-k", "egg:gunicorn#tornado"], "worker_class", "egg:gunicorn#tornado",
+     "gthread with --threads N"),
     (["-k", "gunicorn.workers.gtornado.TornadoWorker"], "worker_class",
      "gunicorn.workers.gtornado.TornadoWorker", "gthread with --threads N"),
     (["-k", "myproject.workers.CustomWorker"], "worker_class", "myproject.workers.CustomWorker",
@@ -53,7 +49,7 @@ IN_FILES = [
     ("protocol", '"spdy"', "spdy"),
     ("uwsgi_allow_ips", '"10.0.0.1,nginx"', "10.0.0.1,nginx"),
     ("http_protocols", '"h2,h1"', "h2,h1"),
-    ("worker_class", '"gevent"', "gevent"),
+    ("worker_class", '"tornado"', "tornado"),
 ]
 
 
@@ -126,7 +122,7 @@ def test_a_python_list_with_a_host_name_is_refused_too(tmp_path):
 
 
 @pytest.mark.parametrize("env_line, setting, value", [
-    ("--worker-class eventlet", "worker_class", "eventlet"),
+    ("--worker-class tornado", "worker_class", "tornado"),
     ("--http-protocols h2", "http_protocols", "h2"),
 ])
 def test_refused_from_gunicorn_cmd_args(env_line, setting, value):
@@ -137,7 +133,7 @@ def test_refused_from_gunicorn_cmd_args(env_line, setting, value):
 
 def test_a_higher_source_that_sets_an_accepted_value_wins(start_server, tmp_path):
     # Only the value in force counts: the command line puts sync and http back.
-    (tmp_path / "gunicorn.conf.py").write_text('worker_class = "gevent"\nprotocol = "uwsgi"\n')
+    (tmp_path / "gunicorn.conf.py").write_text('worker_class = "tornado"\nprotocol = "uwsgi"\n')
     srv = start_server("app:app", "-k", "sync", "--protocol", "http", chdir=APP_DIR,
                        cwd=tmp_path)
     assert requests.get(srv.url + "/", timeout=5).status_code == 200
@@ -151,6 +147,13 @@ def test_a_higher_source_that_sets_an_accepted_value_wins(start_server, tmp_path
     ["-k", "gthread", "--threads", "4"],
     ["-k", "gunicorn.workers.gthread.ThreadWorker", "--threads", "2"],
     ["-k", "egg:gunicorn#gthread", "--threads", "2"],
+    ["-k", "gevent"],
+    ["-k", "gunicorn.workers.ggevent.GeventWorker"],
+    ["-k", "egg:gunicorn#gevent", "--worker-connections", "10"],
+    ["-k", "gevent_pywsgi"],
+    ["-k", "eventlet"],
+    ["-k", "gunicorn.workers.geventlet.EventletWorker"],
+    ["-k", "egg:gunicorn#eventlet"],
     ["--uwsgi-allow-from", "10.0.0.1,10.1.0.0/16"],  # with protocol http it changes nothing
 ], ids=lambda f: " ".join(f))
 def test_accepted_values_are_served_without_a_warning(start_server, flags):

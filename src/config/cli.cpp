@@ -388,8 +388,9 @@ const std::vector<Setting>& settings_table() {
          c.raw_env.push_back(v);
        }, ""},
       {"worker_class", {"-k", "--worker-class"}, ValueKind::kString, "STRING",
-       "The type of workers. cppgunicorn has one (libuv event loop); sync and gthread "
-       "(and their gunicorn class paths) mean it, other classes are refused.",
+       "The type of workers: sync and gthread (the libuv loop, --threads N pool threads), "
+       "gevent and eventlet (the app in greenlets, up to --worker-connections at once, "
+       "sockets patched); gunicorn's class paths too. Other classes are refused.",
        string_setter(&Config::worker_class), "sync"},
       {"default_proc_name", {}, ValueKind::kString, "",
        "The process name when proc_name is not set (the app module).",
@@ -692,7 +693,8 @@ const std::vector<Setting>& settings_table() {
        "Strip spaces present between the header name and the colon (dangerous).",
        bool_setter("strip_header_spaces", &Config::strip_header_spaces), "False"},
       {"worker_connections", {"--worker-connections"}, ValueKind::kInt, "INT",
-       "The maximum number of simultaneous clients per worker.",
+       "The maximum number of simultaneous clients per worker; with gevent or eventlet, "
+       "also the most requests the app serves at once.",
        int_setter("worker_connections", &Config::worker_connections, 1), "1000"},
       {"proxy_protocol", {"--proxy-protocol"}, ValueKind::kOptional, "MODE",
        "Accept a PROXY protocol header before the first request of a connection: off, v1, v2 "

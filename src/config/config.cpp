@@ -1,8 +1,35 @@
 #include "config/config.h"
 
 #include <cstdlib>
+#include <initializer_list>
 
 namespace cppgunicorn::config {
+
+WorkerKind worker_kind_of(const std::string& worker_class) {
+  // gunicorn's short names, class paths and egg: spellings. gevent_wsgi and
+  // gevent_pywsgi are gunicorn's gevent worker on gevent's own HTTP server:
+  // the app sees the same patched, one-greenlet-per-request world.
+  auto is_any = [&](std::initializer_list<const char*> names) {
+    for (const char* n : names) {
+      if (worker_class == n) return true;
+    }
+    return false;
+  };
+  if (is_any({"sync", "gthread", "gunicorn.workers.sync.SyncWorker",
+              "gunicorn.workers.gthread.ThreadWorker", "egg:gunicorn#sync",
+              "egg:gunicorn#gthread"})) {
+    return WorkerKind::kLoop;
+  }
+  if (is_any({"gevent", "gevent_wsgi", "gevent_pywsgi", "gunicorn.workers.ggevent.GeventWorker",
+              "gunicorn.workers.ggevent.GeventPyWSGIWorker", "egg:gunicorn#gevent",
+              "egg:gunicorn#gevent_wsgi", "egg:gunicorn#gevent_pywsgi"})) {
+    return WorkerKind::kGevent;
+  }
+  if (is_any({"eventlet", "gunicorn.workers.geventlet.EventletWorker", "egg:gunicorn#eventlet"})) {
+    return WorkerKind::kEventlet;
+  }
+  return WorkerKind::kUnknown;
+}
 
 std::vector<std::string> Config::bind_or_default() const {
   if (!bind.empty()) return bind;

@@ -13,6 +13,15 @@
 
 namespace cppgunicorn::config {
 
+// How a worker runs the app, from gunicorn's worker class names.
+enum class WorkerKind {
+  kLoop,      // sync, gthread: the loop thread, or --threads N pool threads
+  kGevent,    // gevent: greenlets on gevent's hub, sockets patched
+  kEventlet,  // eventlet: greenlets on eventlet's hub, sockets patched
+  kUnknown,   // anything else: refused at start
+};
+WorkerKind worker_kind_of(const std::string& worker_class);
+
 struct Config {
   // Server socket
   std::vector<std::string> bind;  // empty: "127.0.0.1:8000" (or $PORT, as gunicorn)
@@ -117,6 +126,10 @@ struct Config {
   net::TlsSettings tls;
 
   std::vector<std::string> bind_or_default() const;
+  // What --worker-class asks of the worker (see WorkerKind).
+  WorkerKind worker_kind() const { return worker_kind_of(worker_class); }
+  // The app may be called by more than one request at a time (wsgi.multithread).
+  bool concurrent_app() const { return threads > 1 || worker_kind() != WorkerKind::kLoop; }
 };
 
 // Thrown for a bad setting; what() names the setting, the value and what was

@@ -160,19 +160,6 @@ bool is_asgi_worker_class(const std::string& worker_class) {
          lower.find("asgi") != std::string::npos || lower.find("hypercorn") != std::string::npos;
 }
 
-// sync and gthread (by gunicorn's short names or class paths) are what our
-// worker does. Any other class (gevent, eventlet, tornado, a custom one)
-// promises a concurrency model we do not have: a gevent app that relies on
-// monkey-patched sockets or thousands of idle connections would be served
-// by a worker that does neither, so it is refused, not served with a warning.
-bool is_our_worker_class(const std::string& worker_class) {
-  // gunicorn's spellings of the two it calls sync and gthread.
-  return worker_class == "sync" || worker_class == "gthread" ||
-         worker_class == "gunicorn.workers.sync.SyncWorker" ||
-         worker_class == "gunicorn.workers.gthread.ThreadWorker" ||
-         worker_class == "egg:gunicorn#sync" || worker_class == "egg:gunicorn#gthread";
-}
-
 }  // namespace
 
 LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReader* python) {
@@ -290,10 +277,12 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
                       "' (an ASGI worker: cppgunicorn serves WSGI applications only; use sync, "
                       "or gthread with --threads N for concurrency)" + worker_class_source);
   }
-  if (!is_our_worker_class(config.worker_class)) {
+  // Any class but ours (tornado, a custom one) promises a worker we do not
+  // have: refused, not served with a warning.
+  if (config.worker_kind() == WorkerKind::kUnknown) {
     throw ConfigError("Invalid value for worker_class: '" + config.worker_class +
-                      "' (cppgunicorn has no such worker class; use sync, or gthread with "
-                      "--threads N for concurrency)" + worker_class_source);
+                      "' (cppgunicorn has no such worker class; use sync, gthread with "
+                      "--threads N, gevent or eventlet)" + worker_class_source);
   }
   std::string warning;
   auto note = [&](const std::string& name, const std::string& value, std::string_view why) {

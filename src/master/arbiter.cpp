@@ -308,7 +308,7 @@ bool Arbiter::preload() {
       preloaded_interpreter_ = std::make_unique<wsgi::Interpreter>(options);
     }
     wsgi::EnvironOptions env;
-    env.multithread = config_.threads > 1;
+    env.multithread = config_.concurrent_app();
     env.multiprocess = config_.workers > 1;
     if (const char* sn = std::getenv("SCRIPT_NAME")) env.script_name = sn;
     preloaded_app_ = std::make_unique<wsgi::Application>(config_.app_uri, env);

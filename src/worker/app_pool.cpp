@@ -3,42 +3,22 @@
 #include <unistd.h>
 
 #include "log/logger.h"
+#include "worker/green_hub.h"
+#include "worker/response_channel.h"
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
 
 namespace cppgunicorn::worker {
 
-// What start_response fixed, handed over with the first event.
-struct ResponseHead {
-  bool responded = false;
-  bool single_chunk = false;
-  std::string status;
-  http::HeaderList headers;
-  std::vector<std::pair<std::string, std::string>> environ_values;  // {key}e atoms
-};
+// ---------------------------------------------------------------------------
+// How a pool thread waits.
 
-struct ResponseEvent {
-  wsgi::ResponseSource::Next kind = wsgi::ResponseSource::Next::kDone;  // never kPending
-  std::string chunk;
-  std::optional<ResponseHead> head;  // on the first event only
-};
+void ThreadWaits::wait(ResponseChannel& channel, const std::function<bool()>& ready) {
+  std::unique_lock lock(channel.mu);
+  channel.room.wait(lock, ready);
+}
 
-// One request served on a pool thread. The thread owns `request` and
-// `peer` once the job is queued; the rest is shared under `mu`, except
-// `on_ready`, which only the loop thread touches.
-struct ResponseChannel {
-  http::Request request;
-  wsgi::PeerInfo peer;
-
-  std::mutex mu;
-  std::condition_variable room;  // the thread waits here for space or cancellation
-  std::deque<ResponseEvent> events;
-  size_t queued_bytes = 0;
-  bool loop_waiting = false;  // next() found nothing: wake the loop on the next event
-  bool cancelled = false;     // the connection is done with this response
-
-  std::function<void()> on_ready;  // loop thread only
-};
+void ThreadWaits::notify(ResponseChannel& channel) { channel.room.notify_all(); }
 
 // ---------------------------------------------------------------------------
 // Loop-thread side.
@@ -64,7 +44,7 @@ wsgi::ResponseSource::Next ThreadedResponse::next(std::string_view* out) {
     channel_->queued_bytes -= event.chunk.size();
     made_room = was_full && channel_->queued_bytes < AppPool::kChannelLimit;
   }
-  if (made_room) channel_->room.notify_one();
+  if (made_room) channel_->waits->notify(*channel_);
   if (event.head) {
     responded_ = event.head->responded;
     single_chunk_ = event.head->single_chunk;
@@ -98,7 +78,7 @@ void ThreadedResponse::close() {
     channel_->events.clear();
     channel_->queued_bytes = 0;
   }
-  channel_->room.notify_all();
+  channel_->waits->notify(*channel_);
   current_.clear();
 }
 
@@ -126,6 +106,22 @@ void AppPool::BodyWaiter::wait(std::unique_lock<std::mutex>& lock, std::conditio
   pool_.set_slot(slot_, base::Heartbeat::now_ms());
 }
 
+AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, std::string green_backend,
+                 size_t greenlets, std::vector<std::string> environ_keys)
+    : loop_(loop),
+      app_(app),
+      thread_count_(greenlets),
+      environ_keys_(std::move(environ_keys)),
+      waiter_(std::make_unique<base::ThreadWaiter>()),
+      green_(std::make_unique<GreenHub>(std::move(green_backend))),
+      waits_(green_.get()) {
+  // A body still arriving is waited for on the hub thread itself (not yet
+  // cooperatively: see docs/design.md).
+  for (size_t i = 0; i < thread_count_; ++i) {
+    body_waiters_.push_back(std::make_unique<BodyWaiter>(*this, i));
+  }
+}
+
 AppPool::~AppPool() {
   if (!threads_.empty()) stop(std::chrono::milliseconds(1000));
 }
@@ -139,6 +135,10 @@ int AppPool::start() {
     std::lock_guard lock(mu_);
     async_open_ = true;
     slots_.resize(thread_count_);
+    if (green_) {
+      for (size_t i = thread_count_; i > 0; --i) free_slots_.push_back(i - 1);
+      return 0;  // the greenlets start on the hub, in run_hub()
+    }
     running_ = thread_count_;
   }
   for (size_t i = 0; i < thread_count_; ++i) {
@@ -158,6 +158,8 @@ std::unique_ptr<ThreadedResponse> AppPool::submit(http::Request& request,
   channel->request.body = std::move(body);
   channel->peer = peer;
   channel->on_ready = std::move(on_ready);
+  channel->id = ++next_channel_id_;
+  channel->waits = waits_;
   if (const auto& body = channel->request.body_stream) {
     // The app made room for more body bytes: the connection reads again.
     std::weak_ptr<ResponseChannel> weak = channel;
@@ -170,7 +172,11 @@ std::unique_ptr<ThreadedResponse> AppPool::submit(http::Request& request,
     std::lock_guard lock(mu_);
     jobs_.push_back(std::move(channel));
   }
-  jobs_cv_.notify_one();
+  if (green_) {
+    green_->post();
+  } else {
+    jobs_cv_.notify_one();
+  }
   return response;
 }
 
@@ -201,6 +207,35 @@ void AppPool::set_slot(size_t slot, uint64_t since_ms) {
 }
 
 void AppPool::beat(base::Heartbeat& heartbeat) {
+  if (green_) {
+    // A greenlet may wait as long as it likes (a long poll, a slow
+    // upstream): what must not stop is the hub, which every greenlet
+    // needs. Stamp the last time the dispatcher answered a ping; when it
+    // is late, the greenlet holding the hub is most likely the one that
+    // started last among those in progress (none starts while the hub is
+    // held), so that request is named.
+    green_->ping();
+    uint64_t seen = green_->last_seen_ms();
+    uint64_t newest = 0;
+    std::string method, target;
+    if (base::Heartbeat::now_ms() > seen + kHubLateMs) {
+      std::lock_guard lock(mu_);
+      for (const Slot& s : slots_) {
+        if (s.since_ms > newest) {
+          newest = s.since_ms;
+          method = s.method;
+          target = s.target;
+        }
+      }
+    }
+    if (newest == 0) {
+      heartbeat.clear_request();
+    } else {
+      heartbeat.set_request(method, target);
+    }
+    heartbeat.beat_at(seen);
+    return;
+  }
   uint64_t oldest = 0;
   std::string method, target;
   {
@@ -232,6 +267,7 @@ void AppPool::close_handle() {
 }
 
 bool AppPool::stop(std::chrono::milliseconds grace) {
+  if (green_) return hub_finished_;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -308,12 +344,10 @@ bool AppPool::wait_for_room(size_t slot, ResponseChannel& channel) {
   // Waiting for a slow client is not the app being stuck: the heartbeat
   // does not count this time.
   set_slot(slot, 0);
+  waits_->wait(channel, [&] { return channel.cancelled || channel.queued_bytes < kChannelLimit; });
   bool cancelled;
   {
-    std::unique_lock lock(channel.mu);
-    waiter_->wait(lock, channel.room, [&] {
-      return channel.cancelled || channel.queued_bytes < kChannelLimit;
-    });
+    std::lock_guard lock(channel.mu);
     cancelled = channel.cancelled;
   }
   set_slot(slot, base::Heartbeat::now_ms());
@@ -408,6 +442,60 @@ void AppPool::serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel
   wake = false;
   push(*channel, std::move(event), &wake);
   if (wake) this->wake(channel);
+}
+
+// ---------------------------------------------------------------------------
+// Green pools: the hub's side.
+
+void AppPool::run_hub(std::chrono::milliseconds grace) {
+  GreenHub::Pool pool;
+  pool.size = thread_count_;
+  pool.queued = [this] {
+    std::lock_guard lock(mu_);
+    return jobs_.size();
+  };
+  pool.serve_one = [this] { return serve_one_green(); };
+  pool.stopping = [this] {
+    std::lock_guard lock(mu_);
+    return stopping_;
+  };
+  hub_finished_ = green_->run(pool, grace);
+}
+
+void AppPool::stop_hub() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  green_->post();
+}
+
+bool AppPool::serve_one_green() {
+  std::shared_ptr<ResponseChannel> job;
+  size_t slot;
+  {
+    std::lock_guard lock(mu_);
+    // Queued jobs are still served while stopping: their connections were
+    // closed by then, and serve() skips them.
+    if (jobs_.empty() || free_slots_.empty()) return false;
+    job = std::move(jobs_.front());
+    jobs_.pop_front();
+    slot = free_slots_.back();
+    free_slots_.pop_back();
+  }
+  // As on a pool thread: a failure ends this request only.
+  try {
+    serve(slot, job);
+  } catch (const std::exception& e) {
+    fail(slot, job, e.what());
+  } catch (...) {
+    fail(slot, job, "unknown exception");
+  }
+  {
+    std::lock_guard lock(mu_);
+    free_slots_.push_back(slot);
+  }
+  return true;
 }
 
 }  // namespace cppgunicorn::worker

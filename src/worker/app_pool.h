@@ -1,5 +1,7 @@
 // --threads N > 1 (gunicorn's gthread meaning): N Python threads call the
 // app while the loop thread does all socket I/O without the GIL.
+// -k gevent / -k eventlet: the same, with greenlets on the hub of the
+// worker's main thread in place of the threads (worker/green_hub.h).
 //
 // A connection hands a complete request to the pool (`submit`) and pulls
 // the response from the `ThreadedResponse` it gets back, exactly as it pulls
@@ -23,6 +25,7 @@
 #include <uv.h>
 
 #include <chrono>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -38,6 +41,7 @@
 #include "base/waiter.h"
 #include "http/request.h"
 #include "net/handle.h"
+#include "worker/serve_waits.h"
 #include "wsgi/environ.h"
 #include "wsgi/interpreter.h"
 #include "wsgi/response_source.h"
@@ -49,6 +53,7 @@ class Application;
 namespace cppgunicorn::worker {
 
 struct ResponseChannel;
+class GreenHub;
 
 // The loop-thread side of one request served on a pool thread. Every method
 // runs on the loop thread and never takes the GIL.
@@ -90,6 +95,10 @@ class AppPool {
   AppPool(uv_loop_t* loop, const wsgi::Application& app, int threads,
           std::vector<std::string> environ_keys = {},
           std::unique_ptr<base::Waiter> waiter = nullptr);
+  // Greenlets of `green_backend` ("gevent" or "eventlet"), at most
+  // `greenlets` at once, on the hub that run_hub() runs.
+  AppPool(uv_loop_t* loop, const wsgi::Application& app, std::string green_backend,
+          size_t greenlets, std::vector<std::string> environ_keys = {});
   ~AppPool();
   AppPool(const AppPool&) = delete;
   AppPool& operator=(const AppPool&) = delete;
@@ -97,6 +106,14 @@ class AppPool {
   // Creates the wake-up handle and starts the threads; the GIL must not be
   // held. Returns 0 or a libuv error.
   int start();
+
+  bool green() const { return green_ != nullptr; }
+  // Green pools, on the worker's main thread while the loop runs on
+  // another: runs the hub until stop_hub() and the greenlets returned (or
+  // `grace` passed after that). Throws if the hub itself fails.
+  void run_hub(std::chrono::milliseconds grace);
+  // Green pools, from the loop thread once the loop ended.
+  void stop_hub();
 
   // Queues a request (its body moves into the job): a complete one, or one
   // whose body_stream the connection still feeds. `on_ready` runs on the
@@ -117,11 +134,14 @@ class AppPool {
 
   // After the loop ended: lets the threads finish and joins them. False when
   // some are still inside the app after `grace` (they are left running and
-  // the process must exit without finalising Python).
+  // the process must exit without finalising Python). For a green pool,
+  // what run_hub() found.
   bool stop(std::chrono::milliseconds grace);
 
   // A thread waits while this much of its response is not taken yet.
   static constexpr size_t kChannelLimit = 256 * 1024;
+  // A hub that answers no ping for this long is held by one greenlet.
+  static constexpr uint64_t kHubLateMs = 1000;
 
  private:
   struct Slot {
@@ -144,6 +164,7 @@ class AppPool {
 
   static void on_async(uv_async_t* handle);
   void thread_main(size_t slot);
+  bool serve_one_green();
   void serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel);
   // What serve() threw: logged, and the request ends in an error event.
   void fail(size_t slot, const std::shared_ptr<ResponseChannel>& channel, const std::string& what);
@@ -153,10 +174,16 @@ class AppPool {
 
   uv_loop_t* loop_;
   const wsgi::Application& app_;
-  size_t thread_count_;
+  size_t thread_count_;  // or greenlets at most
   std::vector<std::string> environ_keys_;
   std::unique_ptr<base::Waiter> waiter_;
   std::vector<std::unique_ptr<BodyWaiter>> body_waiters_;  // one per thread
+  // Where serving waits for the loop: thread_waits_, or the green hub.
+  ThreadWaits thread_waits_;
+  std::unique_ptr<GreenHub> green_;
+  ServeWaits* waits_ = &thread_waits_;
+  uint64_t next_channel_id_ = 0;  // loop thread
+  bool hub_finished_ = true;
   net::UvHandle<uv_async_t> async_;
   std::vector<std::thread> threads_;
 
@@ -166,6 +193,7 @@ class AppPool {
   std::deque<std::shared_ptr<ResponseChannel>> jobs_;
   std::vector<std::shared_ptr<ResponseChannel>> ready_;
   std::vector<Slot> slots_;
+  std::vector<size_t> free_slots_;  // green pools: slots no greenlet holds
   size_t running_ = 0;
   bool stopping_ = false;
   bool async_open_ = false;

@@ -733,6 +733,7 @@ void Connection::finish_request(bool keep_alive) {
     parser_.next();
   }
   last_activity_ms_ = uv_now(worker_.loop());
+  answered_ = true;
   worker_.request_done();
   if (!keep_alive) {
     log::error_log().debug("Closing connection.");  // gunicorn's gthread worker
@@ -951,7 +952,12 @@ void Connection::on_closed(uv_handle_t* h) {
 }
 
 bool Connection::idle() const {
-  return !closing_ && !busy_ && !lingering_ && !close_when_flushed_ && pending_input_.empty() &&
+  // A connection not answered yet is a client on its way: its request is
+  // likely in the socket already, unread only because it was accepted in
+  // this loop iteration (at --worker-connections, a burst of new clients
+  // would otherwise close each other's connections before their first
+  // request). The slowloris deadlines end those that send nothing.
+  return answered_ && !closing_ && !busy_ && !lingering_ && !close_when_flushed_ && pending_input_.empty() &&
          backlog() == 0 && !parser_.in_request() && (!tls_ || tls_->established());
 }
 

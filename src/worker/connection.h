@@ -40,8 +40,9 @@ class Connection {
   // The periodic sweep: idle keep-alive and lingering-close deadlines.
   void sweep(uint64_t now_ms, uint64_t keepalive_ms);
   bool closing() const { return closing_; }
-  // Between requests with nothing in flight either way: what a worker at
-  // --worker-connections may close to make room (nginx does the same).
+  // Between requests (after one was answered) with nothing in flight
+  // either way: what a worker at --worker-connections may close to make
+  // room (nginx does the same).
   bool idle() const;
   uint64_t last_activity_ms() const { return last_activity_ms_; }
   // Writes what send() held back while the worker was corking.
@@ -147,6 +148,7 @@ class Connection {
   bool close_when_flushed_ = false;
   bool lingering_ = false;
   bool busy_ = false;            // a request is being served
+  bool answered_ = false;        // a response was completed on this connection
   bool waiting_for_drain_ = false;
   bool continue_sent_ = false;   // "100 Continue" went out for this request
   bool corked_ = false;          // queued_ holds bytes for the worker's cork flush

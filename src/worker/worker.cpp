@@ -9,10 +9,12 @@
 #include <csignal>
 #include <cstdlib>
 #include <optional>
+#include <thread>
 
 #include "log/logger.h"
 #include "worker/app_pool.h"
 #include "worker/connection.h"
+#include "worker/green_hub.h"
 #include "worker/http_options.h"
 #include "wsgi/app_loader.h"
 #include "wsgi/application.h"
@@ -86,8 +88,33 @@ bool Worker::run_before_app_import() {
   return true;
 }
 
+namespace {
+// The hub a gevent or eventlet worker class runs the app on; "" for ours.
+std::string green_backend(const config::Config& config) {
+  switch (config.worker_kind()) {
+    case config::WorkerKind::kGevent:
+      return "gevent";
+    case config::WorkerKind::kEventlet:
+      return "eventlet";
+    default:
+      return "";
+  }
+}
+}  // namespace
+
+bool Worker::patch_for_greenlets() {
+  std::string backend = green_backend(config_);
+  if (backend.empty()) return true;
+  if (GreenHub::patch(backend)) return true;
+  exit_code_ = kExitWorkerBootError;
+  return false;
+}
+
 bool Worker::boot() {
-  if (app_ != nullptr) return run_before_app_import();  // preloaded by the master
+  // gunicorn's gevent and eventlet workers patch first thing after fork,
+  // --preload or not (a preloaded app was imported unpatched; gunicorn's
+  // documentation says to patch in the config file for that case).
+  if (app_ != nullptr) return patch_for_greenlets() && run_before_app_import();
   wsgi::InterpreterOptions options;
   options.argv = {"cppgunicorn"};
   options.pythonpath = config_.pythonpath;
@@ -110,9 +137,9 @@ bool Worker::boot() {
     exit_code_ = kExitWorkerBootError;
     return false;
   }
-  if (!run_before_app_import()) return false;
+  if (!patch_for_greenlets() || !run_before_app_import()) return false;
   wsgi::EnvironOptions env;
-  env.multithread = config_.threads > 1;
+  env.multithread = config_.concurrent_app();
   env.multiprocess = config_.workers > 1;
   if (const char* sn = std::getenv("SCRIPT_NAME")) env.script_name = sn;
   try {
@@ -353,19 +380,51 @@ void Worker::close_all_handles() {
 }
 
 bool Worker::start_app_pool() {
-  // With --threads 1 the loop thread calls the app, unless bodies are
-  // streamed: an app waiting in wsgi.input.read() for the client must not
-  // hold the loop, so one pool thread calls it instead (still one app call
-  // at a time).
-  if (config_.threads <= 1 && config_.request_buffering) return true;
-  app_pool_ = std::make_unique<AppPool>(&loop_, *app_, std::max(config_.threads, 1),
-                                        access_log_.environ_keys());
+  if (std::string backend = green_backend(config_); !backend.empty()) {
+    // gunicorn's Pool(worker_connections): as many greenlets as clients.
+    app_pool_ = std::make_unique<AppPool>(&loop_, *app_, backend, max_connections_,
+                                          access_log_.environ_keys());
+  } else {
+    // With --threads 1 the loop thread calls the app, unless bodies are
+    // streamed: an app waiting in wsgi.input.read() for the client must not
+    // hold the loop, so one pool thread calls it instead (still one app call
+    // at a time).
+    if (config_.threads <= 1 && config_.request_buffering) return true;
+    app_pool_ = std::make_unique<AppPool>(&loop_, *app_, std::max(config_.threads, 1),
+                                          access_log_.environ_keys());
+  }
   if (int rc = app_pool_->start(); rc != 0) {
     log::error_log().error(std::string("cannot start the worker threads: ") + uv_strerror(rc));
     app_pool_.reset();
     return false;
   }
   return true;
+}
+
+void Worker::run_loop_beside_hub() {
+  // gevent's and eventlet's hubs (and monkey-patching) belong to the main
+  // thread, which also holds Python's signal and fork state: the hub stays
+  // here and the loop, which never needs the GIL, moves to a thread.
+  std::thread loop_thread([this] {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    app_pool_->stop_hub();
+  });
+  try {
+    // As the threads' grace below: under the master's 1 s before SIGKILL.
+    app_pool_->run_hub(std::chrono::milliseconds(500));
+  } catch (pybind11::error_already_set& e) {
+    {
+      wsgi::Gil gil;
+      e.restore();
+      wsgi::log_python_error("Exception in the worker's hub");
+    }
+    // The loop thread serves on without a hub: nothing would answer.
+    ::_exit(kExitWorkerBootError);
+  } catch (const std::exception& e) {
+    log::error_log().error(std::string("Exception in the worker's hub: ") + e.what());
+    ::_exit(kExitWorkerBootError);
+  }
+  loop_thread.join();
 }
 
 int Worker::run() {
@@ -424,7 +483,11 @@ int Worker::run() {
   } else if (heartbeat_) {
     heartbeat_->set_ready();
   }
-  uv_run(&loop_, UV_RUN_DEFAULT);
+  if (app_pool_ && app_pool_->green()) {
+    run_loop_beside_hub();
+  } else {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+  }
   uv_loop_close(&loop_);
   // Threads are idle here unless connections were cut (quick stop, or the
   // graceful timeout): then give them a moment, less than the master's 1 s

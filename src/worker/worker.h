@@ -109,6 +109,9 @@ class Worker {
   void maybe_finish();
   void close_all_handles();
   bool start_app_pool();
+  bool patch_for_greenlets();
+  // gevent/eventlet: the loop on a thread of its own, the hub on this one.
+  void run_loop_beside_hub();
 
   const config::Config& config_;
   const std::vector<net::ListenSocket>& sockets_;

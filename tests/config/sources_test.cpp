@@ -96,8 +96,9 @@ TEST_CASE("load_config refuses what would change the wire or who may connect") {
   refused({"--http-protocols", "h1, H2"}, "Invalid value for http_protocols: 'h1, H2'");
   refused({"--http-protocols", "h1,h1"}, "'h1' is given twice");
   refused({"--http-protocols", "h4"}, "'h4' is not a protocol");
-  refused({"-k", "gevent"}, "Invalid value for worker_class: 'gevent' (cppgunicorn has no such");
-  refused({"-k", "gunicorn.workers.ggevent.GeventWorker"}, "[from command line]");
+  refused({"-k", "tornado"}, "Invalid value for worker_class: 'tornado' (cppgunicorn has no such");
+  refused({"-k", "gunicorn.workers.gtornado.TornadoWorker"}, "gthread with --threads N");
+  refused({"-k", "myproject.Worker"}, "[from command line]");
   refused({"-k", "uvicorn.workers.UvicornWorker"}, "an ASGI worker");
   // What we do anyway is accepted without a warning.
   LoadedConfig ok = load_config({"--protocol", "HTTP", "--http-protocols", "h1", "-k",
@@ -106,12 +107,33 @@ TEST_CASE("load_config refuses what would change the wire or who may connect") {
   CHECK(ok.ignored_warning.empty());
   CHECK(load_config({"--http-protocols", "", "app:app"}, nullptr).ignored_warning.empty());
   // Only the winning source counts: the command line sets sync back.
-  ::setenv("GUNICORN_CMD_ARGS", "-k eventlet --protocol uwsgi", 1);
+  ::setenv("GUNICORN_CMD_ARGS", "-k tornado --protocol uwsgi", 1);
   CHECK(load_config({"-k", "sync", "app:app"}, nullptr).config.protocol == "uwsgi");
   CHECK_NOTHROW(load_config({"-k", "sync", "--protocol", "http", "app:app"}, nullptr));
   CHECK_THROWS_WITH_AS(load_config({"app:app"}, nullptr),
                        doctest::Contains("[from env GUNICORN_CMD_ARGS]"), ConfigError);
   ::unsetenv("GUNICORN_CMD_ARGS");
+}
+
+TEST_CASE("worker classes: gunicorn's names for sync, gthread, gevent and eventlet") {
+  auto kind = [](const char* worker_class) {
+    return load_config({"-k", worker_class, "app:app"}, nullptr).config.worker_kind();
+  };
+  CHECK(kind("sync") == WorkerKind::kLoop);
+  CHECK(kind("egg:gunicorn#gthread") == WorkerKind::kLoop);
+  CHECK(kind("gevent") == WorkerKind::kGevent);
+  CHECK(kind("gunicorn.workers.ggevent.GeventWorker") == WorkerKind::kGevent);
+  CHECK(kind("egg:gunicorn#gevent") == WorkerKind::kGevent);
+  CHECK(kind("gevent_pywsgi") == WorkerKind::kGevent);
+  CHECK(kind("eventlet") == WorkerKind::kEventlet);
+  CHECK(kind("gunicorn.workers.geventlet.EventletWorker") == WorkerKind::kEventlet);
+  CHECK(kind("egg:gunicorn#eventlet") == WorkerKind::kEventlet);
+  // Case matters, as in gunicorn's lookup.
+  CHECK_THROWS_AS(kind("GEVENT"), ConfigError);
+  Config config;
+  CHECK_FALSE(config.concurrent_app());
+  config.worker_class = "eventlet";
+  CHECK(config.concurrent_app());
 }
 
 TEST_CASE("--protocol uwsgi and --uwsgi-allow-from are read as gunicorn reads them") {

@@ -4,7 +4,8 @@ needs to see the effect of a flag:
 
 * ``imported_by``: the pid that imported this module (the master under
   --preload), ``pid`` the worker's; ``umask`` and ``cwd`` of the worker;
-  ``version``: VERSION below, which a --reload test rewrites
+  ``version``: VERSION below, which a --reload test rewrites;
+  ``socket_module``: where socket.socket comes from (patched or not)
 * ``/__error``: raises (a traceback in the error log)
 * ``/__print?text``: prints text to stdout
 * ``/__file``: this file through wsgi.file_wrapper
@@ -38,6 +39,8 @@ def app(environ, start_response):
     body["umask"] = "%o" % mask
     body["cwd"] = os.getcwd()
     body["version"] = VERSION
+    import socket
+    body["socket_module"] = socket.socket.__module__  # gevent.* / eventlet.* when patched
     data = json.dumps(body).encode()
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(data)))])
