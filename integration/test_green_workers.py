@@ -293,3 +293,31 @@ def test_access_log_lines_for_green_requests(start_server, backend):
     while srv.stdout().count('"GET /sleep?t=0.2 HTTP/1.1" 200') < 3:
         assert time.monotonic() < deadline, srv.stdout()
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_body_still_arriving_parks_its_greenlet_and_others_are_served(
+        start_server, backend):
+    # --no-request-buffering: the app reads wsgi.input while the client is
+    # still sending. That read must wait on the hub like any patched I/O,
+    # or every other greenlet of the worker stops with it.
+    srv = start_green(start_server, backend, "--no-request-buffering")
+    host, port = srv.url.split("//")[1].split(":")
+    slow = socket.create_connection((host, int(port)), timeout=20)
+    try:
+        slow.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+                     b"Connection: close\r\n\r\nhello")
+        time.sleep(0.3)  # the app is called and is waiting for the rest
+        # Served while the first request still waits for its body.
+        assert get_json(srv, "/environ", timeout=10)["multithread"] is True
+        slow.sendall(b"world")
+        data = b""
+        while True:
+            chunk = slow.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        slow.close()
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert data.endswith(b"helloworld")

@@ -10,36 +10,47 @@ BodyChannel::BodyChannel(size_t limit) : limit_(limit) {}
 bool BodyChannel::push(std::string_view data) {
   bool wake;
   bool room;
+  Waiter* waiter;
   {
     std::lock_guard lock(mu_);
     if (finished_ || failure_ != Failure::kNone) return true;
+    waiter = waiter_;
     wake = buffer_.size() == taken_ && !data.empty();
     buffer_.append(data);
     pushed_ += data.size();
     room = buffer_.size() - taken_ < limit_;
     if (!room) writer_paused_ = true;
   }
-  if (wake) readable_.notify_all();
+  if (wake) {
+    readable_.notify_all();
+    waiter->notify();
+  }
   return room;
 }
 
 void BodyChannel::finish() {
+  Waiter* waiter;
   {
     std::lock_guard lock(mu_);
     if (finished_ || failure_ != Failure::kNone) return;
     finished_ = true;
+    waiter = waiter_;
   }
   readable_.notify_all();
+  waiter->notify();
 }
 
 void BodyChannel::fail(Failure failure, std::string message) {
+  Waiter* waiter;
   {
     std::lock_guard lock(mu_);
     if (finished_ || failure_ != Failure::kNone) return;
     failure_ = failure == Failure::kNone ? Failure::kError : failure;
     message_ = std::move(message);
+    waiter = waiter_;
   }
   readable_.notify_all();
+  waiter->notify();
 }
 
 bool BodyChannel::has_room() const {

@@ -20,6 +20,10 @@ class Waiter {
   // held (the thread that would change it may need it).
   virtual void wait(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
                     const std::function<bool()>& ready) = 0;
+  // The writer changed what `ready` reads and notified `cv`: a waiter that
+  // does not sleep on `cv` (a parked greenlet) is woken here. Any thread,
+  // no lock held.
+  virtual void notify() {}
 };
 
 // OS threads: a plain condition-variable wait.

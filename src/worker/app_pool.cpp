@@ -102,8 +102,18 @@ void AppPool::BodyWaiter::wait(std::unique_lock<std::mutex>& lock, std::conditio
   // Waiting for a slow client is not the app being stuck: the heartbeat
   // does not count this time. (Lock order: the body channel's, then mu_.)
   pool_.set_slot(slot_, 0);
-  pool_.waiter_->wait(lock, cv, ready);
+  if (pool_.green_) {
+    pool_.green_->wait_on(channel_id_.load(), lock, ready);
+  } else {
+    pool_.waiter_->wait(lock, cv, ready);
+  }
   pool_.set_slot(slot_, base::Heartbeat::now_ms());
+}
+
+void AppPool::BodyWaiter::notify() {
+  // A wake that reaches the slot's next request instead (a late push into a
+  // finished body) only makes that greenlet check its own wait again.
+  if (pool_.green_) pool_.green_->notify_id(channel_id_.load());
 }
 
 AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, std::string green_backend,
@@ -115,8 +125,7 @@ AppPool::AppPool(uv_loop_t* loop, const wsgi::Application& app, std::string gree
       waiter_(std::make_unique<base::ThreadWaiter>()),
       green_(std::make_unique<GreenHub>(std::move(green_backend))),
       waits_(green_.get()) {
-  // A body still arriving is waited for on the hub thread itself (not yet
-  // cooperatively: see docs/design.md).
+  // A body still arriving parks the greenlet reading it (BodyWaiter).
   for (size_t i = 0; i < thread_count_; ++i) {
     body_waiters_.push_back(std::make_unique<BodyWaiter>(*this, i));
   }
@@ -379,7 +388,10 @@ void AppPool::serve(size_t slot, const std::shared_ptr<ResponseChannel>& channel
     s.method = channel->request.method;
     s.target = channel->request.target;
   }
-  if (const auto& body = channel->request.body_stream) body->set_waiter(body_waiters_[slot].get());
+  if (const auto& body = channel->request.body_stream) {
+    body_waiters_[slot]->serving(channel->id);
+    body->set_waiter(body_waiters_[slot].get());
+  }
   using Next = wsgi::ResponseSource::Next;
   std::unique_ptr<wsgi::Exchange> exchange;
   bool called;

@@ -24,7 +24,7 @@
 
 #include <uv.h>
 
-#include <chrono>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -156,10 +156,15 @@ class AppPool {
     BodyWaiter(AppPool& pool, size_t slot) : pool_(pool), slot_(slot) {}
     void wait(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
               const std::function<bool()>& ready) override;
+    // Green workers: the greenlet in this slot parks under its request's
+    // channel id, and the loop's pushes wake it there.
+    void notify() override;
+    void serving(uint64_t channel_id) { channel_id_.store(channel_id); }
 
    private:
     AppPool& pool_;
     size_t slot_;
+    std::atomic<uint64_t> channel_id_{0};
   };
 
   static void on_async(uv_async_t* handle);

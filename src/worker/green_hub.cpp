@@ -128,12 +128,28 @@ void GreenHub::post() {
   }
 }
 
-void GreenHub::notify(ResponseChannel& channel) {
+void GreenHub::notify(ResponseChannel& channel) { notify_id(channel.id); }
+
+void GreenHub::notify_id(uint64_t id) {
   {
     std::lock_guard lock(mu_);
-    woken_.push_back(channel.id);
+    woken_.push_back(id);
   }
   post();
+}
+
+void GreenHub::wait_on(uint64_t id, std::unique_lock<std::mutex>& lock,
+                       const std::function<bool()>& ready) {
+  // As in wait(): only this greenlet runs between the check and the park,
+  // so a notify after the check finds it parked.
+  while (!ready()) {
+    lock.unlock();
+    {
+      wsgi::Gil gil;
+      park_(id);
+    }
+    lock.lock();
+  }
 }
 
 std::vector<uint64_t> GreenHub::take() {

@@ -62,6 +62,13 @@ class GreenHub final : public ServeWaits {
   void wait(ResponseChannel& channel, const std::function<bool()>& ready) override;
   void notify(ResponseChannel& channel) override;
 
+  // The same for a wait on another object (a request body still arriving):
+  // `ready` is checked with `lock` held, which is released while the
+  // greenlet is parked under channel `id`. Called without the GIL.
+  void wait_on(uint64_t id, std::unique_lock<std::mutex>& lock,
+               const std::function<bool()>& ready);
+  void notify_id(uint64_t id);
+
  private:
   std::vector<uint64_t> take();
 
