@@ -383,3 +383,14 @@ def test_proxy_protocol_sets_remote_and_proxy_keys(start, header):
     env = json.loads(data.partition(b"\r\n\r\n")[2])["str"]
     assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == ("203.0.113.7", "4321")
     assert (env["PROXY_PROTOCOL"], env["PROXY_ADDR"], env["PROXY_PORT"]) == ("TCP4", "10.0.0.1", "80")
+
+
+def test_a_worker_class_whose_package_is_missing_stops_the_master_with_1(kind, tmp_path):
+    # gunicorn's master imports the worker class and exits 1; no worker is
+    # forked to fail at boot.
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['gevent'] = None\n")
+    r = run(kind, "-k", "gevent", "--bind", f"127.0.0.1:{free_port()}", "--chdir", str(PARITY),
+            "app:app", env={"PYTHONPATH": str(tmp_path)})
+    assert r.returncode == 1, r.stderr
+    assert "gevent" in r.stderr
+    assert "Booting worker" not in r.stderr

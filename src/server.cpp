@@ -220,6 +220,16 @@ int Server::run() {
       return 1;
     }
   }
+  if (std::string backend = config.green_backend();
+      !backend.empty() && !python.module_available(backend)) {
+    // As gunicorn's master, which imports the worker class: exit 1, no
+    // worker forked to fail at boot.
+    std::fprintf(stderr,
+                 "Error: Invalid value for worker_class: '%s' (the %s package is not installed "
+                 "for this Python: pip install %s)\n",
+                 config.worker_class.c_str(), backend.c_str(), backend.c_str());
+    return 1;
+  }
   if (config.print_config) {
     std::fputs(config::print_config(loaded).c_str(), stdout);
     std::fflush(stdout);

@@ -40,4 +40,12 @@ std::vector<std::string> Config::bind_or_default() const {
   return {"127.0.0.1:8000"};
 }
 
+std::string Config::green_backend() const {
+  switch (worker_kind()) {
+    case WorkerKind::kGevent: return "gevent";
+    case WorkerKind::kEventlet: return "eventlet";
+    default: return "";
+  }
+}
+
 }  // namespace cppgunicorn::config

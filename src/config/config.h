@@ -128,6 +128,8 @@ struct Config {
   std::vector<std::string> bind_or_default() const;
   // What --worker-class asks of the worker (see WorkerKind).
   WorkerKind worker_kind() const { return worker_kind_of(worker_class); }
+  // The package a gevent or eventlet worker class runs the app on; "" for ours.
+  std::string green_backend() const;
   // The app may be called by more than one request at a time (wsgi.multithread).
   bool concurrent_app() const { return threads > 1 || worker_kind() != WorkerKind::kLoop; }
 };

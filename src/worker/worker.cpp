@@ -89,21 +89,10 @@ bool Worker::run_before_app_import() {
 }
 
 namespace {
-// The hub a gevent or eventlet worker class runs the app on; "" for ours.
-std::string green_backend(const config::Config& config) {
-  switch (config.worker_kind()) {
-    case config::WorkerKind::kGevent:
-      return "gevent";
-    case config::WorkerKind::kEventlet:
-      return "eventlet";
-    default:
-      return "";
-  }
-}
 }  // namespace
 
 bool Worker::patch_for_greenlets() {
-  std::string backend = green_backend(config_);
+  std::string backend = config_.green_backend();
   if (backend.empty()) return true;
   if (GreenHub::patch(backend)) return true;
   exit_code_ = kExitWorkerBootError;
@@ -380,7 +369,7 @@ void Worker::close_all_handles() {
 }
 
 bool Worker::start_app_pool() {
-  if (std::string backend = green_backend(config_); !backend.empty()) {
+  if (std::string backend = config_.green_backend(); !backend.empty()) {
     // gunicorn's Pool(worker_connections): as many greenlets as clients.
     app_pool_ = std::make_unique<AppPool>(&loop_, *app_, backend, max_connections_,
                                           access_log_.environ_keys());

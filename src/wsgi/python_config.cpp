@@ -287,6 +287,12 @@ std::string PythonConfig::check_app(const config::Config& config) {
   return {};
 }
 
+bool PythonConfig::module_available(const std::string& module) {
+  start_interpreter();
+  Gil gil;
+  return !py::module_::import("importlib.util").attr("find_spec")(module).is_none();
+}
+
 bool PythonConfig::has(std::string_view hook) const {
   return std::find(hook_names_.begin(), hook_names_.end(), hook) != hook_names_.end();
 }

@@ -61,6 +61,11 @@ class PythonConfig : public config::PythonConfigReader {
   // interpreter if none runs). Returns "" or the reason it failed.
   std::string check_app(const config::Config& config);
 
+  // Whether `module` can be imported here (starting an interpreter if none
+  // runs), without importing it: a worker class's package must be
+  // installed before any worker is forked.
+  bool module_available(const std::string& module);
+
   // Before the master forks: what every worker needs from Python is
   // imported now (see wsgi::import_worker_modules), starting the master's
   // interpreter first where none runs yet (the `cppgunicorn` executable),
