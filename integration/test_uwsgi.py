@@ -9,7 +9,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -22,31 +21,20 @@ import requests
 
 from conftest import APPS, EXAMPLES, Server, free_port, server_binary, wait_for_port
 from proc_tools import wait_until
+from nginx import Nginx
 
-NGINX = "/usr/sbin/nginx"
 UWSGI_PARAMS = "/etc/nginx/uwsgi_params"
 UWSGI_APP = APPS / "uwsgi"
 EXAMPLE = EXAMPLES / "flask_app"
 
-NGINX_CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log info;
-events {{ worker_connections 256; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}/client_body;
-  uwsgi_temp_path {dir}/uwsgi;
-  proxy_temp_path {dir}/proxy;
-  fastcgi_temp_path {dir}/fastcgi;
-  scgi_temp_path {dir}/scgi;
+# The server block in front of the backend; integration/nginx.py writes
+# the rest of the configuration and runs nginx.
+NGINX_SERVER = """
   client_max_body_size 64m;
   server {{
     listen 127.0.0.1:{port};
     server_name example.test;
-    root {dir}/www;
+    root {www};
     location / {{
       include {params};
       uwsgi_param HTTP_X_FROM_NGINX yes;
@@ -59,38 +47,25 @@ http {{
       uwsgi_pass {upstream};
     }}
   }}
-}}
 """
 
 
-class Nginx:
-    """nginx in the foreground, one process, everything under its own dir."""
+class UwsgiNginx(Nginx):
+    """nginx with `uwsgi_pass` to `upstream`, under a directory of its own."""
 
     def __init__(self, upstream):
-        self.dir = Path(tempfile.mkdtemp(prefix="uwsgi-nginx-"))
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        conf = self.dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=self.dir, port=self.port, upstream=upstream,
-                                          params=UWSGI_PARAMS))
-        (self.dir / "www").mkdir()
-        self.proc = subprocess.Popen(
-            [NGINX, "-p", str(self.dir), "-c", str(conf), "-e", str(self.dir / "error.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        assert wait_for_port(self.port, self.proc), self.error_log()
-
-    def error_log(self):
-        path = self.dir / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        directory = Path(tempfile.mkdtemp(prefix="uwsgi-nginx-"))
+        port = free_port()
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        (directory / "www").mkdir()
+        super().__init__(directory, NGINX_SERVER.format(
+            port=port, www=directory / "www", upstream=upstream, params=UWSGI_PARAMS),
+            ports=[port])
+        self.start()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -194,7 +169,7 @@ STACKS = [("cppgunicorn", "tcp"), ("cppgunicorn", "unix"), ("gunicorn", "tcp"), 
 def example(request):
     kind, transport = request.param
     backend = Backend(kind, transport, EXAMPLE, "app:app")
-    nginx = Nginx(backend.upstream)
+    nginx = UwsgiNginx(backend.upstream)
     yield nginx
     nginx.stop()
     backend.stop()
@@ -245,7 +220,7 @@ def test_a_streamed_response_through_nginx_has_no_chunk_markers_in_it(example):
 def environ_stack(request):
     transport = getattr(request, "param", "tcp")
     backend = Backend("cppgunicorn", transport, UWSGI_APP, "app:app")
-    nginx = Nginx(backend.upstream)
+    nginx = UwsgiNginx(backend.upstream)
     yield nginx
     nginx.stop()
     backend.stop()
@@ -409,7 +384,7 @@ def test_uwsgi_over_tls_from_nginx_suwsgi(tmp_path):
                    cwd=tmp_path, check=True, capture_output=True)
     backend = Backend("cppgunicorn", "tcp", UWSGI_APP, "app:app", "--certfile",
                       str(tmp_path / "cert.pem"), "--keyfile", str(tmp_path / "key.pem"))
-    nginx = Nginx(f"suwsgi://{backend.upstream}")
+    nginx = UwsgiNginx(f"suwsgi://{backend.upstream}")
     try:
         env = requests.get(nginx.url + "/environ", timeout=10).json()
         assert env["wsgi.url_scheme"] == "https"
