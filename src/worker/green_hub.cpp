@@ -153,11 +153,16 @@ void GreenHub::wait_on(uint64_t id, std::unique_lock<std::mutex>& lock,
 }
 
 std::vector<uint64_t> GreenHub::take() {
-  // Cleared before what it announces is read: a post from now on writes.
-  signalled_.store(false);
+  // The counter is read first, then the flag cleared, then the wake list
+  // taken. Cleared before the read, a post landing between the two would
+  // leave the flag set with the counter drained: every later post would
+  // skip its write and the dispatcher would sleep for good. In this order a
+  // post that found the flag set has its work in what is taken below, and
+  // one after the clear writes again.
   uint64_t count;
   while (::read(fd_, &count, sizeof count) < 0 && errno == EINTR) {
   }
+  signalled_.store(false);
   last_seen_ms_.store(base::Heartbeat::now_ms(), std::memory_order_relaxed);
   std::vector<uint64_t> woken;
   std::lock_guard lock(mu_);
