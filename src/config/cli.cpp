@@ -85,6 +85,40 @@ long long parse_byte_count(std::string_view setting, const std::string& v) {
   return n;
 }
 
+// HOST:PORT with a port number (0-65535), or [IPV6]:PORT.
+bool valid_host_port(const std::string& v) {
+  size_t colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == v.size()) return false;
+  std::string host = v.substr(0, colon);
+  std::string port = v.substr(colon + 1);
+  if (port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stol(port) > 65535) {
+    return false;
+  }
+  if (host.front() == '[') return host.back() == ']' && host.size() > 2;
+  return host.find(':') == std::string::npos && host.find('/') == std::string::npos;
+}
+
+// metrics_buckets: positive finite numbers, increasing, at most 30.
+std::vector<double> parse_buckets(const std::string& v) {
+  auto fail = [&v](const std::string& why) {
+    return ConfigError("Invalid value for metrics_buckets: '" + v + "' (" + why + ")");
+  };
+  std::vector<double> out;
+  for (const std::string& item : split_commas(v)) {
+    char* end = nullptr;
+    errno = 0;
+    double d = std::strtod(item.c_str(), &end);
+    if (item.empty() || *end != '\0' || errno == ERANGE || !(d > 0) || d > 1e9) {
+      throw fail("'" + item + "' is not a number of seconds > 0");
+    }
+    if (!out.empty() && d <= out.back()) throw fail("the bounds must increase");
+    out.push_back(d);
+  }
+  if (out.empty()) throw fail("expected at least one bound");
+  if (out.size() > 30) throw fail("at most 30 bounds");
+  return out;
+}
+
 std::function<void(Config&, const std::string&)> string_setter(std::string Config::*field) {
   return [field](Config& c, const std::string& v) { c.*field = v; };
 }
@@ -666,6 +700,25 @@ const std::vector<Setting>& settings_table() {
        [](Config& c, const std::string& v) {
          c.spool_budget = parse_byte_count("spool_budget", v);
        }, "4294967296"},
+      {"metrics_bind", {"--metrics-bind"}, ValueKind::kString, "HOST:PORT",
+       "Serve Prometheus metrics (/metrics) and a health check (/healthz) from the master on "
+       "this TCP address, e.g. 127.0.0.1:9100. Ours; default off.",
+       [](Config& c, const std::string& v) {
+         if (!v.empty() && !valid_host_port(v)) {
+           throw ConfigError("Invalid value for metrics_bind: '" + v +
+                             "' (expected HOST:PORT or [IPV6]:PORT, a TCP address)");
+         }
+         c.metrics_bind = v;
+       }, "None"},
+      {"metrics_buckets", {"--metrics-buckets"}, ValueKind::kString, "SECONDS,...",
+       "The request-duration histogram's upper bounds in seconds, increasing, at most 30. "
+       "Ours.",
+       [](Config& c, const std::string& v) { c.metrics_buckets = parse_buckets(v); },
+       "0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10"},
+      {"max_worker_memory", {"--max-worker-memory"}, ValueKind::kInt, "MiB",
+       "Retire a worker whose resident memory passes this many MiB, after its requests in "
+       "flight, as max_requests does (0: no limit). Ours.",
+       int_setter("max_worker_memory", &Config::max_worker_memory, 0), "0"},
       {"request_buffering", {"--request-buffering", "--no-request-buffering"}, ValueKind::kBool, "",
        "Read the whole request body before calling the app (spooled to tmp_upload_dir past "
        "1 MiB), as nginx's proxy_request_buffering; --no-request-buffering hands wsgi.input "
@@ -770,7 +823,7 @@ bool argparse_int_flag(std::string_view name, bool* auto_base) {
       "http2_max_concurrent_streams", "http2_max_frame_size", "http2_max_header_list_size",
       "keepalive", "limit_request_field_size", "limit_request_fields", "limit_request_line",
       "max_requests", "max_requests_jitter", "threads", "timeout", "websocket_max_message_size",
-      "worker_connections", "workers", "limit_request_body", "spool_budget"};
+      "worker_connections", "workers", "limit_request_body", "spool_budget", "max_worker_memory"};
   *auto_base = name == "umask" || name == "control_socket_mode";
   if (*auto_base) return true;
   for (std::string_view n : kInt) {

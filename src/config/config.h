@@ -64,6 +64,15 @@ struct Config {
   int limit_request_field_size = 8190;  // 0: 8190
   long long limit_request_body = 1LL << 30;  // ours: 0 is unlimited (docs/http.md)
   long long spool_budget = 4LL << 30;        // ours: per worker, bytes of bodies on disk
+
+  // Ours: operations (docs/operations.md). The master serves /metrics and
+  // /healthz on metrics_bind ("" = off); the request-duration histogram's
+  // upper bounds in seconds; a worker whose RSS passes max_worker_memory
+  // MiB (0 = no limit) is retired gracefully and replaced.
+  std::string metrics_bind;
+  std::vector<double> metrics_buckets = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                         0.5,   1,    2.5,   5,    10};
+  int max_worker_memory = 0;
   // Ours: the whole body is read before the app is called (true), or the
   // app gets wsgi.input as the bytes arrive (false, --no-request-buffering).
   bool request_buffering = true;

@@ -2,6 +2,7 @@
 // level. toml++ is included here only.
 #include <toml++/toml.h>
 
+#include <cstdio>
 #include <string>
 
 #include "config/settings_table.h"
@@ -46,7 +47,18 @@ std::vector<FileValue> read_toml_file(const std::string& path) {
     FileValue value;
     value.name = key;
     if (const toml::array* array = node.as_array()) {
-      for (const toml::node& item : *array) value.values.push_back(scalar_text(key, item, path));
+      for (const toml::node& item : *array) {
+        if (auto f = item.as_floating_point()) {
+          // A list of numbers (metrics_buckets = [0.005, 0.01]): the
+          // shortest text that reads back. A lone float stays refused (a
+          // fractional timeout would otherwise be truncated somewhere).
+          char text[32];
+          std::snprintf(text, sizeof text, "%.15g", f->get());
+          value.values.push_back(text);
+        } else {
+          value.values.push_back(scalar_text(key, item, path));
+        }
+      }
     } else if (const toml::table* sub = node.as_table()) {
       // A dict setting (secure_scheme_headers): KEY=VALUE pairs.
       std::string pairs;

@@ -145,6 +145,7 @@ void Connection::on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* c = static_cast<Connection*>(s->data);
   c->guarded([&] {
     if (n > 0) {
+      c->worker_.counters().bytes_in.add(static_cast<uint64_t>(n));
       if (c->tls_) {
         c->on_tls_data(buf->base, static_cast<size_t>(n));
       } else {
@@ -186,6 +187,7 @@ void Connection::on_tls_data(const char* data, size_t n) {
     if (!net::looks_like_tls(std::string_view(data, n))) {
       // Plain HTTP to the TLS port: say so in plain HTTP, as nginx does.
       log::error_log().debug("Plain HTTP request from " + peer_.remote_addr + " to a TLS port");
+      worker_.counters().parse_errors[static_cast<size_t>(http::ParseError::kPlainHttpToTls)].inc();
       std::string_view response = http::canned_response(http::ParseError::kPlainHttpToTls);
       uv_buf_t buf = buf_of(response);
       send_raw(&buf, 1);
@@ -292,6 +294,7 @@ bool Connection::spool_body() {
     if (!request.body_file) request.body_file = base::SpoolFile::create();
     err = request.body_file->append(request.body);
     if (err == 0) {
+      worker_.counters().spooled_bytes.add(request.body.size());
       request.body.clear();
       return true;
     }
@@ -415,6 +418,8 @@ void Connection::start_request() {
       case ForwardedPolicy::Scheme::kUnset: break;
     }
   }
+  // In flight from here until finish_request (answered) or close (abandoned).
+  worker_.counters().requests_started.inc();
   if (AppPool* pool = worker_.app_pool()) {
     // --threads > 1: a pool thread calls the app; pump() takes what it has
     // produced and is called again when there is more.
@@ -465,6 +470,7 @@ void Connection::pump() {
       } else {
         // Mid-body there is no way to tell the client but to cut the
         // response short (a chunked body then lacks its last chunk).
+        worker_.counters().app_exceptions.inc();
         close();
       }
       return;
@@ -556,6 +562,7 @@ void Connection::send_file() {
     size_t want = static_cast<size_t>(std::min<uint64_t>(file_left_, kSendfileMax));
     ssize_t n = ::sendfile(sock, file_fd_, &offset, want);
     if (n > 0) {
+      worker_.counters().bytes_out.add(static_cast<uint64_t>(n));
       file_offset_ += static_cast<uint64_t>(n);
       file_left_ -= static_cast<uint64_t>(n);
       body_bytes_ += static_cast<uint64_t>(n);
@@ -667,6 +674,7 @@ void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
 void Connection::send_error_response(std::string_view body) {
   // Only before the head went out. The connection closes after it: the app
   // may have left its state half-done.
+  worker_.counters().app_exceptions.inc();
   http::HeaderList headers = {{"Content-Type", "text/html"}};
   http::ResponsePlan plan;
   plan.status_code = 500;
@@ -689,6 +697,7 @@ void Connection::send_error_response(std::string_view body) {
 
 void Connection::finish_request(bool keep_alive) {
   http::Request& request = parser_.request();
+  uint64_t duration_us = uv_hrtime() / 1000 - started_us_;
   log::AccessLog& access = worker_.access_log();
   if (access.enabled()) {
     log::AccessRecord r;
@@ -701,7 +710,7 @@ void Connection::finish_request(bool keep_alive) {
     r.status = plan_.status_code;
     r.response_bytes = body_bytes_;
     r.started = started_wall_;
-    r.duration_s = static_cast<double>(uv_hrtime() / 1000 - started_us_) / 1e6;
+    r.duration_s = static_cast<double>(duration_us) / 1e6;
     r.request_headers = &request.headers;
     http::HeaderList none;
     r.response_headers = exchange_ ? &exchange_->headers() : &none;
@@ -715,6 +724,14 @@ void Connection::finish_request(bool keep_alive) {
     }
     access.log(r);
   }
+  // Counted right after the access-log line is written (a worker killed
+  // between the two is the only way they can differ, by one): /metrics
+  // and the access log agree request for request.
+  metrics::WorkerCounters& counters = worker_.counters();
+  counters.requests[metrics::method_index(request.method)]
+                   [metrics::status_class_index(plan_.status_code)].inc();
+  counters.duration_buckets[worker_.duration_bucket(duration_us)].inc();
+  counters.duration_sum_us.add(duration_us);
   exchange_.reset();  // the caller holds the GIL
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
   busy_ = false;
@@ -742,6 +759,7 @@ void Connection::finish_request(bool keep_alive) {
 }
 
 void Connection::reject(http::ParseError error) {
+  worker_.counters().parse_errors[static_cast<size_t>(error)].inc();
   client_closes_ = false;  // refused, not asked for: the client may still be sending
   // gunicorn's handle_error: a bad request is a WARNING (a bad uwsgi
   // packet, from a misconfigured front-end, too).
@@ -783,6 +801,7 @@ void Connection::send_raw(const uv_buf_t* bufs, unsigned int count) {
   if (closing_) return;
   size_t total = 0;
   for (unsigned int i = 0; i < count; ++i) total += bufs[i].len;
+  worker_.counters().bytes_out.add(total);
   if (worker_.corking() && inflight_.empty() && queued_.size() + total <= kCorkBytes) {
     for (unsigned int i = 0; i < count; ++i) queued_.append(bufs[i].base, bufs[i].len);
     if (!corked_) {
@@ -934,6 +953,7 @@ void Connection::close() {
   end_body(base::BodyChannel::Failure::kError,
            "the connection closed before the end of the request body");
   if (exchange_) {
+    worker_.counters().requests_abandoned.inc();  // started, never answered
     LoopGil gil(worker_.app_pool());
     exchange_->close();
     exchange_.reset();

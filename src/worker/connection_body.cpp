@@ -111,6 +111,7 @@ void Connection::reject_streamed_body(http::ParseError error) {
     // whenever it comes, goes nowhere.
     exchange_->close();  // a pool's response: no GIL needed
     exchange_.reset();
+    worker_.counters().requests_abandoned.inc();  // refused, never answered
     busy_ = false;
     reject(error);
     return;

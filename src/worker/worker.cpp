@@ -67,6 +67,7 @@ Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket
       // keeps the untouched pages of this 64 KiB out of its memory.
       read_buffer_(std::make_unique_for_overwrite<char[]>(kReadBufferSize)),
       heartbeat_(heartbeat),
+      duration_buckets_(config.metrics_buckets),
       tls_(tls),
       app_(preloaded) {}
 
@@ -201,6 +202,7 @@ void Worker::on_connection(uv_stream_t* server, int status) {
   }
   if (status < 0 || self->stopping_) return;
   if (self->connections_.size() >= self->max_connections_) {
+    self->counters_->connections_rejected.inc();
     // At --worker-connections: leave this one unaccepted. libuv then stops
     // watching the listener until uv_accept, so further clients wait in the
     // kernel's backlog (or go to another worker) instead of spinning here.
@@ -213,6 +215,7 @@ void Worker::on_connection(uv_stream_t* server, int status) {
   }
   auto conn = std::make_unique<Connection>(*self);
   Connection* raw = conn.get();
+  self->counters_->connections_accepted.inc();
   self->connections_.emplace(raw, std::move(conn));
   if (!raw->accept(server, l->socket->is_unix)) raw->close();
 }
@@ -230,6 +233,7 @@ void Worker::close_longest_idle() {
 
 void Worker::connection_closed(Connection* c) {
   connections_.erase(c);
+  counters_->connections_closed.inc();
   if (!waiting_listeners_.empty() && !stopping_) {
     uv_stream_t* server = waiting_listeners_.front();
     waiting_listeners_.erase(waiting_listeners_.begin());
@@ -265,6 +269,8 @@ void Worker::request_done() {
   if (config_.max_requests > 0 && !stopping_) {
     if (requests_ >= max_requests_) {
       log::error_log().info("Autorestarting worker after current request.");
+      counters_->exit_cause.store(static_cast<uint32_t>(metrics::ExitCause::kMaxRequests),
+                                  std::memory_order_relaxed);
       begin_graceful_stop();
     }
   }

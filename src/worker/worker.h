@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "http/limits.h"
 #include "log/access_log.h"
+#include "metrics/worker_counters.h"
 #include "net/handle.h"
 #include "net/listener.h"
 #include "net/tls.h"
@@ -53,6 +54,13 @@ class Worker {
   // in gunicorn, where the master has started Python before any worker).
   void set_before_app_import(std::function<void()> hook) { before_app_import_ = std::move(hook); }
 
+  // Where this worker counts what /metrics shows: the block the master
+  // mapped before the fork. Without one the worker counts into its own
+  // memory, which nobody reads.
+  void set_counters(metrics::WorkerCounters* counters) {
+    counters_ = counters != nullptr ? counters : &own_counters_;
+  }
+
   // Boots (interpreter, app), serves until told to stop, returns the exit
   // code for the master.
   int run();
@@ -74,6 +82,9 @@ class Worker {
   const net::TlsContext* tls() const { return tls_; }
   const ForwardedPolicy& forwarded() const { return forwarded_; }
   log::AccessLog& access_log() { return access_log_; }
+  // Written from the loop thread only (metrics::Counter is single-writer).
+  metrics::WorkerCounters& counters() { return *counters_; }
+  size_t duration_bucket(uint64_t us) const { return duration_buckets_.index(us); }
   std::string_view http_date() { return date_.now(); }
   char* read_buffer() { return read_buffer_.get(); }
   size_t read_buffer_size() const { return kReadBufferSize; }
@@ -123,6 +134,9 @@ class Worker {
   std::unique_ptr<char[]> read_buffer_;
 
   base::Heartbeat* heartbeat_;
+  metrics::WorkerCounters own_counters_;
+  metrics::WorkerCounters* counters_ = &own_counters_;
+  metrics::DurationBuckets duration_buckets_;
   const net::TlsContext* tls_;
   std::unique_ptr<wsgi::Interpreter> own_interpreter_;
   std::unique_ptr<wsgi::Application> own_app_;
