@@ -2,7 +2,6 @@
 // does is in its own file (docs/design.md, "The master's files").
 #include "master/arbiter.h"
 
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -88,8 +87,10 @@ int Arbiter::serve() {
   try {
     bound_here = open_listeners_at_start();
     write_pid_file(config_.pidfile);
+    start_metrics_server();
   } catch (const std::exception& e) {
     log::error_log().error(e.what());
+    remove_pidfile();
     if (bound_here) net::close_listeners(listeners_, true);  // bound, but no pid file
     return 1;
   }
@@ -124,8 +125,7 @@ int Arbiter::serve() {
     for (const auto& [pid, slot] : workers_) {
       if (slot.outgoing) wait_ms = std::min(wait_ms, 50);  // retire them soon after HUP
     }
-    pollfd p{signal_pipe_.read_fd(), POLLIN, 0};
-    ::poll(&p, 1, wait_ms);
+    wait_for_events(wait_ms);
     unsigned char sigs[64];
     int n = signal_pipe_.take(sigs, sizeof sigs);
     for (int i = 0; i < n && !stopping_; ++i) handle_signal(sigs[i]);
@@ -139,6 +139,7 @@ int Arbiter::serve() {
       return halt_code_;
     }
     murder_stuck_workers();
+    check_worker_memory();
     manage_workers();
     retire_replaced_workers();
     if (old_master_pid_ > 0 && ::kill(old_master_pid_, 0) != 0) {

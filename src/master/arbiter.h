@@ -20,6 +20,9 @@
 #include "base/heartbeat.h"
 #include "config/config.h"
 #include "log/access_log.h"
+#include "master/metrics_server.h"
+#include "metrics/exposition.h"
+#include "metrics/worker_counters.h"
 #include "net/listener.h"
 #include "master/signal_pipe.h"
 #include "net/tls.h"
@@ -60,6 +63,9 @@ class Arbiter {
     uint64_t aborted_at_ms = 0;   // SIGABRT sent for a timeout
     uint64_t spawned_at_ms = 0;
     std::unique_ptr<base::Heartbeat> heartbeat;
+    std::unique_ptr<metrics::SharedCounters> counters;
+    // Why the master retired it, when the exit status cannot tell (max-memory).
+    metrics::ExitCause retire_cause = metrics::ExitCause::kNone;
   };
 
   // Sockets a HUP's configuration binds anew, before anything else changes.
@@ -78,7 +84,7 @@ class Arbiter {
   // worker_lifecycle.cpp
   bool preload();
   void spawn_worker();
-  [[noreturn]] void run_worker(base::Heartbeat& heartbeat);
+  [[noreturn]] void run_worker(base::Heartbeat& heartbeat, metrics::WorkerCounters& counters);
   void manage_workers();
   void reap_workers();
   void back_off_after_crash(uint64_t lived_ms);
@@ -107,6 +113,19 @@ class Arbiter {
   // A listener as the log names it: https:// when TLS is on.
   std::string display(const net::ListenSocket& l) const;
 
+  // arbiter_metrics.cpp: /metrics, /healthz and --max-worker-memory.
+  void start_metrics_server();
+  // The main loop's one wait: up to `timeout_ms` for a signal, serving
+  // scrapers meanwhile.
+  void wait_for_events(int timeout_ms);
+  bool any_worker_serving() const;
+  MetricsResponse serve_metrics(std::string_view path);
+  metrics::Snapshot metrics_snapshot() const;
+  metrics::ExitCause exit_cause(const WorkerSlot& slot, int status) const;
+  // Before a reaped worker's slot goes: its counts into retired_, its cause.
+  void record_worker_exit(const WorkerSlot& slot, int status);
+  void check_worker_memory();
+
   config::Config config_;
   std::vector<std::string> exec_argv_;
   std::string start_dir_;
@@ -134,6 +153,12 @@ class Arbiter {
   std::shared_ptr<const net::TlsContext> tls_;  // set when TLS is configured
   std::unique_ptr<wsgi::Interpreter> preloaded_interpreter_;
   std::unique_ptr<wsgi::Application> preloaded_app_;
+
+  std::unique_ptr<MetricsServer> metrics_server_;  // --metrics-bind
+  metrics::Totals retired_;  // what reaped workers counted
+  uint64_t worker_boots_ = 0;
+  uint64_t worker_exits_[metrics::kExitCauseCount] = {};
+  uint64_t worker_restarts_ = 0;
 };
 
 }  // namespace cppgunicorn::master

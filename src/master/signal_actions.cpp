@@ -158,6 +158,13 @@ void Arbiter::apply_reloaded_config(config::Config fresh) {
   // imported the app (or not) already.
   fresh.daemon = config_.daemon;
   fresh.preload_app = config_.preload_app;
+  // The metrics server keeps its address, and the histogram its buckets
+  // (the retired totals were counted in them), until a restart.
+  if (fresh.metrics_bind != config_.metrics_bind || fresh.metrics_buckets != config_.metrics_buckets) {
+    log::error_log().warning("metrics_bind and metrics_buckets change only with a restart");
+  }
+  fresh.metrics_bind = config_.metrics_bind;
+  fresh.metrics_buckets = config_.metrics_buckets;
   config_ = std::move(fresh);
   tls_ = std::move(tls);
   if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->set_num_workers(config_.workers);

@@ -1,6 +1,5 @@
 // Worker lifecycle: preload, spawn, reap, the crash back-off, timeouts,
 // and stopping them all.
-#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -98,8 +97,10 @@ bool Arbiter::preload() {
 
 void Arbiter::spawn_worker() {
   std::unique_ptr<base::Heartbeat> heartbeat;
+  std::unique_ptr<metrics::SharedCounters> counters;
   try {
     heartbeat = std::make_unique<base::Heartbeat>(config_.worker_tmp_dir);
+    counters = std::make_unique<metrics::SharedCounters>();
   } catch (const std::exception& e) {
     log::error_log().error(e.what());
     halt_code_ = worker::kExitWorkerBootError;
@@ -119,6 +120,9 @@ void Arbiter::spawn_worker() {
   }
   if (pid == 0) {
     is_worker_ = true;
+    // A scraper's connection must end when the master closes it, not live
+    // on in a worker's copy.
+    if (metrics_server_) metrics_server_->close_in_child();
     // The master's handlers are not ours: a TERM sent to us before this
     // point waited, blocked, and now takes its default action.
     signal_pipe_.restore();
@@ -129,18 +133,20 @@ void Arbiter::spawn_worker() {
       hooks->set_worker(hook_worker(::getpid(), age));
       hooks->worker_hook("post_fork", hook_worker(::getpid(), age), true);
     }
-    run_worker(*heartbeat);
+    run_worker(*heartbeat, counters->get());
   }
   blocked.unblock();
+  ++worker_boots_;
   if (hooks) hooks->worker_spawned(hook_worker(pid, age));
   WorkerSlot slot;
   slot.age = age;
   slot.spawned_at_ms = now_ms();
   slot.heartbeat = std::move(heartbeat);
+  slot.counters = std::move(counters);
   workers_[pid] = std::move(slot);
 }
 
-void Arbiter::run_worker(base::Heartbeat& heartbeat) {
+void Arbiter::run_worker(base::Heartbeat& heartbeat, metrics::WorkerCounters& counters) {
   base::set_proc_title(title("worker"));
   int code = worker::kExitWorkerBootError;
   try {
@@ -150,6 +156,7 @@ void Arbiter::run_worker(base::Heartbeat& heartbeat) {
     worker::Worker w(config_, listeners_, access_log_, &heartbeat, preloaded_app_.get(),
                      tls_.get());
     w.set_before_app_import([this] { switch_owner(resolve_owner(config_)); });
+    w.set_counters(&counters);
     code = w.run();
   } catch (const std::exception& e) {
     log::error_log().error(std::string("Exception in worker process: ") + e.what());
@@ -208,6 +215,7 @@ void Arbiter::reap_workers() {
     bool retiring = it->second.retiring;
     uint64_t spawned_at = it->second.spawned_at_ms;
     int age = it->second.age;
+    record_worker_exit(it->second, status);
     workers_.erase(it);
     if (auto* hooks = wsgi::PythonConfig::hooks()) {
       hooks->worker_reaped(pid);
@@ -324,8 +332,7 @@ void Arbiter::stop(bool graceful) {
         deadline = std::min(deadline, now_ms() + 1000);
       }
     }
-    pollfd p{signal_pipe_.read_fd(), POLLIN, 0};
-    ::poll(&p, 1, 20);
+    wait_for_events(20);  // /healthz says 503 meanwhile
   }
   if (!workers_.empty()) {
     signal_workers(SIGKILL);
@@ -333,6 +340,7 @@ void Arbiter::stop(bool graceful) {
       int status;
       while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
       }
+      record_worker_exit(slot, status);
     }
     workers_.clear();
   }
