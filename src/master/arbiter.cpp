@@ -2,6 +2,7 @@
 // does is in its own file (docs/design.md, "The master's files").
 #include "master/arbiter.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -50,6 +51,17 @@ std::string Arbiter::title(const char* role) const {
 
 void Arbiter::remove_pidfile() {
   if (!is_worker_) remove_own_pid_file(config_.pidfile);
+}
+
+void Arbiter::wait_for_events(int timeout_ms) {
+  // The master's one wait: its signal pipe and the descriptors of the
+  // services it runs beside the workers, each served when ready.
+  std::vector<pollfd> fds;
+  fds.push_back({signal_pipe_.read_fd(), POLLIN, 0});
+  size_t metrics_fds = metrics_server_ ? metrics_server_->add_poll_fds(fds) : 0;
+  int ready = ::poll(fds.data(), fds.size(), timeout_ms);
+  // Slow scrapers past their deadline are dropped even when nothing is ready.
+  if (metrics_fds > 0) metrics_server_->on_poll(fds.data() + 1, ready > 0 ? metrics_fds : 0, now_ms());
 }
 
 int Arbiter::run() {

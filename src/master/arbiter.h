@@ -80,6 +80,9 @@ class Arbiter {
   int serve();
   void remove_pidfile();
   std::string title(const char* role) const;
+  // The main loop's one wait (and the stop's): up to `timeout_ms` for a
+  // signal, serving the metrics server's clients meanwhile.
+  void wait_for_events(int timeout_ms);
 
   // worker_lifecycle.cpp
   bool preload();
@@ -115,9 +118,6 @@ class Arbiter {
 
   // arbiter_metrics.cpp: /metrics, /healthz and --max-worker-memory.
   void start_metrics_server();
-  // The main loop's one wait: up to `timeout_ms` for a signal, serving
-  // scrapers meanwhile.
-  void wait_for_events(int timeout_ms);
   bool any_worker_serving() const;
   MetricsResponse serve_metrics(std::string_view path);
   metrics::Snapshot metrics_snapshot() const;

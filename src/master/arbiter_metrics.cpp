@@ -41,15 +41,6 @@ void Arbiter::start_metrics_server() {
   log::error_log().info("Metrics at: http://" + metrics_server_->address() + "/metrics");
 }
 
-void Arbiter::wait_for_events(int timeout_ms) {
-  std::vector<pollfd> fds;
-  fds.push_back({signal_pipe_.read_fd(), POLLIN, 0});
-  size_t metrics_fds = metrics_server_ ? metrics_server_->add_poll_fds(fds) : 0;
-  int ready = ::poll(fds.data(), fds.size(), timeout_ms);
-  // Past their deadline, slow scrapers are dropped even when nothing is ready.
-  if (metrics_fds > 0) metrics_server_->on_poll(fds.data() + 1, ready > 0 ? metrics_fds : 0, now_ms());
-}
-
 bool Arbiter::any_worker_serving() const {
   if (stopping_ || halt_code_ >= 0) return false;
   for (const auto& [pid, slot] : workers_) {
