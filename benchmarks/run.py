@@ -81,11 +81,11 @@ MODE_TITLES = {"ka": "keep-alive", "close": "new connection per request (Connect
 TLS_MODE_TITLES = {"ka": "keep-alive", "close": "new connection per request (Connection: close): a full TLS handshake each"}
 SCENARIOS = ("flask2w", "slow", "rss", "limit")  # extra --workloads names
 
-SERVERS = ["cppgunicorn", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "bjoern", "fastwsgi", "meinheld"]
-MULTI_WORKER = ["cppgunicorn", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian"]
+SERVERS = ["cppgunicorn", "cppgunicorn-metrics", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "bjoern", "fastwsgi", "meinheld"]
+MULTI_WORKER = ["cppgunicorn", "cppgunicorn-metrics", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian"]
 # Python distribution that provides each server (for versions and build status).
 DIST = {
-    "cppgunicorn": "cppgunicorn", "gunicorn-sync": "gunicorn", "gunicorn-gthread": "gunicorn",
+    "cppgunicorn": "cppgunicorn", "cppgunicorn-metrics": "cppgunicorn", "gunicorn-sync": "gunicorn", "gunicorn-gthread": "gunicorn",
     "uwsgi": "uwsgi", "granian": "granian", "bjoern": "bjoern", "fastwsgi": "fastwsgi", "meinheld": "meinheld",
 }
 IMPORT = {"bjoern": "bjoern", "fastwsgi": "fastwsgi", "meinheld": "meinheld.server"}
@@ -237,8 +237,10 @@ def median(xs):
 
 # ------------------------------------------------------------------- servers
 
-def server_cmd(name, app, port, workers, tls=False):
-    """The command line; with tls, each server's own TLS options on TLS["cert"] and TLS["key"]."""
+def server_cmd(name, app, port, workers, tls=False, metrics_port=None):
+    """The command line; with tls, each server's own TLS options on TLS["cert"] and TLS["key"].
+    cppgunicorn-metrics is cppgunicorn with /metrics served on `metrics_port`
+    (and scraped once a second while it runs: MetricsScraper)."""
     hp = f"127.0.0.1:{port}"
     mod, obj = app.split(":")
     cert, key = TLS["cert"], TLS["key"]
@@ -246,6 +248,9 @@ def server_cmd(name, app, port, workers, tls=False):
     gtls = ["--certfile", cert, "--keyfile", key] if tls else []
     if name == "cppgunicorn":
         return [f"{BIN}/cppgunicorn", "--workers", str(workers), "--bind", hp, *gtls, "--chdir", HERE, app]
+    if name == "cppgunicorn-metrics":
+        return [f"{BIN}/cppgunicorn", "--workers", str(workers), "--bind", hp, *gtls,
+                "--metrics-bind", f"127.0.0.1:{metrics_port}", "--chdir", HERE, app]
     if name == "gunicorn-sync":
         return [f"{BIN}/gunicorn", "--workers", str(workers), "--bind", hp, *gtls, "--chdir", HERE, app]
     if name == "gunicorn-gthread":
@@ -350,8 +355,10 @@ class Server:
     def __init__(self, name, app, workers=1, tls=False):
         self.name, self.app, self.workers, self.tls = name, app, workers, tls
         self.port = free_port()
-        self.cmd = server_cmd(name, app, self.port, workers, tls)
+        self.metrics_port = free_port() if name == "cppgunicorn-metrics" else None
+        self.cmd = server_cmd(name, app, self.port, workers, tls, self.metrics_port)
         self.proc = None
+        self.scraper = None
         tag = f"{name}-{app.split(':')[1]}-{workers}w" + ("-tls" if tls else "")
         self.log_path = os.path.join(LOG_DIR, f"{tag}.log")
 
@@ -378,6 +385,9 @@ class Server:
         while time.time() < end:
             last = head_probe(self.port, timeout=3, tls=self.tls)
             if last is None:
+                if self.metrics_port:
+                    self.scraper = MetricsScraper(self.metrics_port)
+                    self.scraper.start()
                 return None
             if self.proc.poll() is not None:
                 break
@@ -396,9 +406,38 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
+        if self.scraper is not None:
+            self.scraper.stop.set()
+            self.scraper.join(5)
+            if self.scraper.failures:
+                log(f"{self.name}: {self.scraper.failures} of {self.scraper.scrapes} scrapes failed")
         if self.proc is not None:
             kill_group(self.proc)
             self.logf.close()
+
+
+class MetricsScraper(threading.Thread):
+    """Scrapes cppgunicorn-metrics' /metrics once a second while it is
+    measured (Prometheus' default is every 15 s): the scrape's cost, paid by
+    the master on the server's CPU, is in the figures."""
+
+    def __init__(self, port):
+        super().__init__(daemon=True)
+        self.port, self.stop, self.scrapes, self.failures = port, threading.Event(), 0, 0
+
+    def run(self):
+        while not self.stop.wait(1.0):
+            self.scrapes += 1
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+                    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+                    got = b""
+                    while chunk := sock.recv(65536):
+                        got += chunk
+                if not got.startswith(b"HTTP/1.1 200 "):
+                    self.failures += 1
+            except OSError:
+                self.failures += 1
 
 
 def tls_client():
@@ -808,7 +847,10 @@ def parse_args(argv):
 
 
 def selected(a):
-    servers = [s for s in SERVERS if not a.only or s in a.only.split(",")]
+    # cppgunicorn-metrics (the cost of /metrics) runs only when named.
+    only = [x for x in a.only.split(",") if x]
+    servers = [s for s in SERVERS if s in only] if only else \
+        [s for s in SERVERS if s != "cppgunicorn-metrics"]
     unknown = [s for s in a.only.split(",") if s and s not in SERVERS]
     if unknown:
         sys.exit(f"unknown server(s): {', '.join(unknown)}; known: {', '.join(SERVERS)}")

@@ -27,6 +27,11 @@ def start_with_metrics(start_server, *flags, **extra):
                        chdir=APP_DIR, **extra)
     srv.metrics_url = f"http://127.0.0.1:{mport}"
     srv.metrics_port = mport
+    if extra.get("wait", True):
+        # The listener accepts as soon as the master binds it; a worker
+        # serves only once it has imported the app.
+        wait_until(lambda: _status_or_none(srv.metrics_url + "/healthz") == 200,
+                   what="a worker serving")
     return srv
 
 
