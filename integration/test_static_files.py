@@ -514,3 +514,24 @@ def test_static_map_as_a_list_in_config_files(start_server, tree, tmp_path, kind
 def test_relative_directories_are_relative_to_chdir(start_server):
     srv = start_server("app:app", "--static-map", "/s=static", chdir=SITE)
     assert requests.get(f"{srv.url}/s/site.css", timeout=10).text == "body { color: #123; }\n"
+
+
+# --- The README's quick start -------------------------------------------------
+
+def test_the_quick_start_serves_the_example_static_files_from_cpp(start_server, tmp_path):
+    # What `./dev.sh serve` runs: --chdir examples/flask_app --static-map /static=static.
+    from conftest import EXAMPLES
+    log = tmp_path / "access.log"
+    srv = start_server("app:app", "--static-map", "/static=static", "--access-logfile", log,
+                       "--access-logformat", '%(x)s %(U)s %(s)s', chdir=EXAMPLES / "flask_app")
+    page = requests.get(f"{srv.url}/", timeout=10)
+    assert '<link rel="stylesheet" href="/static/style.css">' in page.text
+    assert '<script src="/static/app.js" defer></script>' in page.text
+    css = requests.get(f"{srv.url}/static/style.css", timeout=10)
+    js = requests.get(f"{srv.url}/static/app.js", timeout=10)
+    assert css.headers["Content-Type"] == "text/css; charset=utf-8" and "ETag" in css.headers
+    assert js.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert css.content == (EXAMPLES / "flask_app" / "static" / "style.css").read_bytes()
+    wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 3, 10, what="3 lines")
+    assert log.read_text().splitlines()[:3] == [
+        "app / 200", "static /static/style.css 200", "static /static/app.js 200"]
