@@ -409,8 +409,9 @@ def test_the_open_files_limit_gives_503_and_the_worker_goes_on(start_server, tre
 
 # --- TLS, threads, no sendfile -----------------------------------------------
 
-@pytest.mark.parametrize("flags", [["--threads", "4"], ["--no-sendfile"]])
-def test_the_same_bytes_with_threads_and_without_sendfile(start_server, tree, flags):
+@pytest.mark.parametrize("flags", [["--threads", "4"], ["--no-sendfile"], ["--worker-class", "gevent"]],
+                         ids=["threads", "no-sendfile", "gevent"])
+def test_the_same_bytes_with_threads_without_sendfile_and_with_gevent(start_server, tree, flags):
     srv = serve(start_server, tree, *flags)
     data = (tree / "public" / "big.bin").read_bytes()
     r = requests.get(f"{srv.url}/static/big.bin", timeout=20)
