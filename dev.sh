@@ -171,8 +171,10 @@ case "${1:-}" in
   setup) setup ;;
   serve)
     setup
+    # The example's static/ folder is served from C++ (--static-map), not
+    # through Flask: docs/static-files.md.
     exec "$VENV/bin/cppgunicorn" --bind 127.0.0.1:8000 --chdir "$ROOT/examples/flask_app" \
-      --access-logfile - app:app
+      --static-map /static=static --access-logfile - app:app
     ;;
   test)
     shift

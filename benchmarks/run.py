@@ -825,7 +825,8 @@ def parse_args(argv):
     ap.add_argument("--only", default="", help="comma-separated servers: " + ",".join(SERVERS))
     ap.add_argument("--workloads", default="",
                     help="comma-separated: " + ",".join(list(WORKLOADS) + list(SCENARIOS))
-                    + " (a workload may be suffixed -ka or -close for one mode)")
+                    + " (a workload may be suffixed -ka or -close for one mode); or static alone: "
+                    "static files against WhiteNoise, Flask, granian and nginx (static_files.py)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 s cells, 1 repeat, raw+flask-ka+slow+rss+limit")
     ap.add_argument("--slow-conns", type=int, default=500, help="slowloris connections (default 500)")
     ap.add_argument("--rss-requests", type=int, default=None, help="requests before the second RSS reading (default 100000; quick 10000)")
@@ -884,6 +885,15 @@ def main(argv):
             write_outputs(json.load(f), a.out)
         log(f"rewrote {os.path.join(a.out, 'results.md')} and chart.png")
         return 0
+    if "static" in [w.strip() for w in a.workloads.split(",")]:
+        # The static-file cell has servers of its own (nginx among them)
+        # and a table of its own: static_files.py.
+        import static_files
+        if shutil.which("wrk") is None:
+            sys.exit("wrk not found (apt-get install wrk)")
+        atexit.register(kill_all)
+        os.makedirs(LOG_DIR, exist_ok=True)
+        return static_files.run(a)
     servers, cells, extra = selected(a)
     if shutil.which("wrk") is None:
         sys.exit("wrk not found (apt-get install wrk)")

@@ -1,5 +1,6 @@
 #include "cppgunicorn/server.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -75,6 +76,23 @@ void check_settings(const config::Config& config) {
   }
 }
 
+// --static-map's directories, relative to --chdir (as the app's files
+// are): each must exist and be a directory, or the start stops here.
+void check_static_directories(const config::Config& config) {
+  for (const config::Config::StaticMount& m : config.static_map) {
+    struct stat st {};
+    std::string shown = m.url_prefix + "=" + m.directory;
+    if (::stat(m.directory.c_str(), &st) != 0) {
+      throw config::ConfigError("Invalid value for static_map: '" + shown + "' (" + m.directory +
+                                ": " + std::strerror(errno) + ")");
+    }
+    if (!S_ISDIR(st.st_mode)) {
+      throw config::ConfigError("Invalid value for static_map: '" + shown + "' (" + m.directory +
+                                " is not a directory)");
+    }
+  }
+}
+
 // Changes directory for as long as it lives.
 class DirectoryChange {
  public:
@@ -112,6 +130,10 @@ config::Config reload_configuration(const std::vector<std::string>& args,
     if (!fresh.config.chdir.empty() && ::access(fresh.config.chdir.c_str(), X_OK) != 0) {
       throw config::ConfigError("Invalid value for chdir: '" + fresh.config.chdir +
                                 "': " + std::strerror(errno));
+    }
+    {
+      DirectoryChange in_app_dir(fresh.config.chdir);
+      check_static_directories(fresh.config);
     }
     log::AccessLog format_check;
     try {
@@ -207,6 +229,12 @@ int Server::run() {
   if (::getcwd(start_dir, sizeof start_dir) == nullptr) start_dir[0] = '\0';
   if (!config.chdir.empty() && ::chdir(config.chdir.c_str()) != 0) {
     log::error_log().error("Invalid value for chdir: '" + config.chdir + "': " + std::strerror(errno));
+    return 1;
+  }
+  try {
+    check_static_directories(config);
+  } catch (const config::ConfigError& e) {
+    std::fprintf(stderr, "Error: %s\n", e.what());
     return 1;
   }
   if (config.tls.enabled()) {

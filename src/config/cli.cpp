@@ -123,6 +123,8 @@ std::function<void(Config&, const std::string&)> string_setter(std::string Confi
   return [field](Config& c, const std::string& v) { c.*field = v; };
 }
 
+}  // namespace
+
 // --- Value syntax shared by the config area's settings ----------------------
 
 // gunicorn's validate_bool: "true"/"false" in any case (a bare flag is "true").
@@ -136,6 +138,8 @@ bool parse_bool(std::string_view setting, const std::string& value) {
   throw ConfigError("Invalid value for " + std::string(setting) + ": '" + value +
                     "' (expected true or false)");
 }
+
+namespace {
 
 std::function<void(Config&, const std::string&)> bool_setter(std::string_view name,
                                                               bool Config::*field) {
@@ -322,7 +326,7 @@ void apply_http_protocols(Config&, const std::string& v) {
 }  // namespace
 
 const std::vector<Setting>& settings_table() {
-  static const std::vector<Setting> table = {
+  static const std::vector<Setting> table = with_static_file_settings({
       {"bind", {"-b", "--bind"}, ValueKind::kList, "ADDRESS",
        "The socket to bind: HOST:PORT, [IPV6]:PORT or unix:PATH. Repeatable.",
        [](Config& c, const std::string& v) { c.bind.push_back(v); }, "127.0.0.1:8000"},
@@ -787,7 +791,7 @@ const std::vector<Setting>& settings_table() {
          }
          c.proxy_allow_ips = split_commas(v);
        }, "127.0.0.1,::1"},
-  };
+  });
   return table;
 }
 

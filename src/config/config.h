@@ -132,6 +132,17 @@ struct Config {
   std::string tmp_upload_dir;  // "": $TMPDIR (or /tmp) for spooled request bodies
   bool sendfile = true;        // false (--no-sendfile): file_wrapper bodies are read in blocks
 
+  // --- Static files, served by the worker without Python (ours) -----------
+  struct StaticMount {
+    std::string url_prefix;  // "/static", no trailing slash (or "/")
+    std::string directory;   // as given; relative to chdir
+  };
+  std::vector<StaticMount> static_map;    // --static-map URL_PREFIX=DIRECTORY
+  bool static_from_app = false;            // also the Flask app's static_folder
+  bool static_fallthrough = false;         // no such file: the app answers
+  bool static_allow_hidden = false;        // serve names starting with '.'
+  std::string static_cache_control = "public, max-age=60";  // names without a hash
+
   // --- TLS: certfile, keyfile, ca_certs, cert_reqs, ciphers, ssl_version,
   // suppress_ragged_eofs (do_handshake_on_connect is accepted: a handshake
   // always starts as soon as its bytes arrive, on the loop).

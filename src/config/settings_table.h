@@ -39,6 +39,12 @@ struct Setting {
 
 const std::vector<Setting>& settings_table();
 
+// gunicorn's validate_bool: "true"/"false" in any case. Throws ConfigError.
+bool parse_bool(std::string_view setting, const std::string& value);
+
+// The static-file settings (static_settings.cpp), appended to `table`.
+std::vector<Setting> with_static_file_settings(std::vector<Setting> table);
+
 // The setting called `name` (gunicorn's name), or nullptr.
 const Setting* find_setting(std::string_view name);
 // The setting one command-line flag belongs to ("--workers", or an

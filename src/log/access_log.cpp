@@ -175,6 +175,7 @@ std::string AccessLog::render(const AccessRecord& r) const {
       std::snprintf(buf, sizeof buf, "%.6f", r.duration_s);
       out += buf;
     }
+    else if (a == "x") out += r.static_file ? "static" : "app";
     else if (a == "p") { out += '<'; out += std::to_string(::getpid()); out += '>'; }
     else if (a.size() > 3 && a.front() == '{' && a[a.size() - 2] == '}') {
       std::string_view name(a.data() + 1, a.size() - 3);
@@ -195,7 +196,7 @@ std::string AccessLog::render(const AccessRecord& r) const {
 }
 
 void AccessLog::log(const AccessRecord& record) {
-  statsd().request(record.status, record.duration_s);
+  statsd().request(record.status, record.duration_s, record.static_file);
   bool to_syslog = syslog_sink().access_enabled();
   AccessSink sink = access_sink();
   if (!file_.enabled() && !to_syslog && sink == nullptr) return;

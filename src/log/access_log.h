@@ -37,6 +37,9 @@ struct AccessRecord {
   // The environ values the format needs (environ_keys()), as text; absent
   // ones are left out. PATH_INFO, when present, is what %(U)s shows.
   const std::vector<std::pair<std::string, std::string>>* environ_values = nullptr;
+  // Answered from a static mount (--static-map), without the app: the
+  // %(x)s atom says "static" (else "app").
+  bool static_file = false;
 };
 
 // Where access lines go instead of the file when Python logging is

@@ -121,11 +121,12 @@ void Statsd::timer(std::string_view name, double milliseconds) {
   send(std::string(name) + buf);
 }
 
-void Statsd::request(int status, double duration_s) {
+void Statsd::request(int status, double duration_s, bool static_file) {
   if (fd_ < 0) return;
   timer("gunicorn.request.duration", duration_s * 1000.0);
   increment("gunicorn.requests", 1);
   increment("gunicorn.request.status." + std::to_string(status), 1);
+  if (static_file) increment("cppgunicorn.requests.static", 1);
 }
 
 Statsd& statsd() {

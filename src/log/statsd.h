@@ -25,8 +25,9 @@ class Statsd {
   void gauge(std::string_view name, long value);
   void increment(std::string_view name, long value);
   void timer(std::string_view name, double milliseconds);
-  // One finished request.
-  void request(int status, double duration_s);
+  // One finished request; a static one (--static-map) also counts in
+  // cppgunicorn.requests.static.
+  void request(int status, double duration_s, bool static_file = false);
 
  private:
   void send(const std::string& metric);

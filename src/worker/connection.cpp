@@ -382,6 +382,9 @@ void Connection::start_request() {
     peer_.proxy_port = proxy.proxy_port;
   }
   is_head_request_ = request.method == "HEAD";
+  // Static mounts first: a request under one never reaches the app (nor
+  // its hooks), unless it names no file and --static-fallthrough is set.
+  if (serve_static()) return;
   if (log::error_log().enabled(log::Level::kDebug)) {
     // gunicorn's default pre_request hook logs "GET /path"; a pre_request
     // of the user's replaces it.
@@ -547,6 +550,12 @@ bool Connection::start_file_body() {
 }
 
 void Connection::send_file() {
+  // sendfile(2) writes past the TLS session: a static file over TLS (or
+  // with --no-sendfile) is read and sent through send() instead.
+  if (static_ && (tls_ || !worker_.config().sendfile)) {
+    send_file_by_reading();
+    return;
+  }
   while (busy_ && !closing_ && file_left_ > 0) {
     // Only straight to the socket when nothing else is queued for it.
     if (backlog() > 0) {
@@ -596,6 +605,11 @@ void Connection::send_file() {
                            std::to_string(body_bytes_) + " of " + std::to_string(plan_.length) +
                            " bytes its Content-Length promised; closing the connection");
     keep_alive = false;
+  }
+  if (static_) {
+    static_file_.reset();
+    finish_request(keep_alive);
+    return;
   }
   wsgi::Gil gil;
   exchange_->close();  // the wrapper's close() closes the file
@@ -713,7 +727,8 @@ void Connection::finish_request(bool keep_alive) {
     r.duration_s = static_cast<double>(duration_us) / 1e6;
     r.request_headers = &request.headers;
     http::HeaderList none;
-    r.response_headers = exchange_ ? &exchange_->headers() : &none;
+    r.response_headers = static_ ? &static_headers_ : exchange_ ? &exchange_->headers() : &none;
+    r.static_file = static_;
     std::vector<std::pair<std::string, std::string>> environ_values;
     if (exchange_ && !access.environ_keys().empty()) {
       std::string value;
@@ -733,6 +748,9 @@ void Connection::finish_request(bool keep_alive) {
   counters.duration_buckets[worker_.duration_bucket(duration_us)].inc();
   counters.duration_sum_us.add(duration_us);
   exchange_.reset();  // the caller holds the GIL
+  static_ = false;
+  static_file_.reset();
+  static_headers_.clear();
   if (base::Heartbeat* hb = worker_.heartbeat()) hb->clear_request();
   busy_ = false;
   waiting_for_drain_ = false;
@@ -948,7 +966,8 @@ void Connection::close() {
     (void)try_write(&buf, 1);
   }
   closing_ = true;
-  file_fd_ = -1;  // closed by the exchange's close()
+  file_fd_ = -1;  // closed by the exchange's close(), or with static_file_
+  static_file_.reset();
   // First, so that an app waiting for body bytes wakes up (with an error).
   end_body(base::BodyChannel::Failure::kError,
            "the connection closed before the end of the request body");

@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/unique_fd.h"
 #include "http/parser.h"
 #include "net/tls.h"
 #include "http/response_head.h"
@@ -102,6 +103,11 @@ class Connection {
   void reject_streamed_body(http::ParseError error);
   void start_reading();
   void start_request();
+  // --static-map (connection_static.cpp): answers the request from a
+  // static mount when it is under one; false leaves it to the app.
+  bool serve_static();
+  // Sends a static file's bytes by reading them (TLS, --no-sendfile).
+  void send_file_by_reading();
   // Pulls body chunks and writes them until the body ends or the socket
   // pushes back. Holds the GIL while it runs.
   void pump();
@@ -176,7 +182,12 @@ class Connection {
   bool head_sent_ = false;
   bool is_head_request_ = false;
   uint64_t body_bytes_ = 0;
-  int file_fd_ = -1;             // a file body being sent (owned by the app's wrapper)
+  int file_fd_ = -1;             // a file body being sent (the app's wrapper's, or static_file_)
+  // A static response (serve_static): its file, and its headers for the
+  // access log.
+  bool static_ = false;
+  base::UniqueFd static_file_;
+  http::HeaderList static_headers_;
   uint64_t file_offset_ = 0;
   uint64_t file_left_ = 0;
   std::string head_;

@@ -16,6 +16,8 @@
 #include "worker/connection.h"
 #include "worker/green_hub.h"
 #include "worker/http_options.h"
+#include "static_files/open_beneath.h"
+#include "static_files/static_files.h"
 #include "wsgi/app_loader.h"
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
@@ -148,6 +150,56 @@ bool Worker::boot() {
     return false;
   }
   if (own_interpreter_) own_interpreter_->release_gil();
+  return true;
+}
+
+bool Worker::start_static_files() {
+  std::vector<static_files::MountPoint> mounts;
+  for (const config::Config::StaticMount& m : config_.static_map) {
+    mounts.push_back({m.url_prefix, m.directory});
+  }
+  if (config_.static_from_app) {
+    std::pair<std::string, std::string> app_mount;
+    std::string error;
+    {
+      wsgi::Gil gil;  // the exception, a Python one too, is handled under it
+      try {
+        app_mount = app_->static_mount();
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+    }
+    if (!error.empty()) {
+      log::error_log().error("Invalid value for static_from_app: " + error);
+      exit_code_ = kExitAppLoadError;
+      return false;
+    }
+    auto& [url_path, folder] = app_mount;
+    while (url_path.size() > 1 && url_path.back() == '/') url_path.pop_back();
+    bool taken = false;
+    for (const auto& m : mounts) taken = taken || m.url_prefix == url_path;
+    // An explicit --static-map of the same prefix wins.
+    if (!taken) mounts.push_back({url_path, folder});
+  }
+  if (mounts.empty()) return true;
+  try {
+    static_files::Options options;
+    options.fallthrough = config_.static_fallthrough;
+    options.allow_hidden = config_.static_allow_hidden;
+    options.cache_control = config_.static_cache_control;
+    static_files_ = std::make_unique<static_files::StaticFiles>(std::move(mounts), options);
+  } catch (const std::exception& e) {
+    log::error_log().error(std::string("Invalid value for static_map: ") + e.what());
+    exit_code_ = kExitWorkerBootError;
+    return false;
+  }
+  for (const auto& m : static_files_->mounts()) {
+    log::error_log().debug("Static files: " + m.point.url_prefix + " -> " + m.point.directory);
+  }
+  if (!static_files::kernel_has_openat2()) {
+    log::error_log().info("Static files: openat2(2) is not available; names are resolved one "
+                          "component at a time and symlinks are not followed");
+  }
   return true;
 }
 
@@ -442,6 +494,14 @@ int Worker::run() {
   if (uv_loop_init(&loop_) != 0) return kExitWorkerBootError;
   loop_.data = this;
   if (!boot()) {
+    uv_loop_close(&loop_);
+    return exit_code_;
+  }
+  if (!start_static_files()) {
+    if (own_app_) {
+      wsgi::Gil gil;
+      own_app_.reset();
+    }
     uv_loop_close(&loop_);
     return exit_code_;
   }

@@ -27,6 +27,10 @@ class Interpreter;
 class Reloader;
 }  // namespace cppgunicorn::wsgi
 
+namespace cppgunicorn::static_files {
+class StaticFiles;
+}
+
 namespace cppgunicorn::worker {
 
 class AppPool;
@@ -81,6 +85,8 @@ class Worker {
   // speaks TLS. Null for plain HTTP.
   const net::TlsContext* tls() const { return tls_; }
   const ForwardedPolicy& forwarded() const { return forwarded_; }
+  // The static mounts (--static-map, --static-from-app); null when none.
+  const static_files::StaticFiles* static_files() const { return static_files_.get(); }
   log::AccessLog& access_log() { return access_log_; }
   // Written from the loop thread only (metrics::Counter is single-writer).
   metrics::WorkerCounters& counters() { return *counters_; }
@@ -120,6 +126,10 @@ class Worker {
   void maybe_finish();
   void close_all_handles();
   bool start_app_pool();
+  // Opens the static mounts' directories (after the user switch, so they
+  // are opened with the worker's rights) and reads the app's own with
+  // --static-from-app.
+  bool start_static_files();
   bool patch_for_greenlets();
   // gevent/eventlet: the loop on a thread of its own, the hub on this one.
   void run_loop_beside_hub();
@@ -177,6 +187,7 @@ class Worker {
 
   // --threads
   std::unique_ptr<AppPool> app_pool_;
+  std::unique_ptr<static_files::StaticFiles> static_files_;
 };
 
 }  // namespace cppgunicorn::worker

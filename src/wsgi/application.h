@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "wsgi/environ.h"
 #include "wsgi/exchange.h"
@@ -16,6 +17,12 @@ class Application {
  public:
   // Imports the app; throws AppLoadError or pybind11::error_already_set.
   Application(const std::string& uri, const EnvironOptions& options);
+
+  // --static-from-app: the URL path and directory of the app's own static
+  // files, from a Flask app's static_url_path and static_folder. Throws
+  // std::runtime_error saying why when the app has none (not a Flask app,
+  // or static_folder=None). Needs the GIL.
+  std::pair<std::string, std::string> static_mount() const;
 
   std::unique_ptr<Exchange> exchange() const {
     return std::make_unique<Exchange>(callable_, environ_);
