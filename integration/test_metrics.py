@@ -221,6 +221,52 @@ def test_app_exceptions_counted(start_server):
     assert total(s, "cppgunicorn_requests_total", method="GET", status="2xx") == 1
 
 
+def test_static_responses_counted_in_flight_and_told_apart_from_the_app(start_server, tmp_path):
+    pub = tmp_path / "public"
+    pub.mkdir()
+    (pub / "site.css").write_bytes(b"body { color: #123; }\n" * 20)
+    (pub / "big.bin").write_bytes(b"\0" * (32 << 20))  # past any socket buffer
+    log = tmp_path / "access.log"
+    srv = start_with_metrics(start_server, "--threads", "4", "--static-map", f"/static={pub}",
+                             "--access-logfile", str(log),
+                             "--access-logformat", '%(x)s %(h)s "%(r)s" %(s)s %(b)s')
+    # An app request held in flight while static ones come and go: the
+    # gauge must still say 1 (a static answer is started, then answered).
+    slow = threading.Thread(target=requests.get, args=(srv.url + "/slow?s=3",), kwargs={"timeout": 20})
+    slow.start()
+    wait_until(lambda: total(scrape(srv), "cppgunicorn_requests_in_flight") == 1, what="the slow request")
+    css = requests.get(srv.url + "/static/site.css", timeout=10)
+    assert css.status_code == 200
+    assert requests.get(srv.url + "/static/site.css", headers={"If-None-Match": css.headers["ETag"]},
+                        timeout=10).status_code == 304
+    assert requests.get(srv.url + "/static/missing.css", timeout=10).status_code == 404
+    assert requests.post(srv.url + "/static/site.css", timeout=10).status_code == 405
+    assert requests.head(srv.url + "/static/big.bin", timeout=10).status_code == 200
+    assert requests.get(srv.url + "/", timeout=10).status_code == 200
+    assert total(scrape(srv), "cppgunicorn_requests_in_flight") == 1
+    slow.join(20)
+    # A large file the client leaves half-way: abandoned, not answered (nor logged).
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", srv.port))
+        s.sendall(b"GET /static/big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+    final = wait_for_quiet(srv)
+
+    lines = access_lines(log)
+    static = [LOG_LINE.search(line) for line in lines if line.startswith("static ")]
+    assert len(lines) == 7 and len(static) == 5
+    assert total(final, "cppgunicorn_requests_total") == len(lines)
+    assert total(final, "cppgunicorn_request_duration_seconds_count") == len(lines)
+    assert total(final, "cppgunicorn_static_requests_total") == len(static)
+    for status in ("2xx", "3xx", "4xx"):
+        in_log = sum(1 for m in static if m["status"][0] == status[0])
+        assert total(final, "cppgunicorn_static_requests_total", status=status) == in_log, status
+    assert total(final, "cppgunicorn_static_requests_total", status="2xx") == 2
+    assert total(final, "cppgunicorn_requests_abandoned_total") == 1
+    assert total(final, "cppgunicorn_requests_in_flight") == 0
+
+
 def test_leaking_worker_replaced_past_max_worker_memory(start_server):
     # The limit: 60 MiB above what a booted worker of this build holds (a
     # sanitizer build holds much more).

@@ -105,6 +105,13 @@ std::string render_prometheus(const Snapshot& s) {
     }
   }
 
+  w.family("static_requests_total", "counter",
+           "Of requests_total, those a --static-map mount answered, by status class.");
+  for (size_t c = 0; c < kStatusClassCount; ++c) {
+    if (t.static_requests[c] == 0) continue;
+    w.sample("static_requests_total", label("status", kStatusClassLabels[c]), t.static_requests[c]);
+  }
+
   w.family("request_duration_seconds", "histogram",
            "Time from a request's complete head to the end of its response.");
   uint64_t cumulative = 0;
@@ -118,7 +125,8 @@ std::string render_prometheus(const Snapshot& s) {
   w.sample_double("request_duration_seconds_sum", {}, static_cast<double>(t.duration_sum_us) / 1e6);
   w.sample("request_duration_seconds_count", {}, cumulative);
 
-  w.family("requests_in_flight", "gauge", "Requests handed to the app and not answered yet.");
+  w.family("requests_in_flight", "gauge",
+           "Requests handed to the app (or a static mount) and not answered yet.");
   w.sample_signed("requests_in_flight", {}, s.in_flight);
   w.single("requests_abandoned_total", "counter",
            "Requests whose connection closed (or was refused) before they were answered.",

@@ -94,6 +94,7 @@ void Totals::add(const WorkerCounters& c) {
   for (size_t m = 0; m < kMethodCount; ++m) {
     for (size_t s = 0; s < kStatusClassCount; ++s) requests[m][s] += c.requests[m][s].get();
   }
+  for (size_t s = 0; s < kStatusClassCount; ++s) static_requests[s] += c.static_requests[s].get();
   for (size_t b = 0; b <= kMaxBuckets; ++b) duration_buckets[b] += c.duration_buckets[b].get();
   duration_sum_us += c.duration_sum_us.get();
   requests_started += c.requests_started.get();
@@ -112,6 +113,7 @@ void Totals::add(const Totals& t) {
   for (size_t m = 0; m < kMethodCount; ++m) {
     for (size_t s = 0; s < kStatusClassCount; ++s) requests[m][s] += t.requests[m][s];
   }
+  for (size_t s = 0; s < kStatusClassCount; ++s) static_requests[s] += t.static_requests[s];
   for (size_t b = 0; b <= kMaxBuckets; ++b) duration_buckets[b] += t.duration_buckets[b];
   duration_sum_us += t.duration_sum_us;
   requests_started += t.requests_started;

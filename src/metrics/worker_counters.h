@@ -66,11 +66,14 @@ struct WorkerCounters {
   // Requests answered: counted where the access-log line is written, so
   // that the two agree exactly.
   Counter requests[kMethodCount][kStatusClassCount];
+  // Of those, the ones --static-map answered (by status class): a subset
+  // of `requests`, counted at the same place.
+  Counter static_requests[kStatusClassCount];
   // Their durations (non-cumulative buckets: [i] counts those at or below
   // bound i and above bound i-1; [bounds] those above every bound).
   Counter duration_buckets[kMaxBuckets + 1];
   Counter duration_sum_us;
-  Counter requests_started;    // a complete head was handed to the app
+  Counter requests_started;    // a complete head was handed to the app or a static mount
   Counter requests_abandoned;  // started, then the connection closed unanswered
   Counter connections_accepted;
   Counter connections_closed;
@@ -119,6 +122,7 @@ class DurationBuckets {
 // scrape time, and over the dead ones' as they are reaped (retired).
 struct Totals {
   uint64_t requests[kMethodCount][kStatusClassCount] = {};
+  uint64_t static_requests[kStatusClassCount] = {};
   uint64_t duration_buckets[kMaxBuckets + 1] = {};
   uint64_t duration_sum_us = 0;
   uint64_t requests_started = 0;

@@ -743,8 +743,9 @@ void Connection::finish_request(bool keep_alive) {
   // between the two is the only way they can differ, by one): /metrics
   // and the access log agree request for request.
   metrics::WorkerCounters& counters = worker_.counters();
-  counters.requests[metrics::method_index(request.method)]
-                   [metrics::status_class_index(plan_.status_code)].inc();
+  size_t status_class = metrics::status_class_index(plan_.status_code);
+  counters.requests[metrics::method_index(request.method)][status_class].inc();
+  if (static_) counters.static_requests[status_class].inc();
   counters.duration_buckets[worker_.duration_bucket(duration_us)].inc();
   counters.duration_sum_us.add(duration_us);
   exchange_.reset();  // the caller holds the GIL
@@ -971,6 +972,11 @@ void Connection::close() {
   // First, so that an app waiting for body bytes wakes up (with an error).
   end_body(base::BodyChannel::Failure::kError,
            "the connection closed before the end of the request body");
+  if (static_ && busy_) {
+    // A static file cut short by the client: started, never answered (nor
+    // logged), as an app request the client leaves.
+    worker_.counters().requests_abandoned.inc();
+  }
   if (exchange_) {
     worker_.counters().requests_abandoned.inc();  // started, never answered
     LoopGil gil(worker_.app_pool());

@@ -34,6 +34,9 @@ bool Connection::serve_static() {
   static_files::Answer answer = files->answer(request);
   if (answer.kind != static_files::Answer::Kind::kRespond) return false;
   static_ = true;
+  // In flight until finish_request, as an app's request (requests_total
+  // counts it there): the master's in-flight gauge is started - answered.
+  worker_.counters().requests_started.inc();
   static_headers_ = std::move(answer.headers);
   uint64_t length = answer.length;
   plan_ = http::plan_response(request, answer.status, static_headers_, is_head_request_, &length,

@@ -32,6 +32,7 @@ TEST_CASE("metrics: a worker's counts and the retired totals add up") {
   WorkerCounters& c = block.get();
   c.requests[0][1].inc();
   c.requests[0][1].inc();
+  c.static_requests[1].inc();
   c.parse_errors[static_cast<size_t>(cppgunicorn::http::ParseError::kBadRequest)].add(3);
   Totals retired;
   retired.add(c);
@@ -40,6 +41,19 @@ TEST_CASE("metrics: a worker's counts and the retired totals add up") {
   total.add(c);
   CHECK(total.request_count() == 4);
   CHECK(total.parse_errors[1] == 6);
+  CHECK(total.static_requests[1] == 2);
+}
+
+TEST_CASE("metrics: static requests by status class, only the classes seen") {
+  Snapshot s;
+  s.totals.requests[0][1] = 5;
+  s.totals.static_requests[1] = 3;
+  s.totals.static_requests[2] = 1;
+  std::string text = render_prometheus(s);
+  CHECK(text.find("# TYPE cppgunicorn_static_requests_total counter\n") != std::string::npos);
+  CHECK(text.find("cppgunicorn_static_requests_total{status=\"2xx\"} 3\n") != std::string::npos);
+  CHECK(text.find("cppgunicorn_static_requests_total{status=\"3xx\"} 1\n") != std::string::npos);
+  CHECK(text.find("cppgunicorn_static_requests_total{status=\"4xx\"}") == std::string::npos);
 }
 
 TEST_CASE("metrics: the histogram is cumulative and its count is the request count") {
