@@ -14,6 +14,7 @@
 #include "log/logger.h"
 #include "worker/app_pool.h"
 #include "worker/connection.h"
+#include "worker/stall_flusher.h"
 #include "worker/green_hub.h"
 #include "worker/http_options.h"
 #include "wsgi/app_loader.h"
@@ -241,6 +242,11 @@ void Worker::connection_closed(Connection* c) {
 // (flushing_ is empty outside on_cork_flush, and no connection is destroyed
 // while that runs.)
 void Worker::uncork(Connection* c) { std::erase(corked_, c); }
+
+StallFlusher* Worker::stall_flusher() {
+  if (!stall_flusher_) stall_flusher_ = std::make_unique<StallFlusher>();
+  return stall_flusher_.get();
+}
 
 void Worker::on_cork_open(uv_prepare_t* prepare) {
   static_cast<Worker*>(prepare->loop->data)->corking_ = true;

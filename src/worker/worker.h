@@ -30,6 +30,7 @@ namespace cppgunicorn::worker {
 
 class AppPool;
 class Connection;
+class StallFlusher;
 
 // Exit codes shared with the master (gunicorn's values).
 inline constexpr int kExitOk = 0;
@@ -90,6 +91,10 @@ class Worker {
   // next pipelined request, waits for the flush: the app is never called
   // again on a connection while bytes of it are held.
   bool corking() const { return corking_; }
+
+  // Writes a connection's gathered body chunks when the app, running on
+  // the loop thread, stalls before the next one (started on first use).
+  StallFlusher* stall_flusher();
   void cork(Connection* c) { corked_.push_back(c); }
   void uncork(Connection* c);
 
@@ -163,6 +168,7 @@ class Worker {
 
   // --threads
   std::unique_ptr<AppPool> app_pool_;
+  std::unique_ptr<StallFlusher> stall_flusher_;
 };
 
 }  // namespace cppgunicorn::worker
