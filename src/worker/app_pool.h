@@ -211,16 +211,4 @@ class AppPool {
   bool async_open_ = false;
 };
 
-// Holds the GIL on the loop thread only when the app runs there
-// (--threads 1); with a pool the loop thread never takes it.
-class LoopGil {
- public:
-  explicit LoopGil(const AppPool* pool) {
-    if (pool == nullptr) gil_.emplace();
-  }
-
- private:
-  std::optional<wsgi::Gil> gil_;
-};
-
 }  // namespace cppgunicorn::worker

@@ -431,7 +431,7 @@ void Connection::start_request() {
     pump();
     return;
   }
-  wsgi::Gil gil;
+  worker_.hold_gil();
   exchange_ = worker_.app().exchange();
   if (!static_cast<wsgi::Exchange&>(*exchange_).call(request, *peer)) {
     send_error_response(kInternalErrorBody);
@@ -445,7 +445,7 @@ void Connection::pump() {
     send_file();  // no GIL: the file is ours until the exchange closes
     return;
   }
-  LoopGil gil(worker_.app_pool());
+  worker_.hold_gil();
   // sendfile(2) is for the direct path, where the loop thread owns the
   // iterable; a pool thread iterates a file wrapper like any other body.
   // Over TLS the file goes through the encrypting writer like any body.
@@ -679,7 +679,7 @@ void Connection::send_file() {
                            " bytes its Content-Length promised; closing the connection");
     keep_alive = false;
   }
-  wsgi::Gil gil;
+  worker_.hold_gil();
   exchange_->close();  // the wrapper's close() closes the file
   finish_request(keep_alive);
 }
@@ -1037,7 +1037,7 @@ void Connection::close() {
   end_body(base::BodyChannel::Failure::kError,
            "the connection closed before the end of the request body");
   if (exchange_) {
-    LoopGil gil(worker_.app_pool());
+    worker_.hold_gil();
     exchange_->close();
     exchange_.reset();
     busy_ = false;

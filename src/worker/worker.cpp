@@ -248,8 +248,12 @@ StallFlusher* Worker::stall_flusher() {
   return stall_flusher_.get();
 }
 
-void Worker::on_cork_open(uv_prepare_t* prepare) {
-  static_cast<Worker*>(prepare->loop->data)->corking_ = true;
+void Worker::on_before_poll(uv_prepare_t* prepare) {
+  Worker* self = static_cast<Worker*>(prepare->loop->data);
+  self->corking_ = true;
+  // The loop is about to wait for I/O: never with the GIL (other Python
+  // threads of the app, a green hub, may need it meanwhile).
+  self->loop_gil_.release();
 }
 
 void Worker::on_cork_flush(uv_check_t* check) {
@@ -465,7 +469,7 @@ int Worker::run() {
   // Neither keeps the loop alive (unref): they only bracket each poll.
   uv_prepare_init(&loop_, cork_open_.get());
   cork_open_.mark_initialised();
-  uv_prepare_start(cork_open_.get(), on_cork_open);
+  uv_prepare_start(cork_open_.get(), on_before_poll);
   uv_unref(cork_open_.as_handle());
   uv_check_init(&loop_, cork_flush_.get());
   cork_flush_.mark_initialised();
@@ -482,6 +486,7 @@ int Worker::run() {
     run_loop_beside_hub();
   } else {
     uv_run(&loop_, UV_RUN_DEFAULT);
+    loop_gil_.release();  // the last iteration's, if it took it
   }
   uv_loop_close(&loop_);
   // Threads are idle here unless connections were cut (quick stop, or the
