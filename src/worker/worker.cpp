@@ -14,6 +14,7 @@
 #include "log/logger.h"
 #include "worker/app_pool.h"
 #include "worker/connection.h"
+#include "worker/stall_flusher.h"
 #include "worker/green_hub.h"
 #include "worker/http_options.h"
 #include "static_files/open_beneath.h"
@@ -298,8 +299,17 @@ void Worker::connection_closed(Connection* c) {
 // while that runs.)
 void Worker::uncork(Connection* c) { std::erase(corked_, c); }
 
-void Worker::on_cork_open(uv_prepare_t* prepare) {
-  static_cast<Worker*>(prepare->loop->data)->corking_ = true;
+StallFlusher* Worker::stall_flusher() {
+  if (!stall_flusher_) stall_flusher_ = std::make_unique<StallFlusher>();
+  return stall_flusher_.get();
+}
+
+void Worker::on_before_poll(uv_prepare_t* prepare) {
+  Worker* self = static_cast<Worker*>(prepare->loop->data);
+  self->corking_ = true;
+  // The loop is about to wait for I/O: never with the GIL (other Python
+  // threads of the app, a green hub, may need it meanwhile).
+  self->loop_gil_.release();
 }
 
 void Worker::on_cork_flush(uv_check_t* check) {
@@ -525,7 +535,7 @@ int Worker::run() {
   // Neither keeps the loop alive (unref): they only bracket each poll.
   uv_prepare_init(&loop_, cork_open_.get());
   cork_open_.mark_initialised();
-  uv_prepare_start(cork_open_.get(), on_cork_open);
+  uv_prepare_start(cork_open_.get(), on_before_poll);
   uv_unref(cork_open_.as_handle());
   uv_check_init(&loop_, cork_flush_.get());
   cork_flush_.mark_initialised();
@@ -542,6 +552,7 @@ int Worker::run() {
     run_loop_beside_hub();
   } else {
     uv_run(&loop_, UV_RUN_DEFAULT);
+    loop_gil_.release();  // the last iteration's, if it took it
   }
   uv_loop_close(&loop_);
   // Threads are idle here unless connections were cut (quick stop, or the

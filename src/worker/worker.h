@@ -20,6 +20,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "worker/forwarded.h"
+#include "wsgi/interpreter.h"
 
 namespace cppgunicorn::wsgi {
 class Application;
@@ -35,6 +36,7 @@ namespace cppgunicorn::worker {
 
 class AppPool;
 class Connection;
+class StallFlusher;
 
 // Exit codes shared with the master (gunicorn's values).
 inline constexpr int kExitOk = 0;
@@ -71,6 +73,15 @@ class Worker {
 
   // For connections.
   uv_loop_t* loop() { return &loop_; }
+  // The app runs on the loop thread (no pool): makes sure the loop thread
+  // holds the GIL. It keeps it for the rest of the loop iteration, through
+  // every request read in it, and drops it before the loop polls: one
+  // take and drop per iteration rather than per request (and none in an
+  // iteration that runs no Python). With a pool, the loop thread never
+  // takes it.
+  void hold_gil() {
+    if (!app_pool_) loop_gil_.hold();
+  }
   const wsgi::Application& app() const { return *app_; }
   bool stopping() const { return stopping_; }
   // Where a connection notes the request it serves; null with a pool
@@ -107,6 +118,10 @@ class Worker {
   // next pipelined request, waits for the flush: the app is never called
   // again on a connection while bytes of it are held.
   bool corking() const { return corking_; }
+
+  // Writes a connection's gathered body chunks when the app, running on
+  // the loop thread, stalls before the next one (started on first use).
+  StallFlusher* stall_flusher();
   void cork(Connection* c) { corked_.push_back(c); }
   void uncork(Connection* c);
 
@@ -115,7 +130,8 @@ class Worker {
   static void on_connection(uv_stream_t* server, int status);
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_sweep(uv_timer_t* timer);
-  static void on_cork_open(uv_prepare_t* prepare);
+  // Before each poll: opens the cork, drops the loop's GIL.
+  static void on_before_poll(uv_prepare_t* prepare);
   static void on_cork_flush(uv_check_t* check);
 
   bool boot();
@@ -188,6 +204,8 @@ class Worker {
   // --threads
   std::unique_ptr<AppPool> app_pool_;
   std::unique_ptr<static_files::StaticFiles> static_files_;
+  std::unique_ptr<StallFlusher> stall_flusher_;
+  wsgi::HeldGil loop_gil_;
 };
 
 }  // namespace cppgunicorn::worker

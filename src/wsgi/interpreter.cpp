@@ -161,6 +161,16 @@ void Interpreter::release_gil() { impl_->released.emplace(); }
 Gil::Gil() : state_(static_cast<int>(PyGILState_Ensure())) {}
 Gil::~Gil() { PyGILState_Release(static_cast<PyGILState_STATE>(state_)); }
 
+void HeldGil::take() {
+  state_ = static_cast<int>(PyGILState_Ensure());
+  held_ = true;
+}
+
+void HeldGil::drop() {
+  held_ = false;
+  PyGILState_Release(static_cast<PyGILState_STATE>(state_));
+}
+
 PythonThread::PythonThread() : state_(static_cast<int>(PyGILState_Ensure())) {
   // The outer Ensure keeps the thread state alive; inner Gil scopes then
   // only take and drop the GIL.

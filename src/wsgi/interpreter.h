@@ -82,6 +82,32 @@ class Gil {
   int state_;  // PyGILState_STATE
 };
 
+// The GIL taken once and kept until release(): the worker's loop thread
+// holds it across the callbacks of one loop iteration (the first request
+// of the iteration takes it, the loop drops it before it waits for I/O),
+// instead of once per request. Nested `Gil` scopes inside cost a counter.
+class HeldGil {
+ public:
+  HeldGil() = default;
+  ~HeldGil() { release(); }
+  HeldGil(const HeldGil&) = delete;
+  HeldGil& operator=(const HeldGil&) = delete;
+
+  void hold() {
+    if (!held_) take();
+  }
+  void release() {
+    if (held_) drop();
+  }
+  bool held() const { return held_; }
+
+ private:
+  void take();
+  void drop();
+  bool held_ = false;
+  int state_ = 0;  // PyGILState_STATE
+};
+
 // Makes the calling (non-Python) thread a Python thread for its lifetime:
 // one thread state, created once, so that `threading.local()` and
 // `threading.current_thread()` stay the same from one request to the next
