@@ -215,7 +215,14 @@ int InProcessServer::run(const ReadyCallback& on_ready) {
   // A Python host called us holding the GIL: the loop runs without it.
   wsgi::GilReleasedIfHeld released;
   ProcessStateReset reset;
+  // Errors in the configuration itself go to the host's sink too.
+  if (const Config::Data& data = ConfigAccess::data(config_); data.log_sink) use_host_sink(data);
   try {
+    ensure_interpreter(program_);
+    // One Python thread state for this thread while it serves, so that
+    // each call of the app does not make and drop one (start()'s thread is
+    // not a Python thread; a host's thread keeps the one it has).
+    wsgi::PythonThread python_thread;
     return serve(on_ready);
   } catch (const std::exception& e) {
     log::error_log().error(e.what());
@@ -225,9 +232,6 @@ int InProcessServer::run(const ReadyCallback& on_ready) {
 
 int InProcessServer::serve(const ReadyCallback& on_ready) {
   const Config::Data& data = ConfigAccess::data(config_);
-  // Errors in the configuration itself go to the host's sink too.
-  if (data.log_sink) use_host_sink(data);
-  ensure_interpreter(program_);
   std::vector<std::string> python_argv = {program_.empty() ? "cppgunicorn" : program_.front()};
   wsgi::PythonConfig python(python_argv);
   config::LoadedConfig loaded;
