@@ -66,8 +66,10 @@ class Config {
 
   // One setting by gunicorn's name ("bind", "threads", "keepalive"...);
   // the value as its command-line text. A list setting ("bind", "raw_env")
-  // takes a vector, or a comma-separated string for "bind". Throws
-  // ConfigError for an unknown name or a bad value.
+  // takes a vector of values; for a comma-separated one ("pythonpath",
+  // "forwarded_allow_ips") a vector is joined with commas. A later set() of
+  // a setting replaces the earlier. Throws ConfigError for an unknown name
+  // or a bad value.
   Config& set(std::string_view name, const std::string& value);
   Config& set(std::string_view name, const char* value) { return set(name, std::string(value)); }
   Config& set(std::string_view name, long long value);

@@ -169,9 +169,13 @@ std::vector<Assignment> code_assignments(const std::vector<CodeSetting>& code) {
   for (const CodeSetting& c : code) {
     const Setting* s = find_setting(c.name);
     if (s == nullptr) throw ConfigError("Unknown setting: '" + c.name + "'");
-    if (s->kind != ValueKind::kList && c.values.size() != 1) {
-      throw ConfigError("Invalid value for " + c.name + ": one value expected, " +
-                        std::to_string(c.values.size()) + " given");
+    if (s->kind != ValueKind::kList) {
+      // One value; several are its comma-separated form (pythonpath,
+      // forwarded_allow_ips...).
+      std::string joined;
+      for (const std::string& v : c.values) joined += (joined.empty() ? "" : ",") + v;
+      out.push_back(Assignment{s, joined});
+      continue;
     }
     if (c.values.empty()) out.push_back(Assignment{s, ""});
     for (const std::string& v : c.values) out.push_back(Assignment{s, v});
