@@ -210,3 +210,27 @@ TEST_CASE("embed: 100 start/stop cycles leave no descriptor and little memory be
   MESSAGE("RSS growth over 100 cycles: " << grown << " KiB");
   CHECK(grown < 4096);
 }
+
+TEST_CASE("embed: prefork mode run() on the main thread, stopped by stop() from another") {
+  cppgunicorn::Config config = test_config();
+  config.set_mode(cppgunicorn::Mode::kPrefork).set("workers", 2);
+  cppgunicorn::Server server(config);
+  std::string response;
+  std::thread client([&] {
+    for (int i = 0; i < 1000 && server.port() == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    // The workers boot after the master is ready: the listen backlog holds
+    // the connection until one accepts it.
+    response = http_get(server.port(), "/forked");
+    server.stop();
+  });
+  int status = server.run();  // releases the GIL it is called with
+  client.join();
+  CHECK(status == 0);
+  CHECK(response.find("hello /forked") != std::string::npos);
+  CHECK(http_get(server.port(), "/").empty());
+
+  cppgunicorn::Server on_a_thread(config);
+  CHECK_THROWS_AS(on_a_thread.start(), std::logic_error);
+}
