@@ -364,6 +364,7 @@ int Server::Impl::serve() {
       changed.notify_all();
     };
     code = run_prefork(data, program, control);
+    if (!data.is_command) embed::reset_process_state();
   }
   std::lock_guard lock(mu);
   state = State::kDone;

@@ -199,14 +199,16 @@ std::string display(const net::ListenSocket& l, bool tls) {
 
 // What a server sets process-wide while it runs, put back when it ends.
 struct ProcessStateReset {
-  ~ProcessStateReset() {
-    base::SpoolFile::use_directory("");
-    base::SpoolFile::set_budget(0);
-    log::error_log().reset();
-  }
+  ~ProcessStateReset() { reset_process_state(); }
 };
 
 }  // namespace
+
+void reset_process_state() {
+  base::SpoolFile::use_directory("");
+  base::SpoolFile::set_budget(0);
+  log::error_log().reset();
+}
 
 InProcessServer::InProcessServer(const Config& config, std::vector<std::string> program)
     : config_(config), program_(std::move(program)) {}
