@@ -1,8 +1,11 @@
 #include "embed/in_process.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <optional>
 
@@ -295,7 +298,22 @@ int InProcessServer::serve(const ReadyCallback& on_ready) {
 
   bool ready_told = false;
   for (;;) {
-    worker::Worker w(c, listeners.sockets, access_log, nullptr, app.app.get(), tls.get());
+    // The worker's loop takes its sockets over and closes them when it
+    // stops (as a forked worker closes its copies): it gets duplicates, so
+    // that the listeners stay open for the next worker (reload()) and are
+    // closed once, here, at the end.
+    Listeners worker_sockets;
+    for (const net::ListenSocket& l : listeners.sockets) {
+      net::ListenSocket copy = l;
+      copy.fd = ::fcntl(l.fd, F_DUPFD_CLOEXEC, 0);
+      if (copy.fd < 0) {
+        log::error_log().error(std::string("cannot duplicate a listener: ") + std::strerror(errno));
+        return 1;
+      }
+      copy.address.kind = net::BindAddress::Kind::kFd;  // never unlinked through the copy
+      worker_sockets.sockets.push_back(copy);
+    }
+    worker::Worker w(c, worker_sockets.sockets, access_log, nullptr, app.app.get(), tls.get());
     w.set_in_host_process(true);
     w.set_handle_signals(data.handle_signals);
     {
@@ -310,6 +328,8 @@ int InProcessServer::serve(const ReadyCallback& on_ready) {
       on_ready(addresses, port);
     }
     int code = w.run();
+    // Closed by the worker's loop already (those it opened).
+    for (net::ListenSocket& l : worker_sockets.sockets) l.fd = -1;
     {
       std::lock_guard lock(mu_);
       worker_ = nullptr;
