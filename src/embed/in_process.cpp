@@ -320,7 +320,10 @@ int InProcessServer::serve(const ReadyCallback& on_ready) {
       std::lock_guard lock(mu_);
       graceful_timeout_ms_ = c.graceful_timeout * 1000;
       worker_ = &w;
-      if (stop_asked_) w.request_stop(true, stop_grace_ms_ >= 0 ? stop_grace_ms_ : graceful_timeout_ms_);
+      if (stop_asked_) {
+        w.request_stop(stop_grace_ms_ != 0,
+                       static_cast<uint64_t>(stop_grace_ms_ >= 0 ? stop_grace_ms_ : graceful_timeout_ms_));
+      }
     }
     if (!ready_told && on_ready) {
       // Connections wait in the listen backlog until the loop runs.
@@ -359,7 +362,9 @@ void InProcessServer::stop(int64_t grace_ms) {
   stop_asked_ = true;
   stop_grace_ms_ = grace_ms;
   if (worker_ != nullptr) {
-    worker_->request_stop(true, static_cast<uint64_t>(grace_ms >= 0 ? grace_ms : graceful_timeout_ms_));
+    // No grace: every connection dropped now (as the prefork master's INT).
+    worker_->request_stop(grace_ms != 0,
+                          static_cast<uint64_t>(grace_ms >= 0 ? grace_ms : graceful_timeout_ms_));
   }
 }
 
