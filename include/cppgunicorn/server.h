@@ -14,9 +14,10 @@
 //   same worker the command forks, src/worker) runs in this process, on the
 //   thread that calls run() or the one start() makes. `threads` > 1 adds
 //   that many app threads. `workers` must be 1; settings that need a master
-//   process (daemon, user, group, pidfile, reload, max_requests, preload
-//   with workers, gevent/eventlet worker classes) are refused at start with
-//   a message naming them.
+//   process or would change the host's (daemon, user, group, pidfile,
+//   chdir, raw_env, reload, max_requests, capture_output, syslog,
+//   statsd_host, the gevent/eventlet worker classes) are refused at start
+//   with a message naming them.
 // - Mode::kPrefork: as the `cppgunicorn` command. The calling process
 //   becomes the master and forks the workers; run() from the main thread
 //   (the one that owns the interpreter: fork copies only the calling
