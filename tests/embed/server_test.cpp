@@ -210,7 +210,11 @@ TEST_CASE("embed: 100 start/stop cycles leave no descriptor and little memory be
   CHECK(open_fds() == fds_before);
   long grown = rss_kib() - rss_before;
   MESSAGE("RSS growth over 100 cycles: " << grown << " KiB");
+#ifndef __SANITIZE_ADDRESS__
+  // (AddressSanitizer holds freed memory back in its quarantine: RSS says
+  // nothing about leaks there, and its own leak check is off for Python.)
   CHECK(grown < 4096);
+#endif
 }
 
 TEST_CASE("embed: prefork mode run() on the main thread, stopped by stop() from another") {
