@@ -41,6 +41,10 @@ void ensure_interpreter(const std::vector<std::string>& program) {
   options.argv = {program.empty() ? std::string("cppgunicorn") : program.front()};
   char cwd[4096];
   if (::getcwd(cwd, sizeof cwd) != nullptr) options.app_dir = cwd;
+  // faulthandler would take SIGSEGV, SIGABRT... for the whole host process
+  // (and set an alternate signal stack on this thread, which may end); with
+  // no master to abort a stuck worker, in-process has no use for it.
+  options.enable_faulthandler = false;
   library_python = std::make_unique<wsgi::Interpreter>(options);
   library_python->release_gil();
   // Deliberately kept past the end of main: see above.
