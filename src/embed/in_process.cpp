@@ -173,7 +173,8 @@ int load_app(const Config::Data& data, const config::Config& c, LoadedApp& out) 
   env.multiprocess = false;
   if (const char* sn = std::getenv("SCRIPT_NAME")) env.script_name = sn;
   try {
-    wsgi::import_worker_modules();
+    // No fork to share them with: only what loading the app needs.
+    wsgi::import_worker_modules(/*standard_library=*/false);
     if (data.app_object) {
       auto* callable = static_cast<PyObject*>(data.app_object.get());
       out.app = std::make_unique<wsgi::Application>(
