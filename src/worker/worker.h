@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -53,9 +54,24 @@ class Worker {
   // in gunicorn, where the master has started Python before any worker).
   void set_before_app_import(std::function<void()> hook) { before_app_import_ = std::move(hook); }
 
+  // In a host program's process (the in-process server, src/embed): no
+  // signal handlers of its own, no parent to watch, no atexit functions
+  // run at the end (the host's interpreter outlives us), and worker
+  // threads still busy at the end are left behind rather than ending the
+  // process. Set before run().
+  void set_in_host_process(bool in_host) { in_host_ = in_host; }
+  // Whether the worker takes TERM, INT, QUIT and USR1 (on by default; a
+  // host that keeps its signals stops the worker with request_stop()).
+  void set_handle_signals(bool on) { handle_signals_ = on; }
+
   // Boots (interpreter, app), serves until told to stop, returns the exit
   // code for the master.
   int run();
+
+  // From any thread, before or during run(): stop accepting and finish.
+  // `graceful`: in-flight requests get `grace_ms` to complete (then their
+  // connections are cut); else every connection is dropped at once.
+  void request_stop(bool graceful, uint64_t grace_ms);
 
   // For connections.
   uv_loop_t* loop() { return &loop_; }
@@ -100,11 +116,14 @@ class Worker {
   static void on_sweep(uv_timer_t* timer);
   static void on_cork_open(uv_prepare_t* prepare);
   static void on_cork_flush(uv_check_t* check);
+  static void on_stop_request(uv_async_t* async);
 
   bool boot();
   bool run_before_app_import();
   bool listen();
   void begin_graceful_stop();
+  void begin_graceful_stop(uint64_t grace_ms);
+  void quick_stop();
   void stop_listening();
   void maybe_finish();
   void close_all_handles();
@@ -163,6 +182,16 @@ class Worker {
 
   // --threads
   std::unique_ptr<AppPool> app_pool_;
+
+  bool in_host_ = false;
+  bool handle_signals_ = true;
+  // request_stop(): what was asked, and the loop's wake-up once it runs
+  // (guarded by stop_mutex_, as is whether stop_async_ may be sent to).
+  std::mutex stop_mutex_;
+  net::UvHandle<uv_async_t> stop_async_;
+  bool stop_async_open_ = false;
+  enum class StopAsked { kNone, kGraceful, kQuick } stop_asked_ = StopAsked::kNone;
+  uint64_t stop_grace_ms_ = 0;
 };
 
 }  // namespace cppgunicorn::worker

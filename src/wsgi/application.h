@@ -16,6 +16,8 @@ class Application {
  public:
   // Imports the app; throws AppLoadError or pybind11::error_already_set.
   Application(const std::string& uri, const EnvironOptions& options);
+  // A callable the host already holds (the in-process server's app object).
+  Application(pybind11::object callable, const EnvironOptions& options);
 
   std::unique_ptr<Exchange> exchange() const {
     return std::make_unique<Exchange>(callable_, environ_);

@@ -16,6 +16,8 @@ struct InterpreterOptions {
   // Where Python's faulthandler writes the stack of a worker killed for a
   // timeout (SIGABRT) or a crash; -1: stderr.
   int fault_fd = -1;
+  // Off in a host program's interpreter, whose faulthandler is its own.
+  bool enable_faulthandler = true;
 };
 
 class Interpreter {
@@ -73,6 +75,20 @@ class Gil {
 
  private:
   int state_;  // PyGILState_STATE
+};
+
+// Releases the GIL for its scope if the calling thread holds it (a host
+// that called in from Python), and takes it back at the end; nothing if
+// it does not.
+class GilReleasedIfHeld {
+ public:
+  GilReleasedIfHeld();
+  ~GilReleasedIfHeld();
+  GilReleasedIfHeld(const GilReleasedIfHeld&) = delete;
+  GilReleasedIfHeld& operator=(const GilReleasedIfHeld&) = delete;
+
+ private:
+  void* saved_ = nullptr;  // PyThreadState*
 };
 
 // Makes the calling (non-Python) thread a Python thread for its lifetime:
