@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <condition_variable>
+#include <csignal>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -159,8 +161,16 @@ config::Config reload_configuration(const Config::Data& data,
 
 namespace {
 
+// What the public Server needs of a prefork run: the arbiter while it
+// exists (stop() and reload() post signals to it), and its readiness.
+struct PreforkHooks {
+  std::function<void(master::Arbiter*)> attach;  // null: detached again
+  master::Arbiter::ReadyCallback ready;
+};
+
 // The prefork server: this process becomes the master (master::Arbiter).
-int run_prefork(const Config::Data& data, const std::vector<std::string>& program) {
+int run_prefork(const Config::Data& data, const std::vector<std::string>& program,
+                const PreforkHooks& control) {
   const std::vector<std::string>& args_ = data.args;
   const std::vector<std::string>& program_ = program;
   // The master's Python: the one running us (the installed command), or
@@ -278,6 +288,15 @@ int run_prefork(const Config::Data& data, const std::vector<std::string>& progra
     std::vector<std::string> exec_argv = program_;
     exec_argv.insert(exec_argv.end(), args_.begin(), args_.end());
     master::Arbiter arbiter(config, std::move(exec_argv), start_dir);
+    if (!data.is_command) arbiter.set_in_host(data.handle_signals);
+    arbiter.set_ready_callback(control.ready);
+    struct Attached {
+      const PreforkHooks& control;
+      ~Attached() {
+        if (control.attach) control.attach(nullptr);
+      }
+    } attached{control};
+    if (control.attach) control.attach(&arbiter);
     std::string started_in = start_dir;
     arbiter.set_config_reloader([&data, &python, &environment, started_in] {
       return reload_configuration(data, python, environment, started_in);
@@ -303,6 +322,7 @@ struct Server::Impl {
   std::vector<std::string> addresses;
   int port = 0;
   embed::InProcessServer* in_process = nullptr;  // while one serves
+  master::Arbiter* arbiter = nullptr;             // while a prefork master runs
   bool stop_asked = false;
   int64_t stop_grace_ms = -1;
   std::thread thread;  // start()'s
@@ -332,12 +352,21 @@ int Server::Impl::serve() {
     in_process = nullptr;
     failure = server.start_failure();
   } else {
-    {
+    PreforkHooks control;
+    control.attach = [this](master::Arbiter* a) {
       std::lock_guard lock(mu);
+      arbiter = a;
+      if (a != nullptr && stop_asked) a->post_signal(stop_grace_ms == 0 ? SIGINT : SIGTERM);
+    };
+    control.ready = [this](const std::vector<std::string>& bound, int first_port) {
+      std::lock_guard lock(mu);
+      addresses = bound;
+      port = first_port;
       state = State::kServing;
       changed.notify_all();
-    }
-    code = run_prefork(data, program);
+    };
+    code = run_prefork(data, program, control);
+    if (!data.is_command) embed::reset_process_state();
   }
   std::lock_guard lock(mu);
   state = State::kDone;
@@ -349,10 +378,17 @@ int Server::Impl::serve() {
 
 Server::Server(Config config) : impl_(std::make_unique<Impl>()) {
   impl_->config = std::move(config);
+  // A USR2 upgrade re-executes the host program itself, unless it names
+  // another command (set_program).
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) impl_->program = {std::string(self, static_cast<size_t>(n))};
 }
 
 Server::Server(std::vector<std::string> args) : Server(Config::from_argv(std::move(args))) {
   impl_->config.set_handle_signals(true);
+  ConfigAccess::data(impl_->config).is_command = true;
+  impl_->program = {"cppgunicorn"};
 }
 
 Server::~Server() {
@@ -370,10 +406,17 @@ int Server::run() {
     }
     impl_->state = Impl::State::kStarting;
   }
+  wsgi::GilReleasedIfHeld released;
   return impl_->serve();
 }
 
 void Server::start() {
+  if (ConfigAccess::data(impl_->config).mode == Mode::kPrefork) {
+    // fork() copies the calling thread only; CPython's fork handling
+    // expects that thread to be the one that owns the interpreter.
+    throw std::logic_error(
+        "cppgunicorn::Server::start: Mode::kPrefork runs in the calling thread: use run()");
+  }
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->thread.joinable() || impl_->state == Impl::State::kStarting ||
@@ -405,11 +448,14 @@ void Server::stop(std::chrono::milliseconds grace) {
   impl_->stop_asked = true;
   impl_->stop_grace_ms = grace.count();
   if (impl_->in_process != nullptr) impl_->in_process->stop(grace.count());
+  // Prefork: gunicorn's TERM (graceful, graceful_timeout), or INT for no grace.
+  if (impl_->arbiter != nullptr) impl_->arbiter->post_signal(grace.count() == 0 ? SIGINT : SIGTERM);
 }
 
 void Server::reload() {
   std::lock_guard lock(impl_->mu);
   if (impl_->in_process != nullptr) impl_->in_process->reload();
+  if (impl_->arbiter != nullptr) impl_->arbiter->post_signal(SIGHUP);
 }
 
 int Server::wait() {

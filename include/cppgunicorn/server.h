@@ -14,13 +14,15 @@
 //   same worker the command forks, src/worker) runs in this process, on the
 //   thread that calls run() or the one start() makes. `threads` > 1 adds
 //   that many app threads. `workers` must be 1; settings that need a master
-//   process (daemon, user, group, pidfile, reload, max_requests, preload
-//   with workers, gevent/eventlet worker classes) are refused at start with
-//   a message naming them.
+//   process or would change the host's (daemon, user, group, pidfile,
+//   chdir, raw_env, reload, max_requests, capture_output, syslog,
+//   statsd_host, the gevent/eventlet worker classes) are refused at start
+//   with a message naming them.
 // - Mode::kPrefork: as the `cppgunicorn` command. The calling process
 //   becomes the master and forks the workers; run() from the main thread
-//   of a program that has started no other threads (fork copies only the
-//   calling thread).
+//   (the one that owns the interpreter: fork copies only the calling
+//   thread). Without signal handling, the master reaps only its own
+//   children and stop()/reload() reach it through its signal pipe.
 //
 // The interpreter (rules in docs/embedding.md):
 // - Started by the library when none runs: in-process, once per process,
@@ -80,8 +82,9 @@ class Server {
   // would refuse).
   int run();
 
-  // run() on a thread of its own. Returns once the server serves (its
-  // addresses are then known), or throws with the reason it could not
+  // run() on a thread of its own, for Mode::kInProcess (prefork runs in
+  // the calling thread: std::logic_error). Returns once the server serves
+  // (its addresses are then known), or throws with the reason it could not
   // start, the line the error log got (the status is then wait()'s):
   // ConfigError for a setting that is invalid or refused in this mode,
   // ListenError for an address that cannot be bound, std::runtime_error
@@ -92,11 +95,13 @@ class Server {
   // accepting, let requests in flight finish within `grace` (then cut
   // them), and return from run(). A negative grace: the configured
   // graceful_timeout. Returns at once; wait() waits. Asked before the
-  // server serves, it stops as soon as it has started.
+  // server serves, it stops as soon as it has started. Prefork: gunicorn's
+  // TERM to the master (graceful_timeout), or INT for a grace of 0.
   void stop(std::chrono::milliseconds grace = std::chrono::milliseconds(-1));
 
-  // Thread-safe: gunicorn's HUP. The configuration is read again from its
-  // sources and a fresh worker takes over from the current one. In-process,
+  // Thread-safe: gunicorn's HUP (prefork: exactly that, to the master).
+  // The configuration is read again from its sources and a fresh worker
+  // takes over from the current one. In-process,
   // an app given as an object is kept, one given by name is not imported
   // again (Python caches modules; the command re-imports in new processes).
   void reload();
@@ -111,10 +116,12 @@ class Server {
   // The port of the first TCP address (binding port 0 picks one); 0 if none.
   int port() const;
 
-  // The command a USR2 upgrade re-executes, followed by the same
-  // arguments (default {"cppgunicorn"}, found on PATH); its first word is
-  // also sys.argv[0] of an interpreter the server starts itself. A host
-  // program names itself here (main_from_command_line does).
+  // The command a USR2 upgrade (prefork, signal handling on) re-executes,
+  // followed by Config::from_argv's arguments: by default the host program
+  // itself (/proc/self/exe), or "cppgunicorn" from PATH for
+  // Server(args). Its first word is also sys.argv[0] of an interpreter the
+  // server starts itself. A host whose restart needs arguments of its own
+  // names its whole command here.
   void set_program(std::vector<std::string> command);
 
   struct Impl;

@@ -19,6 +19,9 @@ struct Config::Data {
   std::string app_uri;
   Mode mode = Mode::kInProcess;
   bool handle_signals = false;
+  // Server(args), the command's way in: a prefork master that reaps every
+  // child (it may be PID 1), as gunicorn's.
+  bool is_command = false;
   LogSink log_sink;
   // A WSGI callable the host already holds, instead of importing app_uri
   // (see embed/app_object.h); a PyObject*, released with the GIL.

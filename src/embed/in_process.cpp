@@ -1,8 +1,11 @@
 #include "embed/in_process.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <optional>
 
@@ -199,14 +202,16 @@ std::string display(const net::ListenSocket& l, bool tls) {
 
 // What a server sets process-wide while it runs, put back when it ends.
 struct ProcessStateReset {
-  ~ProcessStateReset() {
-    base::SpoolFile::use_directory("");
-    base::SpoolFile::set_budget(0);
-    log::error_log().reset();
-  }
+  ~ProcessStateReset() { reset_process_state(); }
 };
 
 }  // namespace
+
+void reset_process_state() {
+  base::SpoolFile::use_directory("");
+  base::SpoolFile::set_budget(0);
+  log::error_log().reset();
+}
 
 InProcessServer::InProcessServer(const Config& config, std::vector<std::string> program)
     : config_(config), program_(std::move(program)) {}
@@ -310,14 +315,32 @@ int InProcessServer::serve(const ReadyCallback& on_ready) {
 
   bool ready_told = false;
   for (;;) {
-    worker::Worker w(c, listeners.sockets, access_log, nullptr, app.app.get(), tls.get());
+    // The worker's loop takes its sockets over and closes them when it
+    // stops (as a forked worker closes its copies): it gets duplicates, so
+    // that the listeners stay open for the next worker (reload()) and are
+    // closed once, here, at the end.
+    Listeners worker_sockets;
+    for (const net::ListenSocket& l : listeners.sockets) {
+      net::ListenSocket copy = l;
+      copy.fd = ::fcntl(l.fd, F_DUPFD_CLOEXEC, 0);
+      if (copy.fd < 0) {
+        log::error_log().error(std::string("cannot duplicate a listener: ") + std::strerror(errno));
+        return 1;
+      }
+      copy.address.kind = net::BindAddress::Kind::kFd;  // never unlinked through the copy
+      worker_sockets.sockets.push_back(copy);
+    }
+    worker::Worker w(c, worker_sockets.sockets, access_log, nullptr, app.app.get(), tls.get());
     w.set_in_host_process(true);
     w.set_handle_signals(data.handle_signals);
     {
       std::lock_guard lock(mu_);
       graceful_timeout_ms_ = c.graceful_timeout * 1000;
       worker_ = &w;
-      if (stop_asked_) w.request_stop(true, stop_grace_ms_ >= 0 ? stop_grace_ms_ : graceful_timeout_ms_);
+      if (stop_asked_) {
+        w.request_stop(stop_grace_ms_ != 0,
+                       static_cast<uint64_t>(stop_grace_ms_ >= 0 ? stop_grace_ms_ : graceful_timeout_ms_));
+      }
     }
     if (!ready_told && on_ready) {
       // Connections wait in the listen backlog until the loop runs.
@@ -325,6 +348,8 @@ int InProcessServer::serve(const ReadyCallback& on_ready) {
       on_ready(addresses, port);
     }
     int code = w.run();
+    // Closed by the worker's loop already (those it opened).
+    for (net::ListenSocket& l : worker_sockets.sockets) l.fd = -1;
     {
       std::lock_guard lock(mu_);
       worker_ = nullptr;
@@ -354,7 +379,9 @@ void InProcessServer::stop(int64_t grace_ms) {
   stop_asked_ = true;
   stop_grace_ms_ = grace_ms;
   if (worker_ != nullptr) {
-    worker_->request_stop(true, static_cast<uint64_t>(grace_ms >= 0 ? grace_ms : graceful_timeout_ms_));
+    // No grace: every connection dropped now (as the prefork master's INT).
+    worker_->request_stop(grace_ms != 0,
+                          static_cast<uint64_t>(grace_ms >= 0 ? grace_ms : graceful_timeout_ms_));
   }
 }
 

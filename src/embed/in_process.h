@@ -18,6 +18,11 @@ class Worker;
 
 namespace cppgunicorn::embed {
 
+// Puts back what a server set process-wide while it ran (the error log's
+// level, file and sinks; the spool directory and budget). The hooks and
+// Python logging sinks go with their wsgi::PythonConfig.
+void reset_process_state();
+
 class InProcessServer {
  public:
   // `program`: sys.argv of an interpreter the library starts.

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 
@@ -35,7 +36,9 @@ std::string worker_class_name(const config::Config& c) {
 
 Arbiter::Arbiter(const config::Config& config, std::vector<std::string> exec_argv,
                  std::string start_dir)
-    : config_(config), exec_argv_(std::move(exec_argv)), start_dir_(std::move(start_dir)) {}
+    : config_(config), exec_argv_(std::move(exec_argv)), start_dir_(std::move(start_dir)) {
+  signal_pipe_.open();  // post_signal() works from now on
+}
 
 Arbiter::~Arbiter() {
   if (preloaded_app_) {
@@ -102,7 +105,16 @@ int Arbiter::serve() {
   log::error_log().debug("Arbiter booted");
   log::error_log().info("Listening at: " + listening + " (" + std::to_string(::getpid()) + ")");
   log::error_log().info("Using worker: " + worker_class_name(config_));
-  signal_pipe_.install();
+  signal_pipe_.install(handle_signals_);
+  if (ready_) {
+    std::vector<std::string> addresses;
+    int port = 0;
+    for (const auto& l : listeners_) {
+      addresses.push_back(display(l));
+      if (port == 0 && !l.is_unix && !l.server_port.empty()) port = std::atoi(l.server_port.c_str());
+    }
+    ready_(addresses, port);
+  }
 
   if (config_.preload_app && !preload()) {
     // gunicorn loads a preloaded app while it sets the arbiter up; the

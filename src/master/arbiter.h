@@ -52,6 +52,20 @@ class Arbiter {
   // status (0, 1, or gunicorn's 3 / 4 for worker boot / app load errors).
   int run();
 
+  // In a host program (cppgunicorn::Server) rather than the command:
+  // signal handlers only with `handle_signals`, and only our own children
+  // reaped (the command, maybe PID 1 in a container, reaps every child).
+  void set_in_host(bool handle_signals) {
+    in_host_ = true;
+    handle_signals_ = handle_signals;
+  }
+  // Thread-safe, from the construction on: acts as if `signum` had been
+  // received (SIGTERM, SIGINT, SIGHUP...).
+  void post_signal(int signum) { signal_pipe_.post(signum); }
+  // Runs once the listeners are bound, before the first worker is forked.
+  using ReadyCallback = std::function<void(const std::vector<std::string>& addresses, int port)>;
+  void set_ready_callback(ReadyCallback ready) { ready_ = std::move(ready); }
+
  private:
   struct WorkerSlot {
     int age = 0;
@@ -124,6 +138,11 @@ class Arbiter {
   int halt_code_ = -1;  // >= 0: stop with this exit code
   std::string halt_reason_;
   SignalPipe signal_pipe_;
+  bool in_host_ = false;
+  bool handle_signals_ = true;
+  ReadyCallback ready_;
+  // The next child of ours that has exited (WNOHANG), or 0 / -1.
+  pid_t next_exited_child(int* status);
   pid_t reexec_pid_ = 0;     // the new master a USR2 started
   pid_t old_master_pid_ = 0; // the master whose USR2 started us
   bool is_worker_ = false;   // set in a forked worker, which must not clean up

@@ -188,10 +188,22 @@ void Arbiter::manage_workers() {
   }
 }
 
+pid_t Arbiter::next_exited_child(int* status) {
+  if (!in_host_) return ::waitpid(-1, status, WNOHANG);
+  // A host's other children are the host's to reap.
+  if (reexec_pid_ > 0) {
+    if (pid_t pid = ::waitpid(reexec_pid_, status, WNOHANG); pid > 0) return pid;
+  }
+  for (const auto& [pid, slot] : workers_) {
+    if (pid_t exited = ::waitpid(pid, status, WNOHANG); exited > 0) return exited;
+  }
+  return 0;
+}
+
 void Arbiter::reap_workers() {
   for (;;) {
     int status = 0;
-    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    pid_t pid = next_exited_child(&status);
     if (pid <= 0) break;
     if (pid == reexec_pid_) {
       // The new master from USR2 is gone: we are the master again.
