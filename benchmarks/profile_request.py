@@ -13,6 +13,10 @@ functions with the most exclusive instructions. Kernel time is not seen by
 callgrind; ``--syscalls`` counts the worker's syscalls per request with
 strace instead (natively, not under valgrind).
 
+``--inprocess`` measures ``cppgunicorn.serve(app)`` instead: the same app
+served from the Python process that imported it (no master, no fork),
+whose whole process is then counted; compare it with a run without.
+
 Set $CPPGUNICORN_BIN to an unstripped binary (the one in build/cp*/) to see
 our own function names.
 
@@ -94,9 +98,19 @@ def children(pid):
 
 
 THREADS = "1"
+INPROCESS = False
 
 
 def start(app, port, prefix):
+    if INPROCESS:
+        python = Path(server_binary()).parent / "python"
+        code = (f"import cppgunicorn, apps; cppgunicorn.serve(apps.{app}, "
+                f"bind='127.0.0.1:{port}', threads={THREADS}, keepalive=60)")
+        args = [str(python if python.exists() else sys.executable), "-c", code]
+        proc = subprocess.Popen(prefix + args, cwd=HERE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        wait_for_port(port)
+        return proc
     args = [server_binary(), "--bind", f"127.0.0.1:{port}", "--workers", "1",
             "--threads", THREADS, "--keep-alive", "60",  # valgrind is slow on a busy machine
             "--chdir", str(HERE), f"apps:{app}"]
@@ -107,7 +121,8 @@ def start(app, port, prefix):
 
 
 def stop(proc):
-    proc.send_signal(signal.SIGTERM)
+    # serve() returns on Ctrl-C; the command's master stops on TERM.
+    proc.send_signal(signal.SIGINT if INPROCESS else signal.SIGTERM)
     proc.wait(timeout=120)
 
 
@@ -117,7 +132,7 @@ def callgrind_run(app, n, outdir):
     proc = start(app, port, ["valgrind", "--tool=callgrind", "--trace-children=yes",
                              f"--callgrind-out-file={pattern}"])
     send_requests(port, 20)  # warm-up: imports and caches on first use
-    worker = children(proc.pid)
+    worker = [proc.pid] if INPROCESS else children(proc.pid)
     send_requests(port, n)
     stop(proc)
     files = [outdir / f"{app}-{n}.{pid}" for pid in worker]
@@ -200,7 +215,7 @@ def syscalls(app, n=2000):
     proc = start(app, port, [])
     try:
         send_requests(port, 20)
-        worker = children(proc.pid)[0]
+        worker = proc.pid if INPROCESS else children(proc.pid)[0]
         out = Path(tempfile.mkstemp(prefix="strace-")[1])
         tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(out), "-p", str(worker)],
                                   stderr=subprocess.DEVNULL)
@@ -224,9 +239,11 @@ def main():
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--syscalls", action="store_true", help="also count syscalls (strace)")
     ap.add_argument("--threads", default="1", help="--threads of the worker (default 1)")
+    ap.add_argument("--inprocess", action="store_true",
+                    help="cppgunicorn.serve(app) in one process instead of the command's worker")
     args = ap.parse_args()
-    global THREADS
-    THREADS = args.threads
+    global THREADS, INPROCESS
+    THREADS, INPROCESS = args.threads, args.inprocess
     outdir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="callgrind-"))
     outdir.mkdir(parents=True, exist_ok=True)
     for app in args.app or ["raw", "flask_app"]:

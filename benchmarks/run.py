@@ -81,11 +81,12 @@ MODE_TITLES = {"ka": "keep-alive", "close": "new connection per request (Connect
 TLS_MODE_TITLES = {"ka": "keep-alive", "close": "new connection per request (Connection: close): a full TLS handshake each"}
 SCENARIOS = ("flask2w", "slow", "rss", "limit")  # extra --workloads names
 
-SERVERS = ["cppgunicorn", "cppgunicorn-metrics", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "bjoern", "fastwsgi", "meinheld"]
+SERVERS = ["cppgunicorn", "cppgunicorn-metrics", "cppgunicorn-serve", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "bjoern", "fastwsgi", "meinheld"]
 MULTI_WORKER = ["cppgunicorn", "cppgunicorn-metrics", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian"]
 # Python distribution that provides each server (for versions and build status).
 DIST = {
-    "cppgunicorn": "cppgunicorn", "cppgunicorn-metrics": "cppgunicorn", "gunicorn-sync": "gunicorn", "gunicorn-gthread": "gunicorn",
+    "cppgunicorn": "cppgunicorn", "cppgunicorn-metrics": "cppgunicorn", "cppgunicorn-serve": "cppgunicorn",
+    "gunicorn-sync": "gunicorn", "gunicorn-gthread": "gunicorn",
     "uwsgi": "uwsgi", "granian": "granian", "bjoern": "bjoern", "fastwsgi": "fastwsgi", "meinheld": "meinheld",
 }
 IMPORT = {"bjoern": "bjoern", "fastwsgi": "fastwsgi", "meinheld": "meinheld.server"}
@@ -265,6 +266,12 @@ def server_cmd(name, app, port, workers, tls=False, metrics_port=None):
         return [f"{BIN}/granian", "--interface", "wsgi", "--workers", str(workers), "--host", "127.0.0.1",
                 "--port", str(port), "--no-ws", "--log-level", "warning", "--working-dir", HERE,
                 *(["--ssl-certificate", cert, "--ssl-keyfile", key] if tls else []), app]
+    if name == "cppgunicorn-serve" and workers == 1:
+        # cppgunicorn.serve(app) in the process that imported the app: no
+        # master, no fork (docs/embedding.md); the CLI's one-worker cell is
+        # the row to compare it with.
+        tls_kw = f", certfile={cert!r}, keyfile={key!r}" if tls else ""
+        return [PY, "-c", f"import cppgunicorn, {mod}; cppgunicorn.serve({mod}.{obj}, bind={hp!r}{tls_kw})"]
     if workers != 1 or tls:
         return None
     if name == "bjoern":
@@ -1281,7 +1288,7 @@ def render_md(res):
         rows = [c for c in res["cells"] if c["workload"] == w and c["mode"] == mo]
         rows.sort(key=lambda c: -(c.get("rps") or -1))
         for c in rows:
-            name = f"**{c['server']}**" if c["server"] == "cppgunicorn" else c["server"]
+            name = f"**{c['server']}**" if c["server"].startswith("cppgunicorn") else c["server"]
             if c.get("rps") is None:
                 L.append(f"| {name} | {c.get('error', '—')} |" + " |" * (len(cols) - 2))
                 continue
@@ -1304,6 +1311,11 @@ def render_md(res):
                      f"{fmt(c.get('p50_ms'), 2)} | {fmt(c.get('p99_ms'), 2)} | {ratio(c['rps'], ref)} | "
                      f"{ratio(c['rps'], lim)} | {fmt(c.get('conn_per_req'), 2)} | {fmt(c.get('queued'))} | "
                      f"{fmt(c.get('errors'))} |")
+        cli, inproc = look.get(("cppgunicorn", w, mo), {}), look.get(("cppgunicorn-serve", w, mo), {})
+        if cli.get("rps") and inproc.get("rps"):
+            L.append(f"\ncppgunicorn-serve (`cppgunicorn.serve(app)`, in-process, no fork) over cppgunicorn "
+                     f"(the command, one worker): {ratio(inproc['rps'], cli['rps'])} req/s, "
+                     f"{fmt(inproc.get('cpu_us'), 1)} vs {fmt(cli.get('cpu_us'), 1)} CPU-µs/req.")
         L.append("")
 
     if res["slow_client"]:
@@ -1317,7 +1329,7 @@ def render_md(res):
         L.append("| server | req/s without | req/s with | ratio | p99 ms with | errors with | slow connected before/after | queued | dropped by server | answers after |")
         L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         for r in sorted(res["slow_client"], key=lambda r: -(r.get("ratio") or 0)):
-            name = f"**{r['server']}**" if r["server"] == "cppgunicorn" else r["server"]
+            name = f"**{r['server']}**" if r["server"].startswith("cppgunicorn") else r["server"]
             L.append(f"| {name} | {fmt(r['baseline_rps'])} | {fmt(r['slow_rps'])} | {fmt(r['ratio'], 2, '×')} | "
                      f"{fmt(r['slow_p99_ms'], 2)} | {fmt(r['slow_errors'])} | {r['slow_open_before']}/{r['slow_open_after']} | "
                      f"{fmt(r.get('slow_queued'))} | {r['slow_dropped']} | {'yes' if r['answers_after'] else 'no'} |")
@@ -1333,7 +1345,7 @@ def render_md(res):
         L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         ref = next((r["idle_kb"] for r in res["rss"] if r["server"] == "gunicorn-sync"), None)
         for r in sorted(res["rss"], key=lambda r: r["idle_kb"]):
-            name = f"**{r['server']}**" if r["server"] == "cppgunicorn" else r["server"]
+            name = f"**{r['server']}**" if r["server"].startswith("cppgunicorn") else r["server"]
             L.append(f"| {name} | {r['idle_kb'] / 1024:.1f} | {r['after_kb'] / 1024:.1f} | "
                      f"{(r['after_kb'] - r['idle_kb']) / 1024:+.1f} | {ratio(r['idle_kb'], ref)} | "
                      f"{r['tree_idle_kb'] / 1024:.1f} | {r['tree_after_kb'] / 1024:.1f} | {r['processes']} | {r['requests']:,} |")

@@ -347,6 +347,7 @@ struct Server::Impl {
   std::condition_variable changed;
   enum class State { kIdle, kStarting, kServing, kDone } state = State::kIdle;
   int status = 0;
+  embed::InProcessServer::StartFailure failure;  // why it did not start
   std::vector<std::string> addresses;
   int port = 0;
   embed::InProcessServer* in_process = nullptr;  // while one serves
@@ -378,6 +379,7 @@ int Server::Impl::serve() {
     });
     std::lock_guard lock(mu);
     in_process = nullptr;
+    failure = server.start_failure();
   } else {
     PreforkHooks control;
     control.attach = [this](master::Arbiter* a) {
@@ -460,6 +462,11 @@ void Server::start() {
     return impl_->state == Impl::State::kServing || impl_->state == Impl::State::kDone;
   });
   if (impl_->state == Impl::State::kDone) {
+    using Kind = embed::InProcessServer::FailureKind;
+    const embed::InProcessServer::StartFailure& why = impl_->failure;
+    if (why.kind == Kind::kSetting) throw ConfigError(why.message);
+    if (why.kind == Kind::kListen) throw ListenError(why.message);
+    if (why.kind == Kind::kOther) throw std::runtime_error(why.message);
     throw std::runtime_error("cppgunicorn: the server did not start (exit status " +
                              std::to_string(impl_->status) + "); the error log says why");
   }

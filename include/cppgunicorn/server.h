@@ -50,12 +50,19 @@
 
 #include <chrono>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cppgunicorn/config.h"
 
 namespace cppgunicorn {
+
+// Thrown by Server::start() when an address cannot be bound or used (in
+// use, no permission, no such interface); what() names the address.
+struct ListenError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class Server {
  public:
@@ -77,8 +84,11 @@ class Server {
 
   // run() on a thread of its own, for Mode::kInProcess (prefork runs in
   // the calling thread: std::logic_error). Returns once the server serves
-  // (its addresses are then known), or throws std::runtime_error with the
-  // reason it could not start (the status is then wait()'s).
+  // (its addresses are then known), or throws with the reason it could not
+  // start, the line the error log got (the status is then wait()'s):
+  // ConfigError for a setting that is invalid or refused in this mode,
+  // ListenError for an address that cannot be bound, std::runtime_error
+  // for anything else.
   void start();
 
   // Thread-safe, from any thread (not from a signal handler): stop

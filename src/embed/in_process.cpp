@@ -235,9 +235,15 @@ int InProcessServer::run(const ReadyCallback& on_ready) {
     wsgi::PythonThread python_thread;
     return serve(on_ready);
   } catch (const std::exception& e) {
-    log::error_log().error(e.what());
+    fail(FailureKind::kOther, e.what());
     return 1;
   }
+}
+
+void InProcessServer::fail(FailureKind kind, const std::string& message) {
+  // A setting's error reads as the command's ("Error: Invalid value...").
+  log::error_log().error(kind == FailureKind::kSetting ? "Error: " + message : message);
+  if (failure_.kind == FailureKind::kNone) failure_ = {kind, message};
 }
 
 int InProcessServer::serve(const ReadyCallback& on_ready) {
@@ -249,10 +255,10 @@ int InProcessServer::serve(const ReadyCallback& on_ready) {
     loaded = load(data, python);
     apply_logging(data, loaded, python);
   } catch (const config::UsageError& e) {
-    log::error_log().error(std::string("Error: ") + e.what());
+    fail(FailureKind::kSetting, e.what());
     return 2;
   } catch (const config::ConfigError& e) {
-    log::error_log().error(std::string("Error: ") + e.what());
+    fail(FailureKind::kSetting, e.what());
     return 1;
   }
   config::Config& c = loaded.config;
@@ -265,7 +271,7 @@ int InProcessServer::serve(const ReadyCallback& on_ready) {
                                                       : c.access_log_format);
     if (!c.accesslog.empty()) access_log.file().open(c.accesslog, stdout);
   } catch (const std::exception& e) {
-    log::error_log().error(std::string("Error: ") + e.what());
+    fail(FailureKind::kOther, e.what());
     return 1;
   }
   base::SpoolFile::use_directory(c.tmp_upload_dir);
@@ -282,8 +288,12 @@ int InProcessServer::serve(const ReadyCallback& on_ready) {
         listeners.sockets.push_back(s);
       }
     }
+  } catch (const std::invalid_argument& e) {
+    // Not an address at all: the bind setting's value is wrong.
+    fail(FailureKind::kSetting, std::string("Invalid value for bind: ") + e.what());
+    return 1;
   } catch (const std::exception& e) {
-    log::error_log().error(e.what());
+    fail(FailureKind::kListen, e.what());
     return 1;
   }
   std::vector<std::string> addresses;
@@ -299,7 +309,14 @@ int InProcessServer::serve(const ReadyCallback& on_ready) {
   log::error_log().info(std::string("Using worker: ") + (c.threads > 1 ? "gthread" : "sync"));
 
   LoadedApp app;
-  if (int code = load_app(data, c, app); code != 0) return code;
+  if (int code = load_app(data, c, app); code != 0) {
+    // load_app logged why, with the traceback.
+    if (failure_.kind == FailureKind::kNone) {
+      failure_ = {FailureKind::kOther, "the application could not be loaded (exit status " +
+                                           std::to_string(code) + "); the error log says why"};
+    }
+    return code;
+  }
 
   bool ready_told = false;
   for (;;) {

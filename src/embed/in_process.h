@@ -43,8 +43,19 @@ class InProcessServer {
   // Thread-safe: the configuration again, then a fresh worker.
   void reload();
 
+  // Why run() returned before serving (for Server::start() to throw):
+  // what the error log got, and what kind of failure it was.
+  enum class FailureKind { kNone, kSetting, kListen, kOther };
+  struct StartFailure {
+    FailureKind kind = FailureKind::kNone;
+    std::string message;
+  };
+  const StartFailure& start_failure() const { return failure_; }
+
  private:
   int serve(const ReadyCallback& on_ready);
+  // Logs `message` as an error and keeps the first one as the reason.
+  void fail(FailureKind kind, const std::string& message);
 
   Config config_;
   std::vector<std::string> program_;
@@ -54,6 +65,7 @@ class InProcessServer {
   int64_t stop_grace_ms_ = -1;
   bool reload_asked_ = false;
   int graceful_timeout_ms_ = 30000;
+  StartFailure failure_;  // run()'s thread only, read after it returns
 };
 
 }  // namespace cppgunicorn::embed
