@@ -22,17 +22,6 @@
 
 namespace cppgunicorn::master {
 
-namespace {
-
-// gunicorn's cfg.worker_class_str: the class as configured, "gthread" for
-// sync with --threads > 1.
-std::string worker_class_name(const config::Config& c) {
-  bool is_sync = c.worker_class == "sync" || c.worker_class.ends_with("SyncWorker");
-  return is_sync && c.threads > 1 ? "gthread" : c.worker_class;
-}
-
-}  // namespace
-
 Arbiter::Arbiter(const config::Config& config, std::vector<std::string> exec_argv,
                  std::string start_dir)
     : config_(config), exec_argv_(std::move(exec_argv)), start_dir_(std::move(start_dir)) {}
@@ -101,7 +90,7 @@ int Arbiter::serve() {
   }
   log::error_log().debug("Arbiter booted");
   log::error_log().info("Listening at: " + listening + " (" + std::to_string(::getpid()) + ")");
-  log::error_log().info("Using worker: " + worker_class_name(config_));
+  log::error_log().info("Using worker: " + config_.worker_class_str());
   signal_pipe_.install();
 
   if (config_.preload_app && !preload()) {
@@ -113,6 +102,10 @@ int Arbiter::serve() {
     return 1;
   }
 
+  // Before the first fork, so that a control socket handed down by a USR2
+  // parent is ours (and closed in every worker) before any worker exists.
+  started_ms_ = now_ms();
+  apply_control_settings();
   if (hooks) hooks->server_hook("when_ready");
   manage_workers();
   while (!stopping_) {
@@ -124,8 +117,15 @@ int Arbiter::serve() {
     for (const auto& [pid, slot] : workers_) {
       if (slot.outgoing) wait_ms = std::min(wait_ms, 50);  // retire them soon after HUP
     }
-    pollfd p{signal_pipe_.read_fd(), POLLIN, 0};
-    ::poll(&p, 1, wait_ms);
+    // One wait for everything the master serves: its signal pipe, then
+    // the control socket and its connections.
+    std::vector<pollfd> fds{{signal_pipe_.read_fd(), POLLIN, 0}};
+    control_.poll_fds(fds);
+    if (int due = control_.next_deadline_ms(); due >= 0) wait_ms = std::min(wait_ms, due);
+    ::poll(fds.data(), fds.size(), wait_ms);
+    // Commands first: one that signals the master (reload, shutdown) has
+    // its answer sent before the signal is acted on below.
+    control_.on_poll(fds, 1);
     unsigned char sigs[64];
     int n = signal_pipe_.take(sigs, sizeof sigs);
     for (int i = 0; i < n && !stopping_; ++i) handle_signal(sigs[i]);
@@ -136,6 +136,7 @@ int Arbiter::serve() {
       log::error_log().error("Reason: " + halt_reason_);
       stop(true);
       remove_pidfile();
+      control_.close();
       return halt_code_;
     }
     murder_stuck_workers();
@@ -149,6 +150,7 @@ int Arbiter::serve() {
   }
   log::error_log().info("Shutting down: Master");
   remove_pidfile();  // stop() has closed the listeners
+  control_.close();
   return 0;
 }
 
