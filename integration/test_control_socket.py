@@ -409,3 +409,22 @@ def test_a_failed_usr2_gives_the_socket_back_to_the_old_master(
     assert ctl("gunicornc", path, "show stats")["pid"] == master
     assert srv.stop() == 0
     assert not path.exists()
+
+
+def test_hup_moves_the_socket_to_a_new_path_and_closes_it_when_disabled(start_server, tmp_path):
+    conf = tmp_path / "conf.py"
+    first, second = tmp_path / "one.ctl", tmp_path / "two.ctl"
+    conf.write_text(f"control_socket = {str(first)!r}\n")
+    srv = start_server("app:app", "-c", conf, chdir=APP_DIR)
+    master = srv.proc.pid
+    wait_until(first.exists, 10, what="the first control socket")
+    conf.write_text(f"control_socket = {str(second)!r}\ncontrol_socket_mode = 0o640\n")
+    assert ctl("cppgunicornc", first, "reload") == {"status": "reloading"}
+    wait_until(second.exists, 20, what="the socket at its new path")
+    assert not first.exists()
+    assert stat.S_IMODE(second.stat().st_mode) == 0o640
+    assert ctl("gunicornc", second, "show stats")["pid"] == master
+    conf.write_text("control_socket_disable = True\n")
+    os.kill(master, signal.SIGHUP)
+    wait_until(lambda: not second.exists(), 20, what="the socket closed")
+    assert srv.proc.poll() is None
