@@ -428,3 +428,23 @@ def test_hup_moves_the_socket_to_a_new_path_and_closes_it_when_disabled(start_se
     os.kill(master, signal.SIGHUP)
     wait_until(lambda: not second.exists(), 20, what="the socket closed")
     assert srv.proc.poll() is None
+
+
+def test_a_client_that_never_reads_its_answers_is_no_longer_read_from(start_server, tmp_path):
+    srv, path = start_with_socket(start_server, tmp_path, workers_n=1)
+    request = frame({"id": 1, "command": "show config"})
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(str(path))
+        s.settimeout(0.5)
+        sent = 0
+        stalled = 0
+        # Requests until the socket takes no more: the master stops reading
+        # once 64 KiB of answers wait, so only the kernel's buffers fill.
+        while stalled < 4 and sent < 64 * 1024 * 1024:
+            try:
+                sent += s.send(request * 100)
+                stalled = 0
+            except socket.timeout:
+                stalled += 1
+        assert sent < 4 * 1024 * 1024, f"the master kept reading: {sent} bytes taken"
+        assert ctl("cppgunicornc", path, "show stats")["pid"] == srv.proc.pid

@@ -231,7 +231,7 @@ void ControlSocket::poll_fds(std::vector<pollfd>& fds) const {
   if (listen_fd_ < 0) return;
   fds.push_back({listen_fd_, POLLIN, 0});
   for (const Connection& c : connections_) {
-    short events = POLLIN;
+    short events = c.out.size() < kMaxPendingOut ? POLLIN : 0;
     if (!c.out.empty()) events |= POLLOUT;
     fds.push_back({c.fd, events, 0});
   }
@@ -264,6 +264,8 @@ void ControlSocket::on_poll(const std::vector<pollfd>& fds, size_t first) {
     short revents = ready.count(c.fd) ? ready[c.fd] : 0;
     bool keep = true;
     if (revents & (POLLIN | POLLHUP | POLLERR)) keep = read_from(c);
+    if (keep && !c.out.empty()) keep = write_to(c);
+    if (keep) take_messages(c);  // those held back while answers waited
     if (keep && !c.out.empty()) keep = write_to(c);
     uint64_t now = now_ms();
     if (keep && now >= deadline_of(c)) {
@@ -329,7 +331,7 @@ bool ControlSocket::peer_allowed(int fd, std::string* refusal) const {
 
 bool ControlSocket::read_from(Connection& c) {
   char buf[16384];
-  for (;;) {
+  while (c.out.size() < kMaxPendingOut) {
     ssize_t n = ::read(c.fd, buf, sizeof buf);
     if (n > 0) {
       if (c.lingering_until_ms) continue;  // answered with an error: input is dropped
@@ -345,10 +347,11 @@ bool ControlSocket::read_from(Connection& c) {
     }
     return errno == EAGAIN || errno == EINTR;
   }
+  return true;
 }
 
 void ControlSocket::take_messages(Connection& c) {
-  while (!c.lingering_until_ms && c.in.size() >= 4) {
+  while (!c.lingering_until_ms && c.in.size() >= 4 && c.out.size() < kMaxPendingOut) {
     auto byte = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(c.in[i])); };
     uint32_t length = byte(0) << 24 | byte(1) << 16 | byte(2) << 8 | byte(3);
     if (length > kMaxMessageBytes) {

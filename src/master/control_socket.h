@@ -34,6 +34,9 @@ class ControlSocket {
   // A connection that sends nothing for this long is closed (gunicorn's).
   static constexpr uint64_t kIdleMs = 300'000;
   static constexpr size_t kMaxConnections = 16;
+  // A client that sends requests without reading the answers is not read
+  // from while this much waits for it (an answer is up to a few KiB).
+  static constexpr size_t kMaxPendingOut = 64 * 1024;
   // After an error answer, how long the client has to read it and close.
   static constexpr uint64_t kLingerMs = 1000;
   // USR2: the listening socket handed to the new master.
