@@ -112,9 +112,9 @@ def _beat(worker):
     return "n/a" if seconds is None else f"{seconds}s ago"
 
 
-def _worker_rows(workers, indent=""):
+def _worker_rows(workers, indent="", rule=40):
     rows = [f"{indent}{'PID':<10} {'AGE':<6} {'BOOTED':<8} LAST_BEAT"]
-    rows.append(indent + "-" * (40 - 2 * len(indent)))
+    rows.append(indent + "-" * rule)
     for w in workers:
         booted = "yes" if w.get("booted") else "no"
         rows.append(f"{indent}{w.get('pid', '?'):<10} {w.get('age', '?'):<6} {booted:<8} {_beat(w)}")
@@ -182,7 +182,7 @@ def show_all(data):
     rows = ["ARBITER (master)", f"  PID: {data.get('arbiter', {}).get('pid', '?')}", ""]
     workers = data.get("web_workers", [])
     rows.append(f"WEB WORKERS ({data.get('web_worker_count', 0)})")
-    rows += _worker_rows(workers, indent="  ") if workers else ["  (none)"]
+    rows += _worker_rows(workers, indent="  ", rule=38) if workers else ["  (none)"]
     rows.append("")
     dirty = data.get("dirty_arbiter")
     rows.append("DIRTY ARBITER")
