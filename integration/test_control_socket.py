@@ -396,7 +396,7 @@ def test_usr2_hands_the_socket_to_the_new_master(start_server, tmp_path):
 def test_a_failed_usr2_gives_the_socket_back_to_the_old_master(
         start_server, tmp_path, monkeypatch):
     link = tmp_path / "cppgunicorn"
-    link.symlink_to(server_binary())
+    link.symlink_to(Path(server_binary()).resolve())
     monkeypatch.setenv("CPPGUNICORN_BIN", str(link))
     srv, path = start_with_socket(start_server, tmp_path, workers_n=1)
     master = srv.proc.pid
