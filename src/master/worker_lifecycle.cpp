@@ -129,6 +129,7 @@ void Arbiter::spawn_worker() {
     // The master's handlers are not ours: a TERM sent to us before this
     // point waited, blocked, and now takes its default action.
     signal_pipe_.restore();
+    control_.drop_after_fork();
     blocked.unblock();
     // gunicorn logs this before post_fork runs.
     log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
@@ -140,6 +141,7 @@ void Arbiter::spawn_worker() {
   }
   blocked.unblock();
   ++worker_boots_;
+  ++workers_spawned_;
   if (hooks) hooks->worker_spawned(hook_worker(pid, age));
   WorkerSlot slot;
   slot.age = age;
@@ -190,7 +192,7 @@ void Arbiter::manage_workers() {
     }
     if (oldest < 0) break;
     workers_[oldest].retiring = true;
-    ::kill(oldest, SIGTERM);
+    kill_worker(oldest, SIGTERM);
   }
   if (int live = live_workers(); live != last_logged_workers_) {
     last_logged_workers_ = live;
@@ -223,6 +225,7 @@ void Arbiter::reap_workers() {
         std::rename((config_.pidfile + ".oldbin").c_str(), config_.pidfile.c_str());
       }
       base::set_proc_title(title("master"));
+      if (!stopping_) apply_control_settings();  // the control socket is ours again
       continue;
     }
     auto it = workers_.find(pid);
@@ -310,19 +313,21 @@ void Arbiter::murder_stuck_workers() {
       slot.aborted_at_ms = now;
       ::kill(pid, SIGABRT);
     } else if (now - slot.aborted_at_ms > kAbortGraceMs) {
-      ::kill(pid, SIGKILL);
+      kill_worker(pid, SIGKILL);
     }
   }
 }
 
 void Arbiter::signal_workers(int signum, bool retiring_too) {
   for (const auto& [pid, slot] : workers_) {
-    if (retiring_too || !slot.retiring) ::kill(pid, signum);
+    if (retiring_too || !slot.retiring) kill_worker(pid, signum);
   }
 }
 
 void Arbiter::stop(bool graceful) {
   stopping_ = true;
+  // As gunicorn's halt: no more commands while the workers wind down.
+  control_.close();
   // As gunicorn: close the listeners first, so that new connections are
   // refused at once rather than queued on a socket nobody will accept from
   // again. After USR2 the new master serves from the same sockets (and the
