@@ -13,6 +13,9 @@ functions with the most exclusive instructions. Kernel time is not seen by
 callgrind; ``--syscalls`` counts the worker's syscalls per request with
 strace instead (natively, not under valgrind).
 
+``--close`` sends each request on a new connection (``Connection: close``):
+the cost of the new-connection path.
+
 Set $CPPGUNICORN_BIN to an unstripped binary (the one in build/cp*/) to see
 our own function names.
 
@@ -61,8 +64,22 @@ def wait_for_port(port, timeout=60):
     raise RuntimeError("server did not start")
 
 
+CLOSE = False  # --close: a new connection per request
+
+
 def send_requests(port, n, path="/"):
-    """n sequential keep-alive requests on one connection; checks each."""
+    """n sequential keep-alive requests on one connection (with --close, each
+    on its own connection, `Connection: close`); checks each."""
+    if CLOSE:
+        req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        for i in range(n):
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+                s.sendall(req)
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+                assert data.startswith(b"HTTP/1.1 200"), data[:100]
+        return
     req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
         buf = b""
@@ -208,7 +225,7 @@ def syscalls(app, n=2000):
         send_requests(port, n)
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=30)
-        print(f"== {app}: syscalls per request ({n} keep-alive requests)")
+        print(f"== {app}: syscalls per request ({n} {'new connections' if CLOSE else 'keep-alive requests'})")
         for line in out.read_text().splitlines():
             parts = line.split()
             if len(parts) >= 5 and parts[3].isdigit():
@@ -224,9 +241,12 @@ def main():
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--syscalls", action="store_true", help="also count syscalls (strace)")
     ap.add_argument("--threads", default="1", help="--threads of the worker (default 1)")
+    ap.add_argument("--close", action="store_true",
+                    help="a new connection per request (Connection: close) instead of keep-alive")
     args = ap.parse_args()
-    global THREADS
+    global THREADS, CLOSE
     THREADS = args.threads
+    CLOSE = args.close
     outdir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="callgrind-"))
     outdir.mkdir(parents=True, exist_ok=True)
     for app in args.app or ["raw", "flask_app"]:
