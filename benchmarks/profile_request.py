@@ -73,7 +73,7 @@ def send_requests(port, n, path="/"):
     if CLOSE:
         req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
         for i in range(n):
-            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
                 s.sendall(req)
                 data = b""
                 while chunk := s.recv(65536):
@@ -81,7 +81,7 @@ def send_requests(port, n, path="/"):
                 assert data.startswith(b"HTTP/1.1 200"), data[:100]
         return
     req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
         buf = b""
 
         def more():
@@ -116,6 +116,8 @@ THREADS = "1"
 def start(app, port, prefix):
     args = [server_binary(), "--bind", f"127.0.0.1:{port}", "--workers", "1",
             "--threads", THREADS, "--keep-alive", "60",  # valgrind is slow on a busy machine
+            "--graceful-timeout", "300",  # a worker killed before it exits writes no profile
+            "--timeout", "600",  # nor one killed while it imports the app, slowly
             "--chdir", str(HERE), f"apps:{app}"]
     proc = subprocess.Popen(prefix + args, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -125,7 +127,7 @@ def start(app, port, prefix):
 
 def stop(proc):
     proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
+    proc.wait(timeout=400)
 
 
 def callgrind_run(app, n, outdir):
