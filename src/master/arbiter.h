@@ -1,6 +1,12 @@
 // The master process: binds the listeners, forks and supervises the workers,
 // and turns signals into gunicorn's actions. It runs no Python on its signal
 // path (with --preload it imports the app once, before forking).
+//
+// One class, its members defined by concept across src/master/ (see
+// docs/design.md, "The master's files"): arbiter.cpp wires start-up and the
+// main loop; worker_lifecycle.cpp, signal_actions.cpp and listeners.cpp
+// hold the rest. Services the master runs beside its workers get a file
+// of their own and are polled from the main loop's one wait.
 #pragma once
 
 #include <sys/types.h>
@@ -15,6 +21,7 @@
 #include "config/config.h"
 #include "log/access_log.h"
 #include "net/listener.h"
+#include "master/signal_pipe.h"
 #include "net/tls.h"
 
 namespace cppgunicorn::wsgi {
@@ -55,29 +62,48 @@ class Arbiter {
     std::unique_ptr<base::Heartbeat> heartbeat;
   };
 
+  // Sockets a HUP's configuration binds anew, before anything else changes.
+  struct AddedListeners {
+    std::vector<net::ListenSocket> sockets;
+    std::vector<std::string> binds;
+  };
+
+  static uint64_t now_ms() { return base::Heartbeat::now_ms(); }
+
+  // arbiter.cpp: start-up and the main loop.
   int serve();
-  void install_signal_handlers();
-  void restore_signal_handlers();
-  void handle_signal(int signum);
+  void remove_pidfile();
+  std::string title(const char* role) const;
+
+  // worker_lifecycle.cpp
+  bool preload();
   void spawn_worker();
   [[noreturn]] void run_worker(base::Heartbeat& heartbeat);
   void manage_workers();
   void reap_workers();
   void back_off_after_crash(uint64_t lived_ms);
   void murder_stuck_workers();
-  void reload();
-  void apply_reloaded_config(config::Config fresh);
-  void open_listeners(const std::vector<std::string>& binds);
-  void retire_replaced_workers();
   void signal_workers(int signum, bool retiring_too = true);
   void stop(bool graceful);
-  void reexec();
   int live_workers() const;
+
+  // signal_actions.cpp
+  void handle_signal(int signum);
+  void reload();
+  void apply_reloaded_config(config::Config fresh);
+  void retire_replaced_workers();
+  void reexec();
+
+  // listeners.cpp
+  // Adopts the sockets handed down (USR2, systemd) or binds every
+  // configured address; true if it bound them itself. Throws, having
+  // closed what it bound, if one cannot be bound.
+  bool open_listeners_at_start();
+  // Throws, having closed what it bound, if one cannot be bound.
+  AddedListeners bind_added_addresses(const config::Config& fresh);
+  // Lets go of the listeners no longer in `binds` and takes `added`.
+  void replace_listeners(const std::vector<std::string>& binds, AddedListeners added);
   bool sockets_shared() const;
-  bool preload();
-  void write_pidfile();
-  void remove_pidfile();
-  std::string title(const char* role) const;
   // A listener as the log names it: https:// when TLS is on.
   std::string display(const net::ListenSocket& l) const;
 
@@ -97,7 +123,7 @@ class Arbiter {
   bool stopping_ = false;
   int halt_code_ = -1;  // >= 0: stop with this exit code
   std::string halt_reason_;
-  int signal_pipe_[2] = {-1, -1};
+  SignalPipe signal_pipe_;
   pid_t reexec_pid_ = 0;     // the new master a USR2 started
   pid_t old_master_pid_ = 0; // the master whose USR2 started us
   bool is_worker_ = false;   // set in a forked worker, which must not clean up
