@@ -1056,6 +1056,8 @@ def nginx_round(wrk, a, s, app, transport, tmp):
     {proxy: wrk result or {"error": ...}}."""
     apps_name = WORKLOADS[app][0]
     unix = os.path.join(tmp, f"{s}-{app}.sock") if transport == "unix" else None
+    if unix and os.path.exists(unix):
+        os.unlink(unix)  # left by the previous round: not every server removes its socket file
     srv = Server(s, apps_name, 1, unix=unix)
     if srv.cmd is None:
         why = behind_nginx.NO_UNIX_REASON.get(s, "cannot bind a unix socket")
