@@ -21,6 +21,19 @@ def test_a_worker_boots_and_serves_without_importing_after_the_fork(start_server
     assert "imported after fork" not in srv.stderr()
 
 
+def test_a_worker_finds_the_standard_library_gunicorns_master_imports_already_imported(start_server):
+    # gunicorn's master has json, ssl, logging.handlers... imported when it
+    # forks; ours imports the same ones, so the workers share them instead
+    # of each importing its own copy (docs/performance.md, "Memory").
+    srv = start_server("stdlib_app:app", "--workers", "2", chdir=APP_DIR, env=REFUSING)
+    for _ in range(4):
+        response = requests.get(srv.url + "/", timeout=5)
+        assert response.status_code == 200, srv.stderr()
+        assert response.json()[3] == "ssl"
+    assert srv.stop() == 0
+    assert "imported after fork" not in srv.stderr()
+
+
 def test_an_app_raising_at_import_gets_its_traceback_without_importing_after_the_fork():
     env = dict(__import__("os").environ, **REFUSING)
     proc = subprocess.run(

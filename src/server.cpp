@@ -251,8 +251,9 @@ int Server::run() {
   }
   try {
     // A worker imports nothing that loading the app or reporting its
-    // errors needs: the master has, before it forks.
-    python.import_worker_modules(config.reload);
+    // errors needs: the master has, before it forks. Green workers patch
+    // the standard library after the fork: it stays unimported for them.
+    python.import_worker_modules(config.reload, config.green_backend().empty());
     std::vector<std::string> exec_argv = program_;
     exec_argv.insert(exec_argv.end(), args_.begin(), args_.end());
     master::Arbiter arbiter(config, std::move(exec_argv), start_dir);

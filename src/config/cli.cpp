@@ -671,6 +671,13 @@ const std::vector<Setting>& settings_table() {
        "1 MiB), as nginx's proxy_request_buffering; --no-request-buffering hands wsgi.input "
        "to the app as the body arrives, as gunicorn does. Ours; default on.",
        bool_setter("request_buffering", &Config::request_buffering), "True"},
+      {"gc_freeze", {"--gc-freeze", "--no-gc-freeze"}, ValueKind::kBool, "",
+       "Call gc.freeze() in the master before it forks a worker: the objects the worker "
+       "inherits (the modules the master imported, the app with --preload) are never "
+       "scanned by its garbage collector, so its collections do not copy the pages it "
+       "shares with the master. Cyclic garbage among those objects is then never "
+       "collected in the worker. Ours; default on.",
+       bool_setter("gc_freeze", &Config::gc_freeze), "True"},
       {"permit_obsolete_folding", {"--permit-obsolete-folding"}, ValueKind::kBool, "",
        "Permit requests employing obsolete HTTP line folding mechanism.",
        bool_setter("permit_obsolete_folding", &Config::permit_obsolete_folding), "False"},

@@ -41,6 +41,9 @@ struct Config {
   std::string chdir;
   std::vector<std::string> pythonpath;
   bool preload_app = false;
+  // Ours: gc.freeze() in the master before each fork, so that the
+  // workers' collections leave the objects they share with it unwritten.
+  bool gc_freeze = true;
   std::string proc_name;   // empty: the app URI, as gunicorn
   std::string pidfile;
   bool daemon = false;

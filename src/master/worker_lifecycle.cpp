@@ -109,6 +109,9 @@ void Arbiter::spawn_worker() {
   int age = ++worker_age_;
   wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
   if (hooks) hooks->worker_hook("pre_fork", hook_worker(0, age), true);
+  // What the worker inherits stays shared with the master only while
+  // neither writes to it: frozen, the worker's collections leave it alone.
+  if (config_.gc_freeze && wsgi::Interpreter::running()) wsgi::Interpreter::freeze_objects();
   // With Python in the master (--preload, a Python config), fork_process
   // runs Python's fork hooks so its locks stay consistent.
   SignalsBlocked blocked;

@@ -144,6 +144,18 @@ void Interpreter::run_exit_functions() {
 
 bool Interpreter::running() { return Py_IsInitialized() != 0; }
 
+void Interpreter::freeze_objects() {
+  Gil gil;
+  try {
+    py::module_::import("gc").attr("freeze")();
+  } catch (py::error_already_set& e) {
+    // gc is built in and freeze() cannot fail; should it, the workers only
+    // share less.
+    e.restore();
+    PyErr_Print();
+  }
+}
+
 void Interpreter::release_gil() { impl_->released.emplace(); }
 
 Gil::Gil() : state_(static_cast<int>(PyGILState_Ensure())) {}

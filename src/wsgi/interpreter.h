@@ -54,6 +54,13 @@ class Interpreter {
   // app: its atexit functions, and the buffered sys.stdout/stderr flushed.
   static void run_exit_functions();
 
+  // gc.freeze(): every object alive now leaves the collector's generations
+  // for good. Called in the master right before it forks a worker, so that
+  // the worker's collections never write to the objects it shares with the
+  // master copy-on-write (a full collection writes to the header of every
+  // object it scans: the page is then copied). Takes the GIL.
+  static void freeze_objects();
+
   // The version of the Python we are linked with, e.g. "3.11.7".
   static std::string python_version();
 

@@ -170,7 +170,7 @@ void PythonConfig::start_interpreter() {
   state_ = std::move(state);
 }
 
-void PythonConfig::import_worker_modules(bool reload) {
+void PythonConfig::import_worker_modules(bool reload, bool standard_library) {
   if (!Interpreter::running()) {
     InterpreterOptions options;
     options.argv = argv_;
@@ -178,7 +178,7 @@ void PythonConfig::import_worker_modules(bool reload) {
     interpreter_->release_gil();
   }
   Gil gil;
-  wsgi::import_worker_modules();
+  wsgi::import_worker_modules(standard_library);
   if (reload) package_module("_reloader");
 }
 

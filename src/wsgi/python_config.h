@@ -69,8 +69,9 @@ class PythonConfig : public config::PythonConfigReader {
   // Before the master forks: what every worker needs from Python is
   // imported now (see wsgi::import_worker_modules), starting the master's
   // interpreter first where none runs yet (the `cppgunicorn` executable),
-  // so that the workers inherit it. `reload`: --reload's watcher too.
-  void import_worker_modules(bool reload);
+  // so that the workers inherit it. `reload`: --reload's watcher too;
+  // `standard_library`: the modules of python/cppgunicorn/_preimport.py.
+  void import_worker_modules(bool reload, bool standard_library);
 
   // The process's hooks, or nullptr when no hook is configured. Valid in
   // the master and, after fork, in its workers.

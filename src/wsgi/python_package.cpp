@@ -51,7 +51,7 @@ py::module_ package_module(const char* name) {
   return py::module_::import((std::string("cppgunicorn.") + name).c_str());
 }
 
-void import_worker_modules() {
+void import_worker_modules(bool standard_library) {
   // The server's own objects (wsgi.input, start_response, the log_write
   // that hooks use), made once here rather than by each worker.
   objects_module();
@@ -62,6 +62,7 @@ void import_worker_modules() {
   py::module_::import("faulthandler");
   // What a worker that exits runs for the app (Interpreter::run_exit_functions).
   py::module_::import("atexit");
+  if (standard_library) package_module("_preimport").attr("import_shared")();
 }
 
 }  // namespace cppgunicorn::wsgi

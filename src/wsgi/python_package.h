@@ -29,7 +29,10 @@ pybind11::module_ package_module(const char* name);
 // imported now: called in the master before it forks, so that a worker
 // imports none of it (each import there is time of every boot, and fails
 // once --user dropped the rights to read the standard library). Needs the
-// GIL.
-void import_worker_modules();
+// GIL. `standard_library`: also the standard-library modules gunicorn's
+// master has imported before it forks (python/cppgunicorn/_preimport.py),
+// which the workers then share with the master instead of each importing
+// its own copy.
+void import_worker_modules(bool standard_library);
 
 }  // namespace cppgunicorn::wsgi

@@ -7,7 +7,7 @@ a failed boot."""
 import os
 import sys
 
-APPS = {"serving_app", "raising_app"}
+APPS = {"serving_app", "raising_app", "stdlib_app"}
 
 
 class RefuseImportsAfterFork:
