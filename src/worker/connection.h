@@ -61,6 +61,9 @@ class Connection {
   void guarded(F&& body);
   void continue_after_flushed_cork();
 
+  // Reads what a just-accepted client has sent already, without waiting
+  // for the loop to poll its socket.
+  void read_at_once();
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);

@@ -219,6 +219,9 @@ bool Worker::listen() {
       rc = uv_tcp_init(&loop_, l->tcp.get());
       if (rc == 0) l->tcp.mark_initialised();
       if (rc == 0) rc = uv_tcp_open(l->tcp.get(), s.fd);
+      // Linux copies TCP_NODELAY from a listening socket to each socket it
+      // accepts: set once here, it costs no setsockopt per connection.
+      if (rc == 0) rc = uv_tcp_nodelay(l->tcp.get(), 1);
       stream = l->tcp.as_stream();
     }
     stream->data = l.get();
