@@ -67,7 +67,7 @@ build_sanitized() {
   local pybind11_dir
   pybind11_dir=$("$VENV/bin/python" -c 'import pybind11; print(pybind11.get_cmake_dir())')
   PATH="$VENV/bin:$PATH" cmake -S "$ROOT" -B "$ROOT/build/asan" -G Ninja -DCMAKE_BUILD_TYPE=Debug \
-    -DCPPGUNICORN_SANITIZE=ON -DCPPGUNICORN_BUILD_TESTS=ON \
+    -DCPPGUNICORN_SANITIZE=ON -DCPPGUNICORN_BUILD_TESTS=ON -DCPPGUNICORN_BUILD_MODULE=ON \
     -DPython_EXECUTABLE="$VENV/bin/python" -Dpybind11_DIR="$pybind11_dir" >/dev/null
   PATH="$VENV/bin:$PATH" cmake --build "$ROOT/build/asan" >/dev/null
 }
@@ -137,6 +137,21 @@ python_version() {
 # streamed to the app (tests that are about buffering choose it themselves).
 STREAMED_BODY_TESTS=(test_http_bodies.py test_spool_and_sendfile.py test_threads.py)
 
+# cppgunicorn.serve() runs the server inside the test's own Python, so the
+# sanitized server there is build/asan's extension module: a package
+# directory of the source tree's modules and that .so goes first on the
+# path, and the sanitizer runtime is preloaded into Python (which is not
+# instrumented itself; its own allocations at exit are not ours to report).
+run_inprocess_sanitized() {
+  local pkg="$ROOT/build/asan/python"
+  rm -rf "$pkg" && mkdir -p "$pkg/cppgunicorn"
+  ln -s "$ROOT"/python/cppgunicorn/*.py "$pkg/cppgunicorn/"
+  ln -s "$ROOT"/build/asan/_server*.so "$pkg/cppgunicorn/"
+  LD_PRELOAD="$(g++ -print-file-name=libasan.so)" PYTHONPATH="$pkg" \
+    ASAN_OPTIONS=detect_leaks=0 "$VENV/bin/python" -m pytest -q "$@" \
+    integration/test_serve_inprocess.py
+}
+
 run_tests() {
   local unit
   unit=$(ls -t "$ROOT"/build/cp*/cppgunicorn_unit_tests 2>/dev/null | head -n 1 || true)
@@ -164,6 +179,8 @@ run_tests() {
     "$ROOT/build/asan/cppgunicorn_unit_tests"
     echo "== integration tests (pytest, sanitizers)"
     CPPGUNICORN_BIN="$ROOT/build/asan/cppgunicorn" "$VENV/bin/python" -m pytest integration -q "$@"
+    echo "== in-process tests (pytest, sanitizers: build/asan's extension module in this Python)"
+    run_inprocess_sanitized "$@"
   fi
 }
 

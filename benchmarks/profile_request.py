@@ -13,6 +13,13 @@ functions with the most exclusive instructions. Kernel time is not seen by
 callgrind; ``--syscalls`` counts the worker's syscalls per request with
 strace instead (natively, not under valgrind).
 
+``--inprocess`` measures ``cppgunicorn.serve(app)`` instead: the same app
+served from the Python process that imported it (no master, no fork),
+whose whole process is then counted; compare it with a run without.
+
+``--close`` sends each request on a new connection (``Connection: close``):
+the cost of the new-connection path.
+
 Set $CPPGUNICORN_BIN to an unstripped binary (the one in build/cp*/) to see
 our own function names.
 
@@ -61,10 +68,24 @@ def wait_for_port(port, timeout=60):
     raise RuntimeError("server did not start")
 
 
+CLOSE = False  # --close: a new connection per request
+
+
 def send_requests(port, n, path="/"):
-    """n sequential keep-alive requests on one connection; checks each."""
+    """n sequential keep-alive requests on one connection (with --close, each
+    on its own connection, `Connection: close`); checks each."""
+    if CLOSE:
+        req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
+        for i in range(n):
+            with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
+                s.sendall(req)
+                data = b""
+                while chunk := s.recv(65536):
+                    data += chunk
+                assert data.startswith(b"HTTP/1.1 200"), data[:100]
+        return
     req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+    with socket.create_connection(("127.0.0.1", port), timeout=120) as s:
         buf = b""
 
         def more():
@@ -94,11 +115,23 @@ def children(pid):
 
 
 THREADS = "1"
+INPROCESS = False
 
 
 def start(app, port, prefix):
+    if INPROCESS:
+        python = Path(server_binary()).parent / "python"
+        code = (f"import cppgunicorn, apps; cppgunicorn.serve(apps.{app}, "
+                f"bind='127.0.0.1:{port}', threads={THREADS}, keepalive=60)")
+        args = [str(python if python.exists() else sys.executable), "-c", code]
+        proc = subprocess.Popen(prefix + args, cwd=HERE, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        wait_for_port(port)
+        return proc
     args = [server_binary(), "--bind", f"127.0.0.1:{port}", "--workers", "1",
             "--threads", THREADS, "--keep-alive", "60",  # valgrind is slow on a busy machine
+            "--graceful-timeout", "300",  # a worker killed before it exits writes no profile
+            "--timeout", "600",  # nor one killed while it imports the app, slowly
             "--chdir", str(HERE), f"apps:{app}"]
     proc = subprocess.Popen(prefix + args, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
@@ -107,8 +140,9 @@ def start(app, port, prefix):
 
 
 def stop(proc):
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=120)
+    # serve() returns on Ctrl-C; the command's master stops on TERM.
+    proc.send_signal(signal.SIGINT if INPROCESS else signal.SIGTERM)
+    proc.wait(timeout=400)
 
 
 def callgrind_run(app, n, outdir):
@@ -117,7 +151,7 @@ def callgrind_run(app, n, outdir):
     proc = start(app, port, ["valgrind", "--tool=callgrind", "--trace-children=yes",
                              f"--callgrind-out-file={pattern}"])
     send_requests(port, 20)  # warm-up: imports and caches on first use
-    worker = children(proc.pid)
+    worker = [proc.pid] if INPROCESS else children(proc.pid)
     send_requests(port, n)
     stop(proc)
     files = [outdir / f"{app}-{n}.{pid}" for pid in worker]
@@ -200,7 +234,7 @@ def syscalls(app, n=2000):
     proc = start(app, port, [])
     try:
         send_requests(port, 20)
-        worker = children(proc.pid)[0]
+        worker = proc.pid if INPROCESS else children(proc.pid)[0]
         out = Path(tempfile.mkstemp(prefix="strace-")[1])
         tracer = subprocess.Popen(["strace", "-c", "-f", "-o", str(out), "-p", str(worker)],
                                   stderr=subprocess.DEVNULL)
@@ -208,7 +242,7 @@ def syscalls(app, n=2000):
         send_requests(port, n)
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=30)
-        print(f"== {app}: syscalls per request ({n} keep-alive requests)")
+        print(f"== {app}: syscalls per request ({n} {'new connections' if CLOSE else 'keep-alive requests'})")
         for line in out.read_text().splitlines():
             parts = line.split()
             if len(parts) >= 5 and parts[3].isdigit():
@@ -224,9 +258,13 @@ def main():
     ap.add_argument("--top", type=int, default=20)
     ap.add_argument("--syscalls", action="store_true", help="also count syscalls (strace)")
     ap.add_argument("--threads", default="1", help="--threads of the worker (default 1)")
+    ap.add_argument("--inprocess", action="store_true",
+                    help="cppgunicorn.serve(app) in one process instead of the command's worker")
+    ap.add_argument("--close", action="store_true",
+                    help="a new connection per request (Connection: close) instead of keep-alive")
     args = ap.parse_args()
-    global THREADS
-    THREADS = args.threads
+    global THREADS, INPROCESS, CLOSE
+    THREADS, INPROCESS, CLOSE = args.threads, args.inprocess, args.close
     outdir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="callgrind-"))
     outdir.mkdir(parents=True, exist_ok=True)
     for app in args.app or ["raw", "flask_app"]:

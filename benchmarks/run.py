@@ -44,6 +44,8 @@ import tempfile
 import threading
 import time
 
+import behind_nginx
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PY = sys.executable
@@ -79,13 +81,14 @@ TABLE_ORDER = ["raw", "flask", "json", "stream", "post", "flask2w", "tls"]
 MODES = ("ka", "close")
 MODE_TITLES = {"ka": "keep-alive", "close": "new connection per request (Connection: close)"}
 TLS_MODE_TITLES = {"ka": "keep-alive", "close": "new connection per request (Connection: close): a full TLS handshake each"}
-SCENARIOS = ("flask2w", "slow", "rss", "limit")  # extra --workloads names
+SCENARIOS = ("flask2w", "slow", "rss", "limit", "nginx")  # extra --workloads names
 
-SERVERS = ["cppgunicorn", "cppgunicorn-metrics", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "bjoern", "fastwsgi", "meinheld"]
+SERVERS = ["cppgunicorn", "cppgunicorn-metrics", "cppgunicorn-serve", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian", "bjoern", "fastwsgi", "meinheld"]
 MULTI_WORKER = ["cppgunicorn", "cppgunicorn-metrics", "gunicorn-sync", "gunicorn-gthread", "uwsgi", "granian"]
 # Python distribution that provides each server (for versions and build status).
 DIST = {
-    "cppgunicorn": "cppgunicorn", "cppgunicorn-metrics": "cppgunicorn", "gunicorn-sync": "gunicorn", "gunicorn-gthread": "gunicorn",
+    "cppgunicorn": "cppgunicorn", "cppgunicorn-metrics": "cppgunicorn", "cppgunicorn-serve": "cppgunicorn",
+    "gunicorn-sync": "gunicorn", "gunicorn-gthread": "gunicorn",
     "uwsgi": "uwsgi", "granian": "granian", "bjoern": "bjoern", "fastwsgi": "fastwsgi", "meinheld": "meinheld",
 }
 IMPORT = {"bjoern": "bjoern", "fastwsgi": "fastwsgi", "meinheld": "meinheld.server"}
@@ -265,6 +268,12 @@ def server_cmd(name, app, port, workers, tls=False, metrics_port=None):
         return [f"{BIN}/granian", "--interface", "wsgi", "--workers", str(workers), "--host", "127.0.0.1",
                 "--port", str(port), "--no-ws", "--log-level", "warning", "--working-dir", HERE,
                 *(["--ssl-certificate", cert, "--ssl-keyfile", key] if tls else []), app]
+    if name == "cppgunicorn-serve" and workers == 1:
+        # cppgunicorn.serve(app) in the process that imported the app: no
+        # master, no fork (docs/embedding.md); the CLI's one-worker cell is
+        # the row to compare it with.
+        tls_kw = f", certfile={cert!r}, keyfile={key!r}" if tls else ""
+        return [PY, "-c", f"import cppgunicorn, {mod}; cppgunicorn.serve({mod}.{obj}, bind={hp!r}{tls_kw})"]
     if workers != 1 or tls:
         return None
     if name == "bjoern":
@@ -352,15 +361,31 @@ def kill_all():
 
 
 class Server:
-    def __init__(self, name, app, workers=1, tls=False):
-        self.name, self.app, self.workers, self.tls = name, app, workers, tls
+    def __init__(self, name, app, workers=1, tls=False, unix=None):
+        """unix: bind this socket path instead of a TCP port (one worker, no TLS)."""
+        self.name, self.app, self.workers, self.tls, self.unix = name, app, workers, tls, unix
         self.port = free_port()
         self.metrics_port = free_port() if name == "cppgunicorn-metrics" else None
-        self.cmd = server_cmd(name, app, self.port, workers, tls, self.metrics_port)
+        if unix:
+            self.cmd = behind_nginx.unix_bind_cmd(name, app, unix, BIN, PY, HERE)
+        else:
+            self.cmd = server_cmd(name, app, self.port, workers, tls, self.metrics_port)
         self.proc = None
         self.scraper = None
-        tag = f"{name}-{app.split(':')[1]}-{workers}w" + ("-tls" if tls else "")
+        tag = f"{name}-{app.split(':')[1]}-{workers}w" + ("-tls" if tls else "") + ("-unix" if unix else "")
         self.log_path = os.path.join(LOG_DIR, f"{tag}.log")
+
+    def connect(self, timeout):
+        if self.unix:
+            s = socket.socket(socket.AF_UNIX)
+            s.settimeout(timeout)
+            try:
+                s.connect(self.unix)
+            except OSError:
+                s.close()
+                raise
+            return s
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
 
     def start(self, timeout=25):
         """Start, wait for the port and for one good answer. Returns an error string or None."""
@@ -374,7 +399,7 @@ class Server:
             if self.proc.poll() is not None:
                 return f"exited with code {self.proc.returncode} before listening; log: {self.log_tail()}"
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                self.connect(0.5).close()
                 break
             except OSError:
                 time.sleep(0.05)
@@ -383,7 +408,7 @@ class Server:
         # The port may open before workers have loaded the app: wait for an answer.
         last = None
         while time.time() < end:
-            last = head_probe(self.port, timeout=3, tls=self.tls)
+            last = head_probe(self.port, timeout=3, tls=self.tls, connect=self.connect)
             if last is None:
                 if self.metrics_port:
                     self.scraper = MetricsScraper(self.metrics_port)
@@ -446,10 +471,10 @@ def tls_client():
     return ssl.create_default_context(cafile=TLS["cert"])
 
 
-def head_probe(port, timeout=3, tls=False):
+def head_probe(port, timeout=3, tls=False, connect=None):
     """GET / and read only the status line: None if 200, else a description."""
     try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        s = connect(timeout) if connect else socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if tls:  # the handshake runs here, within the same timeout
             s = tls_client().wrap_socket(s, server_hostname="127.0.0.1")
         with s:
@@ -862,8 +887,15 @@ def selected(a):
     else:
         names = list(WORKLOADS) + list(SCENARIOS)
     cells, extra = [], set()
+    a.nginx_apps = []
     for n in names:
         base, _, mode = n.partition("-")
+        if base == "nginx":  # nginx, nginx-raw, nginx-flask
+            if mode and mode not in behind_nginx.APPS:
+                sys.exit(f"unknown workload {n!r}; nginx takes: " + ", ".join(f"nginx-{x}" for x in behind_nginx.APPS))
+            extra.add("nginx")
+            a.nginx_apps += [x for x in ([mode] if mode else behind_nginx.APPS) if x not in a.nginx_apps]
+            continue
         if base in SCENARIOS and not mode:
             extra.add(base)
             continue
@@ -1022,7 +1054,12 @@ def main(argv):
             results["cells"].append(m)
         save()
 
-        # 3. per server: RSS idle / after N requests, and the slow-client scenario
+        # 3. behind nginx: default and tuned proxy_pass, over TCP and a unix socket
+        if "nginx" in extra:
+            run_nginx_cells(results, wrk, a, servers, peers, tmp)
+            save()
+
+        # 4. per server: RSS idle / after N requests, and the slow-client scenario
         if "rss" in extra or "slow" in extra:
             for s in servers:
                 if not peers[s]["built"]:
@@ -1035,6 +1072,88 @@ def main(argv):
     save()
     log(f"done in {meta['duration_s']} s: {os.path.join(a.out, 'results.md')}")
     return 0
+
+
+def run_nginx_cells(results, wrk, a, servers, peers, tmp):
+    """Every server behind nginx (behind_nginx.py), in rounds as the matrix."""
+    results["meta"]["nginx"] = behind_nginx.nginx_version()
+    rows = results.setdefault("nginx", [])
+    if not os.path.exists(behind_nginx.NGINX):
+        log(f"nginx: {behind_nginx.NGINX} not found (apt-get install nginx-light): no behind-nginx cells")
+        results["failures"].append({"server": "nginx", "what": "failed to run",
+                                    "detail": f"{behind_nginx.NGINX} not found: no behind-nginx cells"})
+        return
+    plan = []
+    for s in servers:
+        for app in a.nginx_apps:
+            for t in behind_nginx.TRANSPORTS:
+                if not peers[s]["built"]:
+                    for p in behind_nginx.PROXIES:
+                        rows.append({"server": s, "app": app, "proxy": p, "transport": t, "error": "failed to build"})
+                    continue
+                plan.append((s, app, t))
+    merged = {}
+    for r in range(a.repeat):
+        k = r % len(plan) if plan else 0
+        for s, app, t in plan[k:] + plan[:k]:
+            for p, run in nginx_round(wrk, a, s, app, t, tmp).items():
+                m = merged.setdefault((s, app, p, t), {"server": s, "app": app, "proxy": p, "transport": t,
+                                                       "runs": []})
+                if "error" in run:
+                    m["error"] = run["error"]
+                else:
+                    m["runs"].append(run)
+        log(f"nginx round {r + 1} of {a.repeat} done")
+    for m in merged.values():
+        if m["runs"]:
+            m.update({x: median([run.get(x) for run in m["runs"]]) for x in CELL_FIELDS})
+        rows.append(m)
+
+
+def nginx_round(wrk, a, s, app, transport, tmp):
+    """One run of both proxy configurations for one server, app and transport:
+    {proxy: wrk result or {"error": ...}}."""
+    apps_name = WORKLOADS[app][0]
+    unix = os.path.join(tmp, f"{s}-{app}.sock") if transport == "unix" else None
+    if unix and os.path.exists(unix):
+        os.unlink(unix)  # left by the previous round: not every server removes its socket file
+    srv = Server(s, apps_name, 1, unix=unix)
+    if srv.cmd is None:
+        why = behind_nginx.NO_UNIX_REASON.get(s, "cannot bind a unix socket")
+        return {p: {"error": why} for p in behind_nginx.PROXIES}
+    err = srv.start()
+    if err:
+        srv.stop()
+        log(f"{s:16} nginx {app} {transport}: did not start: {err}")
+        return {p: {"error": f"did not start: {err}"} for p in behind_nginx.PROXIES}
+    ports = {p: free_port() for p in behind_nginx.PROXIES}
+    upstream = f"unix:{unix}" if unix else f"127.0.0.1:{srv.port}"
+    ng = behind_nginx.Nginx(os.path.join(tmp, f"nginx-{s}-{app}-{transport}"), upstream, ports,
+                            lambda cmd: pinned(cmd, "client"), os.path.join(LOG_DIR, f"nginx-{s}-{app}-{transport}.log"))
+    out = {}
+    try:
+        err = ng.start()
+        if err:
+            return {p: {"error": err} for p in behind_nginx.PROXIES}
+        wrk.run(ports["tuned"], "/", 1, "ka", tag=f"{s}-nginx-{app}-{transport}-warmup")
+        for p in behind_nginx.PROXIES:
+            bad = check_workload(ports[p], app)
+            if bad:
+                out[p] = {"error": f"wrong answer through nginx: {bad}"}
+                continue
+            r = wrk.run(ports[p], "/", a.seconds, "ka", tag=f"{s}-nginx-{app}-{p}-{transport}",
+                        server_pid=srv.proc.pid)
+            if not srv.alive():
+                r = {"error": f"server died: {srv.log_tail()}"}
+            out[p] = r
+            if "rps" in r:
+                log(f"{s:16} nginx {app:5} {p:7} {transport:4} {r['rps']:9.0f} req/s  cpu {fmt(r.get('cpu_us'), 1):>6} "
+                    f"µs/req  p99 {fmt(r.get('p99_ms'), 2)} ms  conn/req {fmt(r.get('conn_per_req'), 2)}  "
+                    f"err {r['errors']:.0f}")
+    finally:
+        ng.stop()
+        srv.stop()
+    return out
 
 
 # What a cell keeps of its runs (their medians).
@@ -1281,7 +1400,7 @@ def render_md(res):
         rows = [c for c in res["cells"] if c["workload"] == w and c["mode"] == mo]
         rows.sort(key=lambda c: -(c.get("rps") or -1))
         for c in rows:
-            name = f"**{c['server']}**" if c["server"] == "cppgunicorn" else c["server"]
+            name = f"**{c['server']}**" if c["server"].startswith("cppgunicorn") else c["server"]
             if c.get("rps") is None:
                 L.append(f"| {name} | {c.get('error', '—')} |" + " |" * (len(cols) - 2))
                 continue
@@ -1304,7 +1423,14 @@ def render_md(res):
                      f"{fmt(c.get('p50_ms'), 2)} | {fmt(c.get('p99_ms'), 2)} | {ratio(c['rps'], ref)} | "
                      f"{ratio(c['rps'], lim)} | {fmt(c.get('conn_per_req'), 2)} | {fmt(c.get('queued'))} | "
                      f"{fmt(c.get('errors'))} |")
+        cli, inproc = look.get(("cppgunicorn", w, mo), {}), look.get(("cppgunicorn-serve", w, mo), {})
+        if cli.get("rps") and inproc.get("rps"):
+            L.append(f"\ncppgunicorn-serve (`cppgunicorn.serve(app)`, in-process, no fork) over cppgunicorn "
+                     f"(the command, one worker): {ratio(inproc['rps'], cli['rps'])} req/s, "
+                     f"{fmt(inproc.get('cpu_us'), 1)} vs {fmt(cli.get('cpu_us'), 1)} CPU-µs/req.")
         L.append("")
+
+    L += behind_nginx.render(res, fmt, ratio)
 
     if res["slow_client"]:
         L.append("## Slow clients: Flask hello under slowloris\n")
@@ -1317,7 +1443,7 @@ def render_md(res):
         L.append("| server | req/s without | req/s with | ratio | p99 ms with | errors with | slow connected before/after | queued | dropped by server | answers after |")
         L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         for r in sorted(res["slow_client"], key=lambda r: -(r.get("ratio") or 0)):
-            name = f"**{r['server']}**" if r["server"] == "cppgunicorn" else r["server"]
+            name = f"**{r['server']}**" if r["server"].startswith("cppgunicorn") else r["server"]
             L.append(f"| {name} | {fmt(r['baseline_rps'])} | {fmt(r['slow_rps'])} | {fmt(r['ratio'], 2, '×')} | "
                      f"{fmt(r['slow_p99_ms'], 2)} | {fmt(r['slow_errors'])} | {r['slow_open_before']}/{r['slow_open_after']} | "
                      f"{fmt(r.get('slow_queued'))} | {r['slow_dropped']} | {'yes' if r['answers_after'] else 'no'} |")
@@ -1333,7 +1459,7 @@ def render_md(res):
         L.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         ref = next((r["idle_kb"] for r in res["rss"] if r["server"] == "gunicorn-sync"), None)
         for r in sorted(res["rss"], key=lambda r: r["idle_kb"]):
-            name = f"**{r['server']}**" if r["server"] == "cppgunicorn" else r["server"]
+            name = f"**{r['server']}**" if r["server"].startswith("cppgunicorn") else r["server"]
             L.append(f"| {name} | {r['idle_kb'] / 1024:.1f} | {r['after_kb'] / 1024:.1f} | "
                      f"{(r['after_kb'] - r['idle_kb']) / 1024:+.1f} | {ratio(r['idle_kb'], ref)} | "
                      f"{r['tree_idle_kb'] / 1024:.1f} | {r['tree_after_kb'] / 1024:.1f} | {r['processes']} | {r['requests']:,} |")

@@ -142,6 +142,10 @@ class Server:
         self.stderr_path = self.logdir / "stderr.log"
         self.args = args
         full_env = dict(os.environ)
+        # The default control socket is $XDG_RUNTIME_DIR/gunicorn.ctl: one
+        # per server here, rather than every server of the run competing
+        # for ~/.gunicorn/gunicorn.ctl.
+        full_env["XDG_RUNTIME_DIR"] = str(self.logdir)
         env = sanitizer_env_for(args, env)
         if env:
             full_env.update(env)

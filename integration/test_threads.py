@@ -269,3 +269,19 @@ def test_quick_stop_with_a_thread_stuck_in_the_app_exits_promptly(start_server):
     assert stuck.recv(100) == b""
     stuck.close()
     assert "Traceback" not in srv.stderr()
+
+
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_an_apps_own_python_thread_runs_while_the_worker_waits(start_server, threads):
+    # The loop thread keeps the GIL across the callbacks of one loop
+    # iteration: it must drop it before it waits for I/O, or the app's
+    # thread would stop counting between requests.
+    srv = start_server("app:app", "--threads", threads, chdir=APPS / "background_thread")
+    s = requests.Session()  # keep-alive: the same worker, the same connection
+    first = int(s.get(srv.url + "/count", timeout=10).text)
+    # No request for 2 s: the worker sits in its poll. The thread wakes
+    # every 10 ms, about 200 times; a loop holding the GIL while it waits
+    # would let it tick only when a request runs Python (once or twice).
+    time.sleep(2)
+    second = int(s.get(srv.url + "/count", timeout=10).text)
+    assert second - first >= 20, "the app's thread did not run while the worker waited"

@@ -5,16 +5,24 @@
 #include <uv.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <csignal>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <optional>
+#include <stdexcept>
+#include <thread>
 
 #include "base/proc_title.h"
 #include "base/spool_file.h"
 #include "config/config.h"
 #include "config/sources.h"
+#include "embed/config_data.h"
+#include "embed/in_process.h"
 #include "log/access_log.h"
 #include "log/logger.h"
 #include "log/statsd.h"
@@ -114,10 +122,20 @@ class DirectoryChange {
   char saved_[4096];
 };
 
+// The sources a Config names, as config::load_config reads them.
+config::LoadOptions load_options(const Config::Data& data) {
+  config::LoadOptions options;
+  options.read_environment = data.read_environment;
+  options.config_file = data.config_file;
+  options.code = data.code;
+  if (!data.app_uri.empty()) options.code.push_back({"wsgi_app", {data.app_uri}});
+  return options;
+}
+
 // HUP: the configuration again from every source, the command line as it
 // was; what the master process holds itself (Python hooks, environment,
 // directory) is switched only once the whole configuration is good.
-config::Config reload_configuration(const std::vector<std::string>& args,
+config::Config reload_configuration(const Config::Data& data,
                                     wsgi::PythonConfig& python, MasterEnvironment& environment,
                                     const std::string& started_in) {
   config::LoadedConfig fresh;
@@ -125,7 +143,7 @@ config::Config reload_configuration(const std::vector<std::string>& args,
     // Paths in the sources are relative to where we were started, as
     // when they were first read.
     DirectoryChange in_start_dir(started_in);
-    fresh = config::load_config(args, &python);
+    fresh = config::load_config(data.args, &python, load_options(data));
     check_settings(fresh.config);
     if (!fresh.config.chdir.empty() && ::access(fresh.config.chdir.c_str(), X_OK) != 0) {
       throw config::ConfigError("Invalid value for chdir: '" + fresh.config.chdir +
@@ -163,9 +181,20 @@ config::Config reload_configuration(const std::vector<std::string>& args,
 
 }  // namespace
 
-Server::Server(std::vector<std::string> args) : args_(std::move(args)) {}
+namespace {
 
-int Server::run() {
+// What the public Server needs of a prefork run: the arbiter while it
+// exists (stop() and reload() post signals to it), and its readiness.
+struct PreforkHooks {
+  std::function<void(master::Arbiter*)> attach;  // null: detached again
+  master::Arbiter::ReadyCallback ready;
+};
+
+// The prefork server: this process becomes the master (master::Arbiter).
+int run_prefork(const Config::Data& data, const std::vector<std::string>& program,
+                const PreforkHooks& control) {
+  const std::vector<std::string>& args_ = data.args;
+  const std::vector<std::string>& program_ = program;
   // The master's Python: the one running us (the installed command), or
   // one started as soon as a Python config file is read (or hooks from
   // TOML need it), else just before the workers are forked; it outlives
@@ -177,7 +206,10 @@ int Server::run() {
   config::Config& config = loaded.config;
   MasterEnvironment environment;
   try {
-    loaded = config::load_config(args_, &python);
+    if (data.app_object) {
+      throw config::ConfigError("an app object is served in-process only (Mode::kInProcess)");
+    }
+    loaded = config::load_config(args_, &python, load_options(data));
     switch (loaded.action) {
       case config::CliAction::kHelp:
         std::fputs(config::usage_text().c_str(), stdout);
@@ -285,15 +317,197 @@ int Server::run() {
     std::vector<std::string> exec_argv = program_;
     exec_argv.insert(exec_argv.end(), args_.begin(), args_.end());
     master::Arbiter arbiter(config, std::move(exec_argv), start_dir);
+    if (!data.is_command) arbiter.set_in_host(data.handle_signals);
+    arbiter.set_ready_callback(control.ready);
+    struct Attached {
+      const PreforkHooks& control;
+      ~Attached() {
+        if (control.attach) control.attach(nullptr);
+      }
+    } attached{control};
+    if (control.attach) control.attach(&arbiter);
     std::string started_in = start_dir;
-    arbiter.set_config_reloader([this, &python, &environment, started_in] {
-      return reload_configuration(args_, python, environment, started_in);
+    arbiter.set_config_reloader([&data, &python, &environment, started_in] {
+      return reload_configuration(data, python, environment, started_in);
     });
     return arbiter.run();
   } catch (const std::exception& e) {
     log::error_log().error(e.what());
     return 1;
   }
+}
+
+}  // namespace
+
+struct Server::Impl {
+  Config config;
+  std::vector<std::string> program = {"cppgunicorn"};
+
+  std::mutex mu;  // guards what follows
+  std::condition_variable changed;
+  enum class State { kIdle, kStarting, kServing, kDone } state = State::kIdle;
+  int status = 0;
+  embed::InProcessServer::StartFailure failure;  // why it did not start
+  std::vector<std::string> addresses;
+  int port = 0;
+  embed::InProcessServer* in_process = nullptr;  // while one serves
+  master::Arbiter* arbiter = nullptr;             // while a prefork master runs
+  bool stop_asked = false;
+  int64_t stop_grace_ms = -1;
+  std::thread thread;  // start()'s
+
+  // run() once the state is kStarting.
+  int serve();
+};
+
+int Server::Impl::serve() {
+  const Config::Data& data = ConfigAccess::data(config);
+  int code;
+  if (data.mode == Mode::kInProcess) {
+    embed::InProcessServer server(config, program);
+    {
+      std::lock_guard lock(mu);
+      in_process = &server;
+      if (stop_asked) server.stop(stop_grace_ms);
+    }
+    code = server.run([this](const std::vector<std::string>& bound, int first_port) {
+      std::lock_guard lock(mu);
+      addresses = bound;
+      port = first_port;
+      state = State::kServing;
+      changed.notify_all();
+    });
+    std::lock_guard lock(mu);
+    in_process = nullptr;
+    failure = server.start_failure();
+  } else {
+    PreforkHooks control;
+    control.attach = [this](master::Arbiter* a) {
+      std::lock_guard lock(mu);
+      arbiter = a;
+      if (a != nullptr && stop_asked) a->post_signal(stop_grace_ms == 0 ? SIGINT : SIGTERM);
+    };
+    control.ready = [this](const std::vector<std::string>& bound, int first_port) {
+      std::lock_guard lock(mu);
+      addresses = bound;
+      port = first_port;
+      state = State::kServing;
+      changed.notify_all();
+    };
+    code = run_prefork(data, program, control);
+    if (!data.is_command) embed::reset_process_state();
+  }
+  std::lock_guard lock(mu);
+  state = State::kDone;
+  status = code;
+  stop_asked = false;
+  changed.notify_all();
+  return code;
+}
+
+Server::Server(Config config) : impl_(std::make_unique<Impl>()) {
+  impl_->config = std::move(config);
+  // A USR2 upgrade re-executes the host program itself, unless it names
+  // another command (set_program).
+  char self[4096];
+  ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) impl_->program = {std::string(self, static_cast<size_t>(n))};
+}
+
+Server::Server(std::vector<std::string> args) : Server(Config::from_argv(std::move(args))) {
+  impl_->config.set_handle_signals(true);
+  ConfigAccess::data(impl_->config).is_command = true;
+  impl_->program = {"cppgunicorn"};
+}
+
+Server::~Server() {
+  if (impl_->thread.joinable()) {
+    stop(std::chrono::milliseconds(0));
+    wait();
+  }
+}
+
+int Server::run() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->state == Impl::State::kStarting || impl_->state == Impl::State::kServing) {
+      throw std::logic_error("cppgunicorn::Server::run: the server is already running");
+    }
+    impl_->state = Impl::State::kStarting;
+  }
+  wsgi::GilReleasedIfHeld released;
+  return impl_->serve();
+}
+
+void Server::start() {
+  if (ConfigAccess::data(impl_->config).mode == Mode::kPrefork) {
+    // fork() copies the calling thread only; CPython's fork handling
+    // expects that thread to be the one that owns the interpreter.
+    throw std::logic_error(
+        "cppgunicorn::Server::start: Mode::kPrefork runs in the calling thread: use run()");
+  }
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->thread.joinable() || impl_->state == Impl::State::kStarting ||
+        impl_->state == Impl::State::kServing) {
+      throw std::logic_error("cppgunicorn::Server::start: the server is already running");
+    }
+    impl_->state = Impl::State::kStarting;
+  }
+  impl_->thread = std::thread([impl = impl_.get()] { impl->serve(); });
+  // The serving thread may need the GIL (to load the app) before it is ready.
+  wsgi::GilReleasedIfHeld released;
+  std::unique_lock lock(impl_->mu);
+  impl_->changed.wait(lock, [this] {
+    return impl_->state == Impl::State::kServing || impl_->state == Impl::State::kDone;
+  });
+  if (impl_->state == Impl::State::kDone) {
+    using Kind = embed::InProcessServer::FailureKind;
+    const embed::InProcessServer::StartFailure& why = impl_->failure;
+    if (why.kind == Kind::kSetting) throw ConfigError(why.message);
+    if (why.kind == Kind::kListen) throw ListenError(why.message);
+    if (why.kind == Kind::kOther) throw std::runtime_error(why.message);
+    throw std::runtime_error("cppgunicorn: the server did not start (exit status " +
+                             std::to_string(impl_->status) + "); the error log says why");
+  }
+}
+
+void Server::stop(std::chrono::milliseconds grace) {
+  std::lock_guard lock(impl_->mu);
+  impl_->stop_asked = true;
+  impl_->stop_grace_ms = grace.count();
+  if (impl_->in_process != nullptr) impl_->in_process->stop(grace.count());
+  // Prefork: gunicorn's TERM (graceful, graceful_timeout), or INT for no grace.
+  if (impl_->arbiter != nullptr) impl_->arbiter->post_signal(grace.count() == 0 ? SIGINT : SIGTERM);
+}
+
+void Server::reload() {
+  std::lock_guard lock(impl_->mu);
+  if (impl_->in_process != nullptr) impl_->in_process->reload();
+  if (impl_->arbiter != nullptr) impl_->arbiter->post_signal(SIGHUP);
+}
+
+int Server::wait() {
+  if (impl_->thread.joinable()) {
+    wsgi::GilReleasedIfHeld released;
+    impl_->thread.join();
+  }
+  std::lock_guard lock(impl_->mu);
+  return impl_->status;
+}
+
+std::vector<std::string> Server::addresses() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->addresses;
+}
+
+int Server::port() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->port;
+}
+
+void Server::set_program(std::vector<std::string> command) {
+  if (!command.empty()) impl_->program = std::move(command);
 }
 
 void set_default_python(std::string path) { wsgi::Interpreter::set_default_python(std::move(path)); }

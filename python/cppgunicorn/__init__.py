@@ -4,6 +4,10 @@ The server is the extension module ``cppgunicorn._server``; the
 ``cppgunicorn`` command and ``python -m cppgunicorn`` run it in the Python
 they were installed for. :func:`run` does the same from Python code.
 
+:func:`serve`, :class:`Server` and :func:`serve_in_thread` serve a WSGI app
+object from the calling process instead: no fork, this interpreter
+(``cppgunicorn._inprocess``; docs/embedding.md).
+
 The package's underscored modules hold the Python the server runs (config
 files, hooks, logging, app loading). The ``cppgunicorn`` executable of a
 CMake build runs them too, from the source tree, without ``_server``: so
@@ -13,7 +17,8 @@ import os
 import shutil
 import sys
 
-__all__ = ["__version__", "executable", "main", "run", "version_line"]
+__all__ = ["Server", "__version__", "executable", "main", "run", "serve", "serve_in_thread",
+           "version_line"]
 
 
 def __getattr__(name):
@@ -22,6 +27,9 @@ def __getattr__(name):
     if name in ("__version__", "version_line"):
         from . import _server
         return getattr(_server, name)
+    if name in ("Server", "serve", "serve_in_thread"):
+        from . import _inprocess
+        return getattr(_inprocess, name)
     raise AttributeError("module %r has no attribute %r" % (__name__, name))
 
 

@@ -49,24 +49,33 @@ def read(location, names):
     for key, value in list(ns.items()):
         if key not in wanted or value is None:
             continue
-        if isinstance(value, bool):
-            out.append((key, ["true" if value else "false"], False))
-        elif isinstance(value, (int, float, str)):
-            out.append((key, [str(value)], False))
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            out.append((key, [str(v) for v in value], False))
-        elif isinstance(value, dict):
-            if key == "logconfig_dict":
-                logconfig_dict = value
-            out.append((key, [",".join("%s=%s" % kv for kv in value.items())], False))
-        elif inspect.isclass(value):
-            out.append((key, [value.__module__ + "." + value.__qualname__], False))
-        elif callable(value):
+        if key == "logconfig_dict" and isinstance(value, dict):
+            logconfig_dict = value
+        texts, is_object = setting_text(value)
+        if is_object:
             _pending_hooks[key] = value
-            out.append((key, ["<%s()>" % getattr(value, "__qualname__", type(value).__name__)], True))
-        else:
-            out.append((key, [str(value)], False))
+        out.append((key, texts, is_object))
     return out
+
+
+def setting_text(value):
+    """A setting's Python value as the settings table reads it: ([text,
+    ...], is_python_object). A list gives one text per item; a callable
+    (a hook) gives its description and True. Config files and
+    cppgunicorn.serve(**settings) read values through this one function."""
+    if isinstance(value, bool):
+        return ["true" if value else "false"], False
+    if isinstance(value, (int, float, str)):
+        return [str(value)], False
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [str(v) for v in value], False
+    if isinstance(value, dict):
+        return [",".join("%s=%s" % kv for kv in value.items())], False
+    if inspect.isclass(value):
+        return [value.__module__ + "." + value.__qualname__], False
+    if callable(value):
+        return ["<%s()>" % getattr(value, "__qualname__", type(value).__name__)], True
+    return [str(value)], False
 
 
 def resolve(name, path):

@@ -30,8 +30,10 @@ int parse_int(std::string_view setting, const std::string& value, int min_value)
   return static_cast<int>(v);
 }
 
-// gunicorn reads --umask with int(value, 0): "0o077", "0x3f", "63", "0".
-int parse_umask(const std::string& value) {
+// gunicorn reads --umask and --control-socket-mode with its auto_int:
+// int(value, 0) after a leading "0d" becomes "0od": "0o077", "0x3f", "63",
+// "0", "0660".
+int parse_file_mode(std::string_view setting, const std::string& value) {
   std::string digits = value;
   int base = 10;
   if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'o' || digits[1] == 'O')) {
@@ -47,8 +49,8 @@ int parse_umask(const std::string& value) {
   char* end = nullptr;
   long v = std::strtol(digits.c_str(), &end, base);
   if (digits.empty() || *end != '\0' || errno == ERANGE || v < 0 || v > 0777) {
-    throw ConfigError("Invalid value for umask: '" + value +
-                      "' (expected an integer from 0 to 0o777, e.g. 0o022)");
+    throw ConfigError("Invalid value for " + std::string(setting) + ": '" + value +
+                      "' (expected an integer from 0 to 0o777, e.g. 0o600)");
   }
   return static_cast<int>(v);
 }
@@ -379,7 +381,7 @@ const std::vector<Setting>& settings_table() {
        string_setter(&Config::group), ""},
       {"umask", {"-m", "--umask"}, ValueKind::kInt, "INT",
        "A bit mask for the file mode on files written by cppgunicorn (0o077, 0x3f or 63).",
-       [](Config& c, const std::string& v) { c.umask = parse_umask(v); }, "0"},
+       [](Config& c, const std::string& v) { c.umask = parse_file_mode("umask", v); }, "0"},
       {"worker_tmp_dir", {"--worker-tmp-dir"}, ValueKind::kString, "DIR",
        "A directory to use for the worker heartbeat temporary file.",
        string_setter(&Config::worker_tmp_dir), ""},
@@ -620,14 +622,18 @@ const std::vector<Setting>& settings_table() {
        [](Config& c, const std::string& v) { c.tls.ciphers = v; }, "None"},
       // gunicorn's control socket (gunicornc).
       {"control_socket", {"--control-socket"}, ValueKind::kString, "PATH",
-       "The control socket path.", accept_string("control_socket"), "~/.gunicorn/gunicorn.ctl",
-       "there is no control socket; use signals"},
+       "The control socket's path (gunicornc, cppgunicornc); relative to the directory the "
+       "server runs in.",
+       [](Config& c, const std::string& v) { c.control_socket = v; },
+       "$XDG_RUNTIME_DIR/gunicorn.ctl or $HOME/.gunicorn/gunicorn.ctl"},
       {"control_socket_mode", {"--control-socket-mode"}, ValueKind::kInt, "INT",
-       "The control socket's file mode.", accept_int("control_socket_mode"), "384",
-       "there is no control socket; use signals"},
+       "The control socket's file mode (0o600: only its owner).",
+       [](Config& c, const std::string& v) {
+         c.control_socket_mode = parse_file_mode("control_socket_mode", v);
+       }, "384"},
       {"control_socket_disable", {"--no-control-socket"}, ValueKind::kBool, "",
-       "Disable the control socket.", accept_bool("control_socket_disable"), "False",
-       "there is no control socket"},
+       "Open no control socket.", bool_setter("control_socket_disable", &Config::control_socket_disable),
+       "False"},
       // HTTP/2, ASGI, dirty arbiters: other protocols and worker kinds.
       {"http_protocols", {"--http-protocols"}, ValueKind::kString, "STRING",
        "Protocols to offer: h1 (h2 and h3 are refused: only HTTP/1.x is spoken).",

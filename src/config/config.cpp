@@ -1,5 +1,9 @@
 #include "config/config.h"
 
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <initializer_list>
 
@@ -38,6 +42,37 @@ std::vector<std::string> Config::bind_or_default() const {
     return {std::string("0.0.0.0:") + port};
   }
   return {"127.0.0.1:8000"};
+}
+
+std::string Config::control_socket_path() const {
+  std::string path = control_socket;
+  if (path.empty()) {
+    // gunicorn's _get_default_control_socket: $XDG_RUNTIME_DIR if it is a
+    // directory, else ~/.gunicorn (made when the socket is opened).
+    struct stat st {};
+    const char* xdg = std::getenv("XDG_RUNTIME_DIR");
+    if (xdg != nullptr && *xdg != '\0' && ::stat(xdg, &st) == 0 && S_ISDIR(st.st_mode)) {
+      path = std::string(xdg) + "/gunicorn.ctl";
+    } else {
+      std::string home;
+      if (const char* h = std::getenv("HOME"); h != nullptr && *h != '\0') {
+        home = h;
+      } else if (const passwd* pw = ::getpwuid(::getuid()); pw != nullptr) {
+        home = pw->pw_dir;
+      }
+      path = home + "/.gunicorn/gunicorn.ctl";
+    }
+  }
+  if (path[0] != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd) != nullptr) path = std::string(cwd) + "/" + path;
+  }
+  return path;
+}
+
+std::string Config::worker_class_str() const {
+  bool is_sync = worker_class == "sync" || worker_class.ends_with("SyncWorker");
+  return is_sync && threads > 1 ? "gthread" : worker_class;
 }
 
 std::string Config::green_backend() const {

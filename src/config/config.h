@@ -52,6 +52,15 @@ struct Config {
   int umask = 0;
   std::string worker_tmp_dir;
 
+  // Control socket (src/master/control_socket.h). An empty path is
+  // gunicorn's default (default_control_socket()).
+  std::string control_socket;
+  int control_socket_mode = 0600;
+  bool control_socket_disable = false;
+  // The path the control socket is opened at: control_socket, or
+  // gunicorn's default, made absolute from the current directory.
+  std::string control_socket_path() const;
+
   // Logging
   std::string accesslog;              // empty: no access log
   std::string errorlog = "-";
@@ -151,6 +160,9 @@ struct Config {
   std::vector<std::string> bind_or_default() const;
   // What --worker-class asks of the worker (see WorkerKind).
   WorkerKind worker_kind() const { return worker_kind_of(worker_class); }
+  // gunicorn's cfg.worker_class_str: the class as configured, "gthread"
+  // for sync with --threads > 1.
+  std::string worker_class_str() const;
   // The package a gevent or eventlet worker class runs the app on; "" for ours.
   std::string green_backend() const;
   // The app may be called by more than one request at a time (wsgi.multithread).

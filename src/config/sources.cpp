@@ -67,6 +67,7 @@ std::string source_name(const Origin& origin) {
     case Source::kGunicornEnv: return "env GUNICORN_CMD_ARGS";
     case Source::kCppgunicornEnv: return "env CPPGUNICORN_CMD_ARGS";
     case Source::kCommandLine: return "command line";
+    case Source::kCode: return "the host program";
   }
   return "default";
 }
@@ -162,11 +163,47 @@ bool is_asgi_worker_class(const std::string& worker_class) {
 
 }  // namespace
 
-LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReader* python) {
+namespace {
+std::vector<Assignment> code_assignments(const std::vector<CodeSetting>& code) {
+  std::vector<Assignment> out;
+  for (const CodeSetting& c : code) {
+    const Setting* s = find_setting(c.name);
+    if (s == nullptr) throw ConfigError("Unknown setting: '" + c.name + "'");
+    if (s->kind != ValueKind::kList) {
+      // One value; several are its comma-separated form (pythonpath,
+      // forwarded_allow_ips...).
+      std::string joined;
+      for (const std::string& v : c.values) joined += (joined.empty() ? "" : ",") + v;
+      out.push_back(Assignment{s, joined});
+      continue;
+    }
+    if (c.values.empty()) out.push_back(Assignment{s, ""});
+    for (const std::string& v : c.values) out.push_back(Assignment{s, v});
+  }
+  return out;
+}
+}  // namespace
+
+void check_code_setting(const CodeSetting& setting) {
+  std::vector<Assignment> assignments = code_assignments({setting});
+  Config scratch;
+  for (const Assignment& a : assignments) {
+    if (a.setting->kind == ValueKind::kList && a.value.empty()) continue;
+    if (a.setting->kind == ValueKind::kBool && a.value != "true" && a.value != "false") {
+      throw ConfigError("Invalid value for " + setting.name + ": '" + a.value +
+                        "' (expected true or false)");
+    }
+    a.setting->apply(scratch, a.value);
+  }
+}
+
+LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReader* python,
+                         const LoadOptions& options) {
   LoadedConfig loaded;
   Config& config = loaded.config;
   // gunicorn's default for --workers.
-  if (const char* wc = std::getenv("WEB_CONCURRENCY"); wc != nullptr && *wc != '\0') {
+  if (const char* wc = options.read_environment ? std::getenv("WEB_CONCURRENCY") : nullptr;
+      wc != nullptr && *wc != '\0') {
     config.workers = std::atoi(wc) > 0 ? std::atoi(wc) : 1;
   }
 
@@ -176,8 +213,11 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
   if (cli.positional.size() > 1) {
     throw UsageError("unrecognized arguments: " + cli.positional[1]);
   }
-  ParsedArgs gunicorn_env = parse_env("GUNICORN_CMD_ARGS");
-  ParsedArgs cppgunicorn_env = parse_env("CPPGUNICORN_CMD_ARGS");
+  ParsedArgs gunicorn_env, cppgunicorn_env;
+  if (options.read_environment) {
+    gunicorn_env = parse_env("GUNICORN_CMD_ARGS");
+    cppgunicorn_env = parse_env("CPPGUNICORN_CMD_ARGS");
+  }
 
   // Which config file: -c on the command line, else in the environment,
   // else ./gunicorn.conf.py when it exists (gunicorn's order). A relative
@@ -185,7 +225,10 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
   std::string location = config_location(cli);
   if (location.empty()) location = config_location(cppgunicorn_env);
   if (location.empty()) location = config_location(gunicorn_env);
-  if (location.empty() && file_exists(kDefaultConfigFile)) location = kDefaultConfigFile;
+  if (location.empty()) location = options.config_file;
+  if (location.empty() && options.read_environment && file_exists(kDefaultConfigFile)) {
+    location = kDefaultConfigFile;
+  }
 
   std::vector<SourceValues> sources;
   if (!location.empty()) {
@@ -212,6 +255,7 @@ LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReade
   sources.emplace_back(Source::kGunicornEnv, "GUNICORN_CMD_ARGS", gunicorn_env.assignments);
   sources.emplace_back(Source::kCppgunicornEnv, "CPPGUNICORN_CMD_ARGS", cppgunicorn_env.assignments);
   sources.emplace_back(Source::kCommandLine, "", cli.assignments);
+  sources.emplace_back(Source::kCode, "", code_assignments(options.code));
 
   // The highest source naming a setting gives all its values.
   std::map<const Setting*, size_t> winner;

@@ -16,7 +16,7 @@ namespace cppgunicorn::config {
 
 struct Setting;
 
-enum class Source { kDefault, kConfigFile, kGunicornEnv, kCppgunicornEnv, kCommandLine };
+enum class Source { kDefault, kConfigFile, kGunicornEnv, kCppgunicornEnv, kCommandLine, kCode };
 
 // One value for one setting from one source. A list setting may get several.
 struct Assignment {
@@ -80,10 +80,31 @@ struct LoadedConfig {
   std::string ignored_warning;
 };
 
+// A setting a host program set in code (cppgunicorn::Config::set): the
+// highest source. Several values for a list setting.
+struct CodeSetting {
+  std::string name;
+  std::vector<std::string> values;
+};
+
+// Which sources an embedding host's configuration reads besides `args`.
+struct LoadOptions {
+  // GUNICORN_CMD_ARGS, CPPGUNICORN_CMD_ARGS, WEB_CONCURRENCY and a
+  // ./gunicorn.conf.py found by default: the command reads them; a
+  // configuration built in code does not.
+  bool read_environment = true;
+  std::string config_file;  // as -c, when the command line names none
+  std::vector<CodeSetting> code;
+};
+
 // Builds the effective configuration from every source. `python` may be
 // null when no Python config may be read. Throws ConfigError: the message
 // names the setting, the value, what was expected and the source.
-LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReader* python);
+LoadedConfig load_config(const std::vector<std::string>& args, PythonConfigReader* python,
+                         const LoadOptions& options = {});
+
+// Checks one code setting alone (its name, each value); throws ConfigError.
+void check_code_setting(const CodeSetting& setting);
 
 // --print-config: every setting, its effective value and where it came from.
 std::string print_config(const LoadedConfig& loaded);

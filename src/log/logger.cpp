@@ -91,7 +91,7 @@ void Logger::write(Level level, std::string_view message) {
     sink_(level, message);
     return;
   }
-  if (!file_.enabled()) file_.open("-", stderr);
+  if (!host_sink_ && !file_.enabled()) file_.open("-", stderr);
   // gunicorn: "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
   std::string line;
   line.reserve(message.size() + 64);
@@ -103,8 +103,20 @@ void Logger::write(Level level, std::string_view message) {
   line += level_name(level);
   line += "] ";
   line += message;
+  if (host_sink_) {
+    if (line.back() == '\n') line.pop_back();
+    host_sink_(level, line);
+    return;
+  }
   if (line.back() != '\n') line += '\n';
   file_.write(line);
+}
+
+void Logger::reset() {
+  level_ = Level::kInfo;
+  file_.close();
+  sink_ = nullptr;
+  host_sink_ = nullptr;
 }
 
 void capture_output_into_error_log(bool enabled, const std::string& errorlog) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -46,7 +47,14 @@ class Logger {
   // logconfig*); nullptr restores the file.
   using Sink = void (*)(Level level, std::string_view message);
   void set_sink(Sink sink) { sink_ = sink; }
+  // An embedding host's sink (cppgunicorn::Config::set_log_sink): the
+  // formatted line, without its newline, instead of the file.
+  using HostSink = std::function<void(Level level, std::string_view line)>;
+  void set_host_sink(HostSink sink) { host_sink_ = std::move(sink); }
   void write(Level level, std::string_view message);
+  // Back to the state before configuration (INFO and up to stderr): what a
+  // server leaves when it stops, so that the next one starts clean.
+  void reset();
 
   void debug(std::string_view m) { write(Level::kDebug, m); }
   void info(std::string_view m) { write(Level::kInfo, m); }
@@ -58,6 +66,7 @@ class Logger {
   Level level_ = Level::kInfo;
   LogFile file_;
   Sink sink_ = nullptr;
+  HostSink host_sink_;
 };
 
 // --capture-output: stdout and stderr (what the app prints) become the

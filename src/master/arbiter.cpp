@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 
@@ -22,20 +23,11 @@
 
 namespace cppgunicorn::master {
 
-namespace {
-
-// gunicorn's cfg.worker_class_str: the class as configured, "gthread" for
-// sync with --threads > 1.
-std::string worker_class_name(const config::Config& c) {
-  bool is_sync = c.worker_class == "sync" || c.worker_class.ends_with("SyncWorker");
-  return is_sync && c.threads > 1 ? "gthread" : c.worker_class;
-}
-
-}  // namespace
-
 Arbiter::Arbiter(const config::Config& config, std::vector<std::string> exec_argv,
                  std::string start_dir)
-    : config_(config), exec_argv_(std::move(exec_argv)), start_dir_(std::move(start_dir)) {}
+    : config_(config), exec_argv_(std::move(exec_argv)), start_dir_(std::move(start_dir)) {
+  signal_pipe_.open();  // post_signal() works from now on
+}
 
 Arbiter::~Arbiter() {
   if (preloaded_app_) {
@@ -55,13 +47,22 @@ void Arbiter::remove_pidfile() {
 
 void Arbiter::wait_for_events(int timeout_ms) {
   // The master's one wait: its signal pipe and the descriptors of the
-  // services it runs beside the workers, each served when ready.
+  // services it runs beside the workers (the control socket, the metrics
+  // server), each served when ready.
   std::vector<pollfd> fds;
   fds.push_back({signal_pipe_.read_fd(), POLLIN, 0});
+  control_.poll_fds(fds);
+  size_t control_end = fds.size();
   size_t metrics_fds = metrics_server_ ? metrics_server_->add_poll_fds(fds) : 0;
+  if (int due = control_.next_deadline_ms(); due >= 0) timeout_ms = std::min(timeout_ms, due);
   int ready = ::poll(fds.data(), fds.size(), timeout_ms);
+  // Commands first: one that signals the master (reload, shutdown) has its
+  // answer sent before the signal is acted on.
+  control_.on_poll(fds, 1);
   // Slow scrapers past their deadline are dropped even when nothing is ready.
-  if (metrics_fds > 0) metrics_server_->on_poll(fds.data() + 1, ready > 0 ? metrics_fds : 0, now_ms());
+  if (metrics_fds > 0) {
+    metrics_server_->on_poll(fds.data() + control_end, ready > 0 ? metrics_fds : 0, now_ms());
+  }
 }
 
 int Arbiter::run() {
@@ -114,8 +115,17 @@ int Arbiter::serve() {
   }
   log::error_log().debug("Arbiter booted");
   log::error_log().info("Listening at: " + listening + " (" + std::to_string(::getpid()) + ")");
-  log::error_log().info("Using worker: " + worker_class_name(config_));
-  signal_pipe_.install();
+  log::error_log().info("Using worker: " + config_.worker_class_str());
+  signal_pipe_.install(handle_signals_);
+  if (ready_) {
+    std::vector<std::string> addresses;
+    int port = 0;
+    for (const auto& l : listeners_) {
+      addresses.push_back(display(l));
+      if (port == 0 && !l.is_unix && !l.server_port.empty()) port = std::atoi(l.server_port.c_str());
+    }
+    ready_(addresses, port);
+  }
 
   if (config_.preload_app && !preload()) {
     // gunicorn loads a preloaded app while it sets the arbiter up; the
@@ -126,6 +136,10 @@ int Arbiter::serve() {
     return 1;
   }
 
+  // Before the first fork, so that a control socket handed down by a USR2
+  // parent is ours (and closed in every worker) before any worker exists.
+  started_ms_ = now_ms();
+  apply_control_settings();
   if (hooks) hooks->server_hook("when_ready");
   manage_workers();
   while (!stopping_) {
@@ -148,6 +162,7 @@ int Arbiter::serve() {
       log::error_log().error("Reason: " + halt_reason_);
       stop(true);
       remove_pidfile();
+      control_.close();
       return halt_code_;
     }
     murder_stuck_workers();
@@ -162,6 +177,7 @@ int Arbiter::serve() {
   }
   log::error_log().info("Shutting down: Master");
   remove_pidfile();  // stop() has closed the listeners
+  control_.close();
   return 0;
 }
 

@@ -24,6 +24,8 @@
 #include "metrics/exposition.h"
 #include "metrics/worker_counters.h"
 #include "net/listener.h"
+#include "master/control_commands.h"
+#include "master/control_socket.h"
 #include "master/signal_pipe.h"
 #include "net/tls.h"
 
@@ -34,12 +36,12 @@ class Interpreter;
 
 namespace cppgunicorn::master {
 
-class Arbiter {
+class Arbiter : private ControlTarget {
  public:
   // `exec_argv` is how we were started (for USR2's re-exec), `start_dir`
   // the directory we were started in.
   Arbiter(const config::Config& config, std::vector<std::string> exec_argv, std::string start_dir);
-  ~Arbiter();
+  ~Arbiter() override;
   Arbiter(const Arbiter&) = delete;
   Arbiter& operator=(const Arbiter&) = delete;
 
@@ -54,6 +56,20 @@ class Arbiter {
   // Serves until a stop signal or a fatal worker error; returns the exit
   // status (0, 1, or gunicorn's 3 / 4 for worker boot / app load errors).
   int run();
+
+  // In a host program (cppgunicorn::Server) rather than the command:
+  // signal handlers only with `handle_signals`, and only our own children
+  // reaped (the command, maybe PID 1 in a container, reaps every child).
+  void set_in_host(bool handle_signals) {
+    in_host_ = true;
+    handle_signals_ = handle_signals;
+  }
+  // Thread-safe, from the construction on: acts as if `signum` had been
+  // received (SIGTERM, SIGINT, SIGHUP...).
+  void post_signal(int signum) { signal_pipe_.post(signum); }
+  // Runs once the listeners are bound, before the first worker is forked.
+  using ReadyCallback = std::function<void(const std::vector<std::string>& addresses, int port)>;
+  void set_ready_callback(ReadyCallback ready) { ready_ = std::move(ready); }
 
  private:
   struct WorkerSlot {
@@ -103,6 +119,21 @@ class Arbiter {
   void retire_replaced_workers();
   void reexec();
 
+  // arbiter_control.cpp: the control socket's view of the master.
+  // Opens, moves or closes the control socket as the configuration says
+  // (not while a USR2 child owns it).
+  void apply_control_settings();
+  std::vector<ControlWorker> control_workers() const override;
+  std::vector<ControlListener> control_listeners() const override;
+  ControlStats control_stats() const override;
+  const config::Config& control_config() const override { return config_; }
+  std::string control_worker_class() const override { return config_.worker_class_str(); }
+  int target_workers() const override { return target_workers_; }
+  void set_target_workers(int n) override;
+  bool terminate_worker(pid_t pid, std::string* error) override;
+  // SIGTERM or SIGKILL to one worker, counted as gunicorn's workers_killed.
+  void kill_worker(pid_t pid, int signum);
+
   // listeners.cpp
   // Adopts the sockets handed down (USR2, systemd) or binds every
   // configured address; true if it bound them itself. Throws, having
@@ -143,6 +174,19 @@ class Arbiter {
   int halt_code_ = -1;  // >= 0: stop with this exit code
   std::string halt_reason_;
   SignalPipe signal_pipe_;
+  bool in_host_ = false;
+  bool handle_signals_ = true;
+  ReadyCallback ready_;
+  // The next child of ours that has exited (WNOHANG), or 0 / -1.
+  pid_t next_exited_child(int* status);
+  ControlSocket control_{[this](const base::Json& request) {
+    return answer_control_request(*this, request);
+  }};
+  // For show stats.
+  uint64_t started_ms_ = 0;
+  int workers_spawned_ = 0;
+  int workers_killed_ = 0;
+  int reloads_ = 0;
   pid_t reexec_pid_ = 0;     // the new master a USR2 started
   pid_t old_master_pid_ = 0; // the master whose USR2 started us
   bool is_worker_ = false;   // set in a forked worker, which must not clean up

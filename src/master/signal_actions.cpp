@@ -88,6 +88,7 @@ void Arbiter::reload() {
   // at least 30 s, has passed), then stop gracefully; the listeners never
   // close meanwhile.
   log::error_log().info("Hang up: Master");
+  ++reloads_;
   if (reload_config_) {
     // As gunicorn's Arbiter.reload: the configuration is read again and the
     // new workers get it. One that no longer reads (or binds) leaves the
@@ -98,6 +99,7 @@ void Arbiter::reload() {
       log::error_log().error(std::string("Configuration not reloaded (keeping the current one): ") +
                              e.what());
     }
+    apply_control_settings();  // another path, mode, or none
   }
   // As gunicorn's reload: the configured count again (TTIN/TTOU/WINCH
   // undone), set as its setup() sets num_workers, before on_reload.
@@ -184,7 +186,7 @@ void Arbiter::retire_replaced_workers() {
     if (!slot.outgoing) continue;
     slot.outgoing = false;
     slot.retiring = true;
-    ::kill(pid, SIGTERM);
+    kill_worker(pid, SIGTERM);
   }
 }
 
@@ -215,6 +217,7 @@ void Arbiter::reexec() {
   if (pid > 0) {
     blocked.unblock();
     reexec_pid_ = pid;
+    control_.let_go();  // the new master's now (gunicornc reaches the newest)
     base::set_proc_title(title("master (old)"));
     return;
   }
@@ -222,6 +225,7 @@ void Arbiter::reexec() {
   // listening sockets, named in the environment. (The signal mask survives
   // exec: unblock once our handlers are gone.)
   signal_pipe_.restore();
+  control_.hand_down();
   blocked.unblock();
   for (const auto& l : listeners_) ::fcntl(l.fd, F_SETFD, 0);
   ::setenv(net::kInheritedFdsVariable, net::fd_list(listeners_, false).c_str(), 1);

@@ -39,17 +39,28 @@ SignalPipe::~SignalPipe() {
   close_pipe(fds_);
 }
 
-void SignalPipe::install() {
+void SignalPipe::open() {
+  if (fds_[0] >= 0) return;
   if (::pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0) {
     throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
   }
+}
+
+void SignalPipe::post(int signum) {
+  unsigned char b = static_cast<unsigned char>(signum);
+  if (fds_[1] >= 0) [[maybe_unused]] auto n = ::write(fds_[1], &b, 1);
+}
+
+void SignalPipe::install(bool handlers) {
+  open();
+  std::signal(SIGPIPE, SIG_IGN);
+  if (!handlers) return;
   g_signal_write_fd = fds_[1];
   struct sigaction sa {};
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   for (int s : kHandledSignals) sigaction(s, &sa, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
 }
 
 void SignalPipe::restore() {

@@ -14,9 +14,15 @@ class SignalPipe {
   SignalPipe(const SignalPipe&) = delete;
   SignalPipe& operator=(const SignalPipe&) = delete;
 
-  // Creates the pipe and installs the handlers for every signal the master
-  // acts on (SIGPIPE is ignored). One SignalPipe per process.
-  void install();
+  // Creates the pipe (once). post() may write to it from then on.
+  void open();
+  // Opens the pipe and, with `handlers`, installs the handlers for every
+  // signal the master acts on (one SignalPipe per process does). SIGPIPE
+  // is ignored either way: a socket server needs it.
+  void install(bool handlers = true);
+  // From any thread (not a signal handler's business): as if `signum` had
+  // been received. A host program's stop() and reload().
+  void post(int signum);
   // In a forked worker or a re-executed master: default dispositions again
   // (so that its own loop can take the signals it wants and the rest behave
   // as usual), and the pipe closed.

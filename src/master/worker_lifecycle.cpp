@@ -129,6 +129,7 @@ void Arbiter::spawn_worker() {
     // The master's handlers are not ours: a TERM sent to us before this
     // point waited, blocked, and now takes its default action.
     signal_pipe_.restore();
+    control_.drop_after_fork();
     blocked.unblock();
     // gunicorn logs this before post_fork runs.
     log::error_log().info("Booting worker with pid: " + std::to_string(::getpid()));
@@ -140,6 +141,7 @@ void Arbiter::spawn_worker() {
   }
   blocked.unblock();
   ++worker_boots_;
+  ++workers_spawned_;
   if (hooks) hooks->worker_spawned(hook_worker(pid, age));
   WorkerSlot slot;
   slot.age = age;
@@ -190,7 +192,7 @@ void Arbiter::manage_workers() {
     }
     if (oldest < 0) break;
     workers_[oldest].retiring = true;
-    ::kill(oldest, SIGTERM);
+    kill_worker(oldest, SIGTERM);
   }
   if (int live = live_workers(); live != last_logged_workers_) {
     last_logged_workers_ = live;
@@ -198,10 +200,22 @@ void Arbiter::manage_workers() {
   }
 }
 
+pid_t Arbiter::next_exited_child(int* status) {
+  if (!in_host_) return ::waitpid(-1, status, WNOHANG);
+  // A host's other children are the host's to reap.
+  if (reexec_pid_ > 0) {
+    if (pid_t pid = ::waitpid(reexec_pid_, status, WNOHANG); pid > 0) return pid;
+  }
+  for (const auto& [pid, slot] : workers_) {
+    if (pid_t exited = ::waitpid(pid, status, WNOHANG); exited > 0) return exited;
+  }
+  return 0;
+}
+
 void Arbiter::reap_workers() {
   for (;;) {
     int status = 0;
-    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    pid_t pid = next_exited_child(&status);
     if (pid <= 0) break;
     if (pid == reexec_pid_) {
       // The new master from USR2 is gone: we are the master again.
@@ -211,6 +225,7 @@ void Arbiter::reap_workers() {
         std::rename((config_.pidfile + ".oldbin").c_str(), config_.pidfile.c_str());
       }
       base::set_proc_title(title("master"));
+      if (!stopping_) apply_control_settings();  // the control socket is ours again
       continue;
     }
     auto it = workers_.find(pid);
@@ -298,19 +313,21 @@ void Arbiter::murder_stuck_workers() {
       slot.aborted_at_ms = now;
       ::kill(pid, SIGABRT);
     } else if (now - slot.aborted_at_ms > kAbortGraceMs) {
-      ::kill(pid, SIGKILL);
+      kill_worker(pid, SIGKILL);
     }
   }
 }
 
 void Arbiter::signal_workers(int signum, bool retiring_too) {
   for (const auto& [pid, slot] : workers_) {
-    if (retiring_too || !slot.retiring) ::kill(pid, signum);
+    if (retiring_too || !slot.retiring) kill_worker(pid, signum);
   }
 }
 
 void Arbiter::stop(bool graceful) {
   stopping_ = true;
+  // As gunicorn's halt: no more commands while the workers wind down.
+  control_.close();
   // As gunicorn: close the listeners first, so that new connections are
   // refused at once rather than queued on a socket nobody will accept from
   // again. After USR2 the new master serves from the same sockets (and the

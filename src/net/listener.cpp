@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -98,6 +99,14 @@ ListenSocket bind_tcp(const BindAddress& a, std::string_view text, const ListenO
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (options.reuse_port) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on);
     if (ai->ai_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+    // A connection is handed to accept() once its first bytes arrive, not at
+    // the end of the handshake: the worker wakes up once per new client,
+    // with the request there to read at once (Connection::read_at_once).
+    // A client that sends nothing is accepted after about a second anyway
+    // (the kernel's one SYN-ACK retransmission), and then meets the usual
+    // request timeout. nginx's "listen ... deferred" is the same option.
+    int defer_seconds = kDeferAcceptSeconds;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds);
     if (::bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd, backlog) != 0) {
       last_error = errno_text();
       ::close(fd);

@@ -32,6 +32,10 @@ struct ListenSocket {
   std::string server_port;
 };
 
+// TCP_DEFER_ACCEPT on the TCP sockets we bind: how long a connection that
+// has sent nothing waits before it is accepted anyway (docs/http.md).
+inline constexpr int kDeferAcceptSeconds = 1;
+
 struct ListenOptions {
   int backlog = 2048;
   bool reuse_port = false;  // SO_REUSEPORT

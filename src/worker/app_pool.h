@@ -65,6 +65,12 @@ class ThreadedResponse final : public wsgi::ResponseSource {
   ThreadedResponse& operator=(const ThreadedResponse&) = delete;
 
   Next next(std::string_view* out) override;
+  std::string_view hold_chunk() override {
+    held_.push_back(std::move(current_));
+    return held_.back();
+  }
+  void release_held_chunks() override { held_.clear(); }
+  bool runs_app() const override { return false; }
   bool responded() const override { return responded_; }
   const std::string& status() const override { return status_; }
   const http::HeaderList& headers() const override { return headers_; }
@@ -80,6 +86,7 @@ class ThreadedResponse final : public wsgi::ResponseSource {
  private:
   std::shared_ptr<ResponseChannel> channel_;
   std::string current_;  // the chunk the last next() handed out
+  std::deque<std::string> held_;  // chunks kept for one write (a deque: they never move)
   bool responded_ = false;
   bool single_chunk_ = false;
   std::string status_;
@@ -202,18 +209,6 @@ class AppPool {
   size_t running_ = 0;
   bool stopping_ = false;
   bool async_open_ = false;
-};
-
-// Holds the GIL on the loop thread only when the app runs there
-// (--threads 1); with a pool the loop thread never takes it.
-class LoopGil {
- public:
-  explicit LoopGil(const AppPool* pool) {
-    if (pool == nullptr) gil_.emplace();
-  }
-
- private:
-  std::optional<wsgi::Gil> gil_;
 };
 
 }  // namespace cppgunicorn::worker

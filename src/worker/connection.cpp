@@ -14,6 +14,7 @@
 #include "http/errors.h"
 #include "log/logger.h"
 #include "worker/app_pool.h"
+#include "worker/stall_flusher.h"
 #include "worker/worker.h"
 #include "wsgi/application.h"
 #include "wsgi/exchange.h"
@@ -103,10 +104,9 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   initialised_ = true;
   h_.handle.data = this;
   if (uv_accept(server, &h_.stream) != 0) return false;
-  if (!is_unix) {
-    uv_tcp_nodelay(&h_.tcp, 1);
-    peer_ = peer_of(&h_.tcp);
-  }
+  // TCP_NODELAY is not set here: the accepted socket inherits it from the
+  // listener (Worker::listen), one setsockopt per worker, not per connection.
+  if (!is_unix) peer_ = peer_of(&h_.tcp);
   if (worker_.parser_options().proxy_protocol != http::ProxyProtocol::kOff) {
     // gunicorn: a unix socket peer may always send a PROXY header.
     parser_.set_proxy_peer_allowed(
@@ -131,7 +131,28 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
   }
   if (uv_read_start(&h_.stream, on_alloc, on_read) != 0) return false;
   reading_ = true;
+  read_at_once();
   return true;
+}
+
+void Connection::read_at_once() {
+  // A new client has usually sent its request by the time it is accepted
+  // (with TCP_DEFER_ACCEPT, always: see net::open_listeners). Reading it now
+  // rather than from the next poll saves a loop iteration, and a connection
+  // answered and closed within this iteration is never added to epoll at
+  // all (libuv registers a started read at its next poll): one epoll_ctl
+  // and one epoll_wait fewer per new connection. Nothing there yet
+  // (EAGAIN) costs one read; the started read takes over as before.
+  int fd = -1;
+  if (uv_fileno(&h_.handle, &fd) != 0) return;
+  ssize_t n;
+  do {
+    n = ::read(fd, worker_.read_buffer(), worker_.read_buffer_size());
+  } while (n < 0 && errno == EINTR);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+  ssize_t status = n > 0 ? n : n == 0 ? UV_EOF : -errno;
+  uv_buf_t buf = uv_buf_init(worker_.read_buffer(), static_cast<unsigned int>(worker_.read_buffer_size()));
+  on_read(&h_.stream, status, &buf);
 }
 
 void Connection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -366,6 +387,7 @@ void Connection::resume_after_response() {
 void Connection::start_request() {
   busy_ = true;
   head_sent_ = false;
+  head_unwritten_ = false;
   file_fd_ = -1;
   body_bytes_ = 0;
   started_us_ = uv_hrtime() / 1000;
@@ -437,7 +459,7 @@ void Connection::start_request() {
     pump();
     return;
   }
-  wsgi::Gil gil;
+  worker_.hold_gil();
   exchange_ = worker_.app().exchange();
   if (!static_cast<wsgi::Exchange&>(*exchange_).call(request, *peer)) {
     send_error_response(kInternalErrorBody);
@@ -451,7 +473,7 @@ void Connection::pump() {
     send_file();  // no GIL: the file is ours until the exchange closes
     return;
   }
-  LoopGil gil(worker_.app_pool());
+  worker_.hold_gil();
   // sendfile(2) is for the direct path, where the loop thread owns the
   // iterable; a pool thread iterates a file wrapper like any other body.
   // Over TLS the file goes through the encrypting writer like any body.
@@ -461,12 +483,17 @@ void Connection::pump() {
   }
   while (busy_ && !closing_) {
     if (backlog() > kHighWater) {
+      write_batch(false);
       waiting_for_drain_ = true;
       return;
     }
     std::string_view chunk;
-    wsgi::Exchange::Next next = exchange_->next(&chunk);
-    if (next == wsgi::Exchange::Next::kPending) return;  // the pool calls back
+    wsgi::Exchange::Next next = pull(&chunk);
+    if (closing_) return;  // the stall flusher found the peer gone
+    if (next == wsgi::Exchange::Next::kPending) {
+      write_batch(false);  // nothing more is ready: what is, goes
+      return;  // the pool calls back
+    }
     if (next == wsgi::Exchange::Next::kError) {
       if (!head_sent_) {
         send_error_response(kInternalErrorBody);
@@ -474,6 +501,7 @@ void Connection::pump() {
         // Mid-body there is no way to tell the client but to cut the
         // response short (a chunked body then lacks its last chunk).
         worker_.counters().app_exceptions.inc();
+        write_batch(false);
         close();
       }
       return;
@@ -486,17 +514,28 @@ void Connection::pump() {
     }
     bool done = next == wsgi::Exchange::Next::kDone;
     if (!head_sent_) {
-      send_head_and_chunk(done ? std::string_view() : chunk, done);
-      if (closing_ || !busy_) return;
-    } else if (!done) {
-      send_head_and_chunk(chunk, false);
-    }
-    if (done) {
-      bool keep_alive = plan_.keep_alive;
-      if (plan_.framing == http::Framing::kChunked) {
-        uv_buf_t last = buf_of(http::kLastChunk);
-        send(&last, 1);
+      if (!plan_head(done ? std::string_view() : chunk, done)) return;
+      if (!done && gathers(chunk)) {
+        hold(chunk);
+      } else {
+        send_head_and_chunk(done ? std::string_view() : chunk, done);
+        if (closing_ || !busy_) return;
       }
+    } else if (!done) {
+      if (gathers(chunk)) {
+        hold(chunk);
+      } else {
+        write_batch(false);
+        if (closing_) return;
+        send_head_and_chunk(chunk, false);
+      }
+    }
+    if (closing_) return;  // a write found the peer gone: closed, exchange and all
+    if (done) {
+      // The last chunk goes out with what is gathered, in the same write.
+      write_batch(plan_.framing == http::Framing::kChunked);
+      if (closing_) return;
+      bool keep_alive = plan_.keep_alive;
       if (plan_.framing == http::Framing::kContentLength && body_bytes_ < plan_.length) {
         log::error_log().error("Response to " + parser_.request().target + " ended after " +
                                std::to_string(body_bytes_) + " of " +
@@ -515,10 +554,80 @@ void Connection::pump() {
       // its Content-Length bytes is complete for the client; the iterable
       // is expected to end now, so it is finished while it is still in the
       // caches (the common case: a framework's response).
+      write_batch(false);
       continue_after_flush_ = true;
       return;
     }
   }
+}
+
+wsgi::ResponseSource::Next Connection::pull(std::string_view* chunk) {
+  // Only a batch that could go straight to the socket is watched: with
+  // bytes queued before it, it would have to wait for them anyway.
+  StallFlusher* flusher = nullptr;
+  int fd = -1;
+  if ((!batch_.empty() || head_unwritten_) && exchange_->runs_app() && !tls_ && backlog() == 0 &&
+      uv_fileno(&h_.handle, &fd) == 0) {
+    flusher = worker_.stall_flusher();
+  }
+  if (flusher == nullptr) return exchange_->next(chunk);
+  batch_.frame(plan_.framing, head_unwritten_ ? std::string_view(head_) : std::string_view(), false,
+               &batch_pieces_);
+  StallWatch watch(flusher, fd, batch_pieces_);
+  wsgi::ResponseSource::Next next = exchange_->next(chunk);
+  StallFlusher::Outcome flushed = watch.disarm();
+  if (flushed.error != 0) {
+    close();  // the peer is gone
+    return next;
+  }
+  if (flushed.written == 0) return next;
+  // The batch went out while the app was busy, all of it or (the socket
+  // full) a part: the rest is queued, in order, and a new batch begins.
+  size_t skip = flushed.written;
+  for (std::string_view piece : batch_pieces_) {
+    if (skip >= piece.size()) {
+      skip -= piece.size();
+      continue;
+    }
+    queued_.append(piece.substr(skip));
+    skip = 0;
+  }
+  batch_.clear();
+  head_unwritten_ = false;
+  exchange_->release_held_chunks();  // not the chunk next() just handed out
+  flush_queue();
+  return next;
+}
+
+bool Connection::gathers(std::string_view chunk) const {
+  // The stall flusher writes plaintext only: over TLS, a generator on the
+  // loop thread has its chunks written one by one, as they come.
+  bool app_here = exchange_->runs_app();
+  if (app_here && tls_) return false;
+  return plan_.body_allowed && chunk.size() <= kMaxBufBytes && batch_.takes(chunk.size());
+}
+
+void Connection::hold(std::string_view chunk) {
+  if (batch_.full_before(chunk.size())) {
+    write_batch(false);
+    if (closing_) return;  // the peer is gone; the exchange with it
+  }
+  chunk = exchange_->hold_chunk();
+  batch_.add(fit_chunk(chunk));
+}
+
+void Connection::write_batch(bool last) {
+  if (batch_.empty() && !head_unwritten_ && !last) return;
+  batch_.frame(plan_.framing, head_unwritten_ ? std::string_view(head_) : std::string_view(), last,
+               &batch_pieces_);
+  batch_bufs_.clear();
+  for (std::string_view piece : batch_pieces_) batch_bufs_.push_back(buf_of(piece));
+  head_unwritten_ = false;
+  if (!batch_bufs_.empty()) send(batch_bufs_.data(), static_cast<unsigned int>(batch_bufs_.size()));
+  // send() took the bytes (written, or copied into the queue).
+  bool held = !batch_.empty();
+  batch_.clear();
+  if (held && exchange_) exchange_->release_held_chunks();
 }
 
 bool Connection::start_file_body() {
@@ -611,7 +720,7 @@ void Connection::send_file() {
     finish_request(keep_alive);
     return;
   }
-  wsgi::Gil gil;
+  worker_.hold_gil();
   exchange_->close();  // the wrapper's close() closes the file
   finish_request(keep_alive);
 }
@@ -623,52 +732,64 @@ bool Connection::must_close_after_response() const {
   return peer_eof_ || worker_.stopping() || worker_.config().keepalive == 0;
 }
 
+bool Connection::plan_head(std::string_view first_chunk, bool last) {
+  uint64_t known = first_chunk.size();
+  // An empty body in answer to HEAD says nothing of the GET body's
+  // length: frameworks (Werkzeug) leave it out themselves, and a
+  // "Content-Length: 0" would tell clients and caches the resource is
+  // empty. A non-empty one is the GET body, so its length stands.
+  // (test_head_answered_with_an_empty_body_claims_no_length)
+  bool length_known = (last || exchange_->body_is_single_chunk()) &&
+                      !(is_head_request_ && first_chunk.empty());
+  try {
+    plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
+                                is_head_request_, length_known ? &known : nullptr,
+                                must_close_after_response());
+  } catch (const std::invalid_argument& e) {
+    log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target + ": " +
+                           e.what());
+    send_error_response(kInternalErrorBody);
+    return false;
+  }
+  head_.clear();
+  http::append_response_head(head_, parser_.request(), exchange_->status(),
+                             exchange_->headers(), plan_, worker_.http_date());
+  exchange_->mark_headers_sent();
+  head_sent_ = true;
+  head_unwritten_ = true;
+  return true;
+}
+
+std::string_view Connection::fit_chunk(std::string_view chunk) {
+  if (plan_.framing == http::Framing::kContentLength) {
+    uint64_t room = plan_.length - body_bytes_;
+    if (chunk.size() > room) {
+      log::error_log().error("Response to " + parser_.request().target +
+                             " is longer than its Content-Length; truncated and closing");
+      chunk = chunk.substr(0, room);
+      plan_.keep_alive = false;
+    }
+  }
+  body_bytes_ += chunk.size();
+  return chunk;
+}
+
 void Connection::send_head_and_chunk(std::string_view chunk, bool last) {
   uv_buf_t bufs[4];
   unsigned int count = 0;
-  if (!head_sent_) {
-    uint64_t known = chunk.size();
-    // An empty body in answer to HEAD says nothing of the GET body's
-    // length: frameworks (Werkzeug) leave it out themselves, and a
-    // "Content-Length: 0" would tell clients and caches the resource is
-    // empty. A non-empty one is the GET body, so its length stands.
-    // (test_head_answered_with_an_empty_body_claims_no_length)
-    bool length_known = (last || exchange_->body_is_single_chunk()) &&
-                        !(is_head_request_ && chunk.empty());
-    try {
-      plan_ = http::plan_response(parser_.request(), exchange_->status(), exchange_->headers(),
-                                  is_head_request_, length_known ? &known : nullptr,
-                                  must_close_after_response());
-    } catch (const std::invalid_argument& e) {
-      log::error_log().error("Error handling request " + parser_.request().method + " " + parser_.request().target + ": " +
-                             e.what());
-      send_error_response(kInternalErrorBody);
-      return;
-    }
-    head_.clear();
-    http::append_response_head(head_, parser_.request(), exchange_->status(),
-                               exchange_->headers(), plan_, worker_.http_date());
-    exchange_->mark_headers_sent();
-    head_sent_ = true;
+  if (!head_sent_ && !plan_head(chunk, last)) return;
+  if (head_unwritten_) {
+    head_unwritten_ = false;
     bufs[count++] = buf_of(head_);
   }
   char chunk_header[24];
   if (!chunk.empty() && plan_.body_allowed) {
-    if (plan_.framing == http::Framing::kContentLength) {
-      uint64_t room = plan_.length - body_bytes_;
-      if (chunk.size() > room) {
-        log::error_log().error("Response to " + parser_.request().target +
-                               " is longer than its Content-Length; truncated and closing");
-        chunk = chunk.substr(0, room);
-        plan_.keep_alive = false;
-      }
-    }
+    chunk = fit_chunk(chunk);
     bool chunked = plan_.framing == http::Framing::kChunked;
     if (chunked) {
       size_t n = http::format_chunk_header(chunk.size(), chunk_header);
       bufs[count++] = buf_of(std::string_view(chunk_header, n));
     }
-    body_bytes_ += chunk.size();
     if (chunk.size() > kMaxBufBytes) {
       // Past what one uv_buf_t can say (its length is 32 bits): in pieces.
       std::vector<uv_buf_t> pieces(bufs, bufs + count);
@@ -969,6 +1090,8 @@ void Connection::close() {
   closing_ = true;
   file_fd_ = -1;  // closed by the exchange's close(), or with static_file_
   static_file_.reset();
+  batch_.clear();  // its chunks go with the exchange
+  head_unwritten_ = false;
   // First, so that an app waiting for body bytes wakes up (with an error).
   end_body(base::BodyChannel::Failure::kError,
            "the connection closed before the end of the request body");
@@ -979,7 +1102,7 @@ void Connection::close() {
   }
   if (exchange_) {
     worker_.counters().requests_abandoned.inc();  // started, never answered
-    LoopGil gil(worker_.app_pool());
+    worker_.hold_gil();
     exchange_->close();
     exchange_.reset();
     busy_ = false;

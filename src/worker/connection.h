@@ -9,12 +9,15 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/unique_fd.h"
+#include "http/body_batch.h"
 #include "http/parser.h"
 #include "net/tls.h"
 #include "http/response_head.h"
 #include "wsgi/environ.h"
+#include "wsgi/response_source.h"
 
 namespace cppgunicorn::wsgi {
 class Exchange;
@@ -58,6 +61,9 @@ class Connection {
   void guarded(F&& body);
   void continue_after_flushed_cork();
 
+  // Reads what a just-accepted client has sent already, without waiting
+  // for the loop to poll its socket.
+  void read_at_once();
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void on_write(uv_write_t* req, int status);
@@ -111,6 +117,22 @@ class Connection {
   // Pulls body chunks and writes them until the body ends or the socket
   // pushes back. Holds the GIL while it runs.
   void pump();
+  // Asks the response for its next chunk. While chunks are gathered and
+  // the app runs on this thread, the worker's StallFlusher watches the
+  // call: a batch it wrote meanwhile is accounted for here.
+  wsgi::ResponseSource::Next pull(std::string_view* chunk);
+  // Whether `chunk` joins the batch rather than going out on its own.
+  bool gathers(std::string_view chunk) const;
+  void hold(std::string_view chunk);
+  // Writes the head (if not written yet), the gathered chunks and, when
+  // `last`, the end of a chunked body, in one write.
+  void write_batch(bool last);
+  // Fixes the framing from the status, headers and what is known of the
+  // body; the head goes out with the next write. False: it was refused
+  // and a 500 went out instead.
+  bool plan_head(std::string_view first_chunk, bool last);
+  // `chunk` cut to the room Content-Length leaves; counted as sent.
+  std::string_view fit_chunk(std::string_view chunk);
   void send_head_and_chunk(std::string_view chunk, bool last);
   // wsgi.file_wrapper over a regular file: the head with its size, then
   // sendfile(2) while the socket takes it. Needs the GIL.
@@ -179,7 +201,13 @@ class Connection {
   // The request being served.
   std::unique_ptr<wsgi::ResponseSource> exchange_;  // a wsgi::Exchange, or a pool thread's
   http::ResponsePlan plan_;
-  bool head_sent_ = false;
+  bool head_sent_ = false;     // the head is fixed (planned, perhaps not written yet)
+  bool head_unwritten_ = false;  // head_ goes out with the next body write
+  // A streamed body's chunks gathered for one write; the response source
+  // keeps them alive until it is written (http::BodyBatch has the rule).
+  http::BodyBatch batch_;
+  std::vector<std::string_view> batch_pieces_;
+  std::vector<uv_buf_t> batch_bufs_;
   bool is_head_request_ = false;
   uint64_t body_bytes_ = 0;
   int file_fd_ = -1;             // a file body being sent (the app's wrapper's, or static_file_)

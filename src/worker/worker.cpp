@@ -14,6 +14,7 @@
 #include "log/logger.h"
 #include "worker/app_pool.h"
 #include "worker/connection.h"
+#include "worker/stall_flusher.h"
 #include "worker/green_hub.h"
 #include "worker/http_options.h"
 #include "static_files/open_beneath.h"
@@ -218,6 +219,9 @@ bool Worker::listen() {
       rc = uv_tcp_init(&loop_, l->tcp.get());
       if (rc == 0) l->tcp.mark_initialised();
       if (rc == 0) rc = uv_tcp_open(l->tcp.get(), s.fd);
+      // Linux copies TCP_NODELAY from a listening socket to each socket it
+      // accepts: set once here, it costs no setsockopt per connection.
+      if (rc == 0) rc = uv_tcp_nodelay(l->tcp.get(), 1);
       stream = l->tcp.as_stream();
     }
     stream->data = l.get();
@@ -298,8 +302,17 @@ void Worker::connection_closed(Connection* c) {
 // while that runs.)
 void Worker::uncork(Connection* c) { std::erase(corked_, c); }
 
-void Worker::on_cork_open(uv_prepare_t* prepare) {
-  static_cast<Worker*>(prepare->loop->data)->corking_ = true;
+StallFlusher* Worker::stall_flusher() {
+  if (!stall_flusher_) stall_flusher_ = std::make_unique<StallFlusher>();
+  return stall_flusher_.get();
+}
+
+void Worker::on_before_poll(uv_prepare_t* prepare) {
+  Worker* self = static_cast<Worker*>(prepare->loop->data);
+  self->corking_ = true;
+  // The loop is about to wait for I/O: never with the GIL (other Python
+  // threads of the app, a green hub, may need it meanwhile).
+  self->loop_gil_.release();
 }
 
 void Worker::on_cork_flush(uv_check_t* check) {
@@ -337,11 +350,7 @@ void Worker::on_signal(uv_signal_t* handle, int signum) {
     case SIGINT:
     case SIGQUIT:
       if (auto* hooks = wsgi::PythonConfig::hooks()) hooks->worker_hook("worker_int", {::getpid(), 0}, false);
-      // Quick shutdown: drop every connection now.
-      self->stopping_ = true;
-      self->stop_listening();
-      for (auto& [c, owned] : self->connections_) c->close();
-      self->maybe_finish();
+      self->quick_stop();
       break;
     case SIGUSR1:
       log::error_log().file().reopen();
@@ -372,7 +381,7 @@ void Worker::on_sweep(uv_timer_t* timer) {
       self->begin_graceful_stop();
     }
   }
-  if (!self->stopping_ && ::getppid() != self->parent_pid_) {
+  if (!self->in_host_ && !self->stopping_ && ::getppid() != self->parent_pid_) {
     // gunicorn's words; "%s" of its worker object is "<Worker PID>".
     log::error_log().info("Parent changed, shutting down: <Worker " + std::to_string(::getpid()) + ">");
     self->begin_graceful_stop();
@@ -406,11 +415,49 @@ void Worker::stop_listening() {
 }
 
 void Worker::begin_graceful_stop() {
+  begin_graceful_stop(static_cast<uint64_t>(config_.graceful_timeout) * 1000);
+}
+
+void Worker::begin_graceful_stop(uint64_t grace_ms) {
   if (stopping_) return;
   stopping_ = true;
-  stop_deadline_ms_ = uv_now(&loop_) + static_cast<uint64_t>(config_.graceful_timeout) * 1000;
+  stop_deadline_ms_ = uv_now(&loop_) + grace_ms;
   stop_listening();
   maybe_finish();
+}
+
+void Worker::quick_stop() {
+  // Drop every connection now.
+  stopping_ = true;
+  stop_listening();
+  std::vector<Connection*> all;
+  for (auto& [c, owned] : connections_) all.push_back(c);
+  for (Connection* c : all) c->close();
+  maybe_finish();
+}
+
+void Worker::request_stop(bool graceful, uint64_t grace_ms) {
+  std::lock_guard lock(stop_mutex_);
+  if (stop_asked_ == StopAsked::kQuick) return;
+  stop_asked_ = graceful ? StopAsked::kGraceful : StopAsked::kQuick;
+  stop_grace_ms_ = grace_ms;
+  if (stop_async_open_) uv_async_send(stop_async_.get());
+}
+
+void Worker::on_stop_request(uv_async_t* async) {
+  auto* self = static_cast<Worker*>(async->loop->data);
+  StopAsked asked;
+  uint64_t grace_ms;
+  {
+    std::lock_guard lock(self->stop_mutex_);
+    asked = self->stop_asked_;
+    grace_ms = self->stop_grace_ms_;
+  }
+  if (asked == StopAsked::kQuick) {
+    self->quick_stop();
+  } else if (asked == StopAsked::kGraceful) {
+    self->begin_graceful_stop(grace_ms);
+  }
 }
 
 void Worker::maybe_finish() {
@@ -418,6 +465,11 @@ void Worker::maybe_finish() {
 }
 
 void Worker::close_all_handles() {
+  {
+    std::lock_guard lock(stop_mutex_);
+    stop_async_open_ = false;
+    stop_async_.close();
+  }
   stop_listening();
   sweep_timer_.close();
   cork_open_.close();
@@ -507,6 +559,7 @@ int Worker::run() {
   }
   if (config_.reload) reloader_ = std::make_unique<wsgi::Reloader>(config_.reload_extra_files);
   for (int signum : {SIGTERM, SIGINT, SIGQUIT, SIGUSR1}) {
+    if (!handle_signals_) break;  // the host's signals, not ours
     auto h = std::make_unique<net::UvHandle<uv_signal_t>>();
     uv_signal_init(&loop_, h->get());
     h->mark_initialised();
@@ -519,13 +572,21 @@ int Worker::run() {
     hooks->worker_hook("post_worker_init", {::getpid(), 0}, false);
     hooks->install_worker_abort();
   }
+  // request_stop() from other threads; asked before the loop ran: now.
+  uv_async_init(&loop_, stop_async_.get(), on_stop_request);
+  stop_async_.mark_initialised();
+  {
+    std::lock_guard lock(stop_mutex_);
+    stop_async_open_ = true;
+    if (stop_asked_ != StopAsked::kNone) uv_async_send(stop_async_.get());
+  }
   uv_timer_init(&loop_, sweep_timer_.get());
   sweep_timer_.mark_initialised();
   uv_timer_start(sweep_timer_.get(), on_sweep, kSweepIntervalMs, kSweepIntervalMs);
   // Neither keeps the loop alive (unref): they only bracket each poll.
   uv_prepare_init(&loop_, cork_open_.get());
   cork_open_.mark_initialised();
-  uv_prepare_start(cork_open_.get(), on_cork_open);
+  uv_prepare_start(cork_open_.get(), on_before_poll);
   uv_unref(cork_open_.as_handle());
   uv_check_init(&loop_, cork_flush_.get());
   cork_flush_.mark_initialised();
@@ -542,15 +603,24 @@ int Worker::run() {
     run_loop_beside_hub();
   } else {
     uv_run(&loop_, UV_RUN_DEFAULT);
+    loop_gil_.release();  // the last iteration's, if it took it
   }
   uv_loop_close(&loop_);
   // Threads are idle here unless connections were cut (quick stop, or the
   // graceful timeout): then give them a moment, less than the master's 1 s
   // before SIGKILL.
   if (app_pool_ && !app_pool_->stop(std::chrono::milliseconds(500))) {
-    // Finalising Python under a thread still inside the app could crash.
-    log::error_log().warning("Worker threads still busy in the application; exiting now");
-    ::_exit(exit_code_);
+    if (in_host_) {
+      // The host's process goes on: the pool (and the app it calls) must
+      // outlive those threads, which end once the app returns to them.
+      log::error_log().warning("Worker threads still busy in the application; left running");
+      (void)app_pool_.release();
+      own_app_.release();
+    } else {
+      // Finalising Python under a thread still inside the app could crash.
+      log::error_log().warning("Worker threads still busy in the application; exiting now");
+      ::_exit(exit_code_);
+    }
   }
   app_pool_.reset();
   if (hooks) hooks->worker_hook("worker_exit", {::getpid(), 0}, true);
@@ -561,7 +631,7 @@ int Worker::run() {
   }
   if (own_interpreter_) {
     own_interpreter_.reset();  // Py_Finalize runs the atexit functions
-  } else if (wsgi::Interpreter::running()) {
+  } else if (wsgi::Interpreter::running() && !in_host_) {
     // The interpreter came from the master, which finalises its own; this
     // process ends with _exit, so do here what finalising would do for it.
     wsgi::Interpreter::run_exit_functions();

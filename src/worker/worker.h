@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "worker/forwarded.h"
+#include "wsgi/interpreter.h"
 
 namespace cppgunicorn::wsgi {
 class Application;
@@ -35,6 +37,7 @@ namespace cppgunicorn::worker {
 
 class AppPool;
 class Connection;
+class StallFlusher;
 
 // Exit codes shared with the master (gunicorn's values).
 inline constexpr int kExitOk = 0;
@@ -64,13 +67,36 @@ class Worker {
   void set_counters(metrics::WorkerCounters* counters) {
     counters_ = counters != nullptr ? counters : &own_counters_;
   }
+  // In a host program's process (the in-process server, src/embed): no
+  // signal handlers of its own, no parent to watch, no atexit functions
+  // run at the end (the host's interpreter outlives us), and worker
+  // threads still busy at the end are left behind rather than ending the
+  // process. Set before run().
+  void set_in_host_process(bool in_host) { in_host_ = in_host; }
+  // Whether the worker takes TERM, INT, QUIT and USR1 (on by default; a
+  // host that keeps its signals stops the worker with request_stop()).
+  void set_handle_signals(bool on) { handle_signals_ = on; }
 
   // Boots (interpreter, app), serves until told to stop, returns the exit
   // code for the master.
   int run();
 
+  // From any thread, before or during run(): stop accepting and finish.
+  // `graceful`: in-flight requests get `grace_ms` to complete (then their
+  // connections are cut); else every connection is dropped at once.
+  void request_stop(bool graceful, uint64_t grace_ms);
+
   // For connections.
   uv_loop_t* loop() { return &loop_; }
+  // The app runs on the loop thread (no pool): makes sure the loop thread
+  // holds the GIL. It keeps it for the rest of the loop iteration, through
+  // every request read in it, and drops it before the loop polls: one
+  // take and drop per iteration rather than per request (and none in an
+  // iteration that runs no Python). With a pool, the loop thread never
+  // takes it.
+  void hold_gil() {
+    if (!app_pool_) loop_gil_.hold();
+  }
   const wsgi::Application& app() const { return *app_; }
   bool stopping() const { return stopping_; }
   // Where a connection notes the request it serves; null with a pool
@@ -107,6 +133,10 @@ class Worker {
   // next pipelined request, waits for the flush: the app is never called
   // again on a connection while bytes of it are held.
   bool corking() const { return corking_; }
+
+  // Writes a connection's gathered body chunks when the app, running on
+  // the loop thread, stalls before the next one (started on first use).
+  StallFlusher* stall_flusher();
   void cork(Connection* c) { corked_.push_back(c); }
   void uncork(Connection* c);
 
@@ -115,13 +145,17 @@ class Worker {
   static void on_connection(uv_stream_t* server, int status);
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_sweep(uv_timer_t* timer);
-  static void on_cork_open(uv_prepare_t* prepare);
+  // Before each poll: opens the cork, drops the loop's GIL.
+  static void on_before_poll(uv_prepare_t* prepare);
   static void on_cork_flush(uv_check_t* check);
+  static void on_stop_request(uv_async_t* async);
 
   bool boot();
   bool run_before_app_import();
   bool listen();
   void begin_graceful_stop();
+  void begin_graceful_stop(uint64_t grace_ms);
+  void quick_stop();
   void stop_listening();
   void maybe_finish();
   void close_all_handles();
@@ -188,6 +222,18 @@ class Worker {
   // --threads
   std::unique_ptr<AppPool> app_pool_;
   std::unique_ptr<static_files::StaticFiles> static_files_;
+  std::unique_ptr<StallFlusher> stall_flusher_;
+  wsgi::HeldGil loop_gil_;
+
+  bool in_host_ = false;
+  bool handle_signals_ = true;
+  // request_stop(): what was asked, and the loop's wake-up once it runs
+  // (guarded by stop_mutex_, as is whether stop_async_ may be sent to).
+  std::mutex stop_mutex_;
+  net::UvHandle<uv_async_t> stop_async_;
+  bool stop_async_open_ = false;
+  enum class StopAsked { kNone, kGraceful, kQuick } stop_asked_ = StopAsked::kNone;
+  uint64_t stop_grace_ms_ = 0;
 };
 
 }  // namespace cppgunicorn::worker

@@ -30,4 +30,7 @@ std::pair<std::string, std::string> Application::static_mount() const {
   return {url, py::str(folder).cast<std::string>()};
 }
 
+Application::Application(pybind11::object callable, const EnvironOptions& options)
+    : callable_(std::move(callable)), environ_(options) {}
+
 }  // namespace cppgunicorn::wsgi

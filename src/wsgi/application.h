@@ -17,6 +17,8 @@ class Application {
  public:
   // Imports the app; throws AppLoadError or pybind11::error_already_set.
   Application(const std::string& uri, const EnvironOptions& options);
+  // A callable the host already holds (the in-process server's app object).
+  Application(pybind11::object callable, const EnvironOptions& options);
 
   // --static-from-app: the URL path and directory of the app's own static
   // files, from a Flask app's static_url_path and static_folder. Throws

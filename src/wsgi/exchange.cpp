@@ -87,7 +87,9 @@ bool Exchange::call(http::Request& request, const PeerInfo& peer) {
 
 Exchange::Next Exchange::next(std::string_view* out) {
   current_ = py::object();
+  current_is_written_ = false;
   if (written_index_ < state_.written.size()) {
+    current_is_written_ = true;
     *out = state_.written[written_index_++];
     return Next::kChunk;
   }
@@ -133,6 +135,23 @@ Exchange::Next Exchange::next(std::string_view* out) {
   item_index_ = -1;
   current_ = py::object();
   return Next::kError;
+}
+
+std::string_view Exchange::hold_chunk() {
+  if (current_is_written_) {
+    // A later write() may grow the vector and move its strings.
+    held_written_.push_back(std::move(state_.written[written_index_ - 1]));
+    current_is_written_ = false;
+    return held_written_.back();
+  }
+  PyObject* item = current_.ptr();
+  held_.push_back(std::move(current_));
+  return std::string_view(PyBytes_AS_STRING(item), static_cast<size_t>(PyBytes_GET_SIZE(item)));
+}
+
+void Exchange::release_held_chunks() {
+  held_.clear();
+  held_written_.clear();
 }
 
 void Exchange::close() {

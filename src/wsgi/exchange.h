@@ -5,9 +5,11 @@
 
 #include <pybind11/pybind11.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "http/request.h"
 #include "wsgi/environ.h"
@@ -29,6 +31,10 @@ class Exchange final : public ResponseSource {
 
   // Never kPending: the app produces each chunk right here.
   Next next(std::string_view* out) override;
+  std::string_view hold_chunk() override;
+  // Needs the GIL (the held chunks are Python bytes objects).
+  void release_held_chunks() override;
+  bool runs_app() const override { return true; }
 
   bool responded() const override { return state_.called; }
   const std::string& status() const override { return state_.status; }
@@ -66,6 +72,9 @@ class Exchange final : public ResponseSource {
   Py_ssize_t item_index_ = -1;  // the next item of a list or tuple result; -1: none
   pybind11::object current_;   // keeps the chunk `next()` handed out alive
   size_t written_index_ = 0;
+  bool current_is_written_ = false;  // the last chunk came from write(), not the iterable
+  std::vector<pybind11::object> held_;    // chunks of the iterable kept for one write
+  std::deque<std::string> held_written_;  // chunks of write() kept for one write
   bool single_chunk_ = false;
   bool closed_ = true;
   pybind11::object environ_dict_;  // for post_request and the access log's environ atoms

@@ -95,6 +95,7 @@ void Interpreter::prepare_for_app(const InterpreterOptions& options) {
   }
   // A worker aborted for --timeout is stuck in Python: faulthandler shows
   // where, in the error log, before the process dies.
+  if (!options.enable_faulthandler) return;
   py::module_ faulthandler = py::module_::import("faulthandler");
   if (options.fault_fd >= 0) {
     faulthandler.attr("enable")(py::arg("file") = options.fault_fd, py::arg("all_threads") = true);
@@ -160,6 +161,24 @@ void Interpreter::release_gil() { impl_->released.emplace(); }
 
 Gil::Gil() : state_(static_cast<int>(PyGILState_Ensure())) {}
 Gil::~Gil() { PyGILState_Release(static_cast<PyGILState_STATE>(state_)); }
+
+void HeldGil::take() {
+  state_ = static_cast<int>(PyGILState_Ensure());
+  held_ = true;
+}
+
+void HeldGil::drop() {
+  held_ = false;
+  PyGILState_Release(static_cast<PyGILState_STATE>(state_));
+}
+
+GilReleasedIfHeld::GilReleasedIfHeld() {
+  if (Py_IsInitialized() && PyGILState_Check()) saved_ = PyEval_SaveThread();
+}
+
+GilReleasedIfHeld::~GilReleasedIfHeld() {
+  if (saved_ != nullptr) PyEval_RestoreThread(static_cast<PyThreadState*>(saved_));
+}
 
 PythonThread::PythonThread() : state_(static_cast<int>(PyGILState_Ensure())) {
   // The outer Ensure keeps the thread state alive; inner Gil scopes then

@@ -16,6 +16,8 @@ struct InterpreterOptions {
   // Where Python's faulthandler writes the stack of a worker killed for a
   // timeout (SIGABRT) or a crash; -1: stderr.
   int fault_fd = -1;
+  // Off in a host program's interpreter, whose faulthandler is its own.
+  bool enable_faulthandler = true;
 };
 
 class Interpreter {
@@ -80,6 +82,46 @@ class Gil {
 
  private:
   int state_;  // PyGILState_STATE
+};
+
+// The GIL taken once and kept until release(): the worker's loop thread
+// holds it across the callbacks of one loop iteration (the first request
+// of the iteration takes it, the loop drops it before it waits for I/O),
+// instead of once per request. Nested `Gil` scopes inside cost a counter.
+class HeldGil {
+ public:
+  HeldGil() = default;
+  ~HeldGil() { release(); }
+  HeldGil(const HeldGil&) = delete;
+  HeldGil& operator=(const HeldGil&) = delete;
+
+  void hold() {
+    if (!held_) take();
+  }
+  void release() {
+    if (held_) drop();
+  }
+  bool held() const { return held_; }
+
+ private:
+  void take();
+  void drop();
+  bool held_ = false;
+  int state_ = 0;  // PyGILState_STATE
+};
+
+// Releases the GIL for its scope if the calling thread holds it (a host
+// that called in from Python), and takes it back at the end; nothing if
+// it does not.
+class GilReleasedIfHeld {
+ public:
+  GilReleasedIfHeld();
+  ~GilReleasedIfHeld();
+  GilReleasedIfHeld(const GilReleasedIfHeld&) = delete;
+  GilReleasedIfHeld& operator=(const GilReleasedIfHeld&) = delete;
+
+ private:
+  void* saved_ = nullptr;  // PyThreadState*
 };
 
 // Makes the calling (non-Python) thread a Python thread for its lifetime:

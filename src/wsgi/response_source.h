@@ -27,6 +27,17 @@ class ResponseSource {
   // next() or close().
   virtual Next next(std::string_view* out) = 0;
 
+  // Keeps the chunk the last next() handed out valid past later next()
+  // calls, until release_held_chunks(), so that several chunks can go out
+  // in one write (http::BodyBatch). Returns its view, which may have moved.
+  virtual std::string_view hold_chunk() = 0;
+  virtual void release_held_chunks() = 0;
+
+  // next() runs the app's own code on the calling thread, and returns only
+  // when the app does (an Exchange). False: it takes what another thread
+  // made, or says kPending at once.
+  virtual bool runs_app() const = 0;
+
   // start_response was called (a status and headers are known). Valid once
   // next() returned something other than kPending.
   virtual bool responded() const = 0;

@@ -153,9 +153,11 @@ TEST_CASE("--no-sendfile and a file's sendfile = False switch sendfile off") {
   CHECK_FALSE(flag.config.sendfile);
   CHECK(flag.shown.at("sendfile") == "False");
   CHECK(flag.config.ignored.count("sendfile") == 0);
-  // --no-control-socket still sets control_socket_disable (default False).
-  CHECK(load_config({"--no-control-socket", "app:app"}, nullptr).config.ignored.count(
-            "control_socket_disable") == 1);
+  // --no-control-socket sets control_socket_disable (default False).
+  LoadedConfig no_control = load_config({"--no-control-socket", "app:app"}, nullptr);
+  CHECK(no_control.config.control_socket_disable);
+  CHECK(no_control.config.ignored.count("control_socket_disable") == 0);
+  CHECK_FALSE(load_config({"app:app"}, nullptr).config.control_socket_disable);
   char path[] = "/tmp/cppgunicorn-sendfile-XXXXXX.toml";
   int fd = ::mkstemps(path, 5);
   REQUIRE(fd >= 0);
