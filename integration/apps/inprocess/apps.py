@@ -1,5 +1,6 @@
 """WSGI apps for the in-process tests (integration/test_serve_inprocess.py),
 imported by the test module and by the scripts beside this file."""
+import importlib.util
 import os
 import sys
 import threading
@@ -9,12 +10,16 @@ EXAMPLE_DIR = Path(__file__).resolve().parents[3] / "examples" / "flask_app"
 
 
 def flask_example():
-    """examples/flask_app's app object, as a program that embeds it would
-    import it (its directory on sys.path)."""
-    if str(EXAMPLE_DIR) not in sys.path:
-        sys.path.insert(0, str(EXAMPLE_DIR))
-    from app import app
-    return app
+    """examples/flask_app's app object, loaded from its file under a module
+    name of its own: another test module may already have imported some
+    other `app` module into this process."""
+    name = "cppgunicorn_flask_example"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, EXAMPLE_DIR / "app.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # Flask finds its root path (templates) through it
+        spec.loader.exec_module(module)
+    return sys.modules[name].app
 
 
 def hello(environ, start_response):
