@@ -1,33 +1,19 @@
 #include "static_files/request_path.h"
 
+#include "http/request.h"
+
 namespace cppgunicorn::static_files {
 
-namespace {
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-}  // namespace
-
 DecodedPath decode_request_path(std::string_view raw) {
-  DecodedPath out;
-  out.path.reserve(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) {
-    char c = raw[i];
-    if (c == '%' && i + 2 < raw.size()) {
-      int hi = hex_value(raw[i + 1]);
-      int lo = hex_value(raw[i + 2]);
-      if (hi >= 0 && lo >= 0) {
-        char decoded = static_cast<char>(hi * 16 + lo);
-        if (decoded == '/' || decoded == '\\' || decoded == '\0') out.encoded_separator = true;
-        out.path.push_back(decoded);
-        i += 2;
-        continue;
-      }
-    }
-    out.path.push_back(c);
+  DecodedPath out{http::percent_decode(raw)};
+  // Every '%' followed by two hex digits is an escape that percent_decode
+  // decoded (an escape's own digits are never '%'), so the escapes of '/',
+  // backslash and NUL show in `raw` itself.
+  for (size_t i = 0; i + 2 < raw.size() && !out.encoded_separator; ++i) {
+    if (raw[i] != '%') continue;
+    char hi = raw[i + 1], lo = raw[i + 2];
+    out.encoded_separator = (hi == '2' && (lo == 'f' || lo == 'F')) ||
+                            (hi == '5' && (lo == 'c' || lo == 'C')) || (hi == '0' && lo == '0');
   }
   return out;
 }
