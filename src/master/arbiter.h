@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "base/accept_board.h"
 #include "base/heartbeat.h"
 #include "config/config.h"
 #include "log/access_log.h"
@@ -80,6 +81,7 @@ class Arbiter : private ControlTarget {
     uint64_t spawned_at_ms = 0;
     std::unique_ptr<base::Heartbeat> heartbeat;
     std::unique_ptr<metrics::SharedCounters> counters;
+    int board_slot = -1;  // on accept_board_
     // Why the master retired it, when the exit status cannot tell (max-memory).
     metrics::ExitCause retire_cause = metrics::ExitCause::kNone;
   };
@@ -103,7 +105,8 @@ class Arbiter : private ControlTarget {
   // worker_lifecycle.cpp
   bool preload();
   void spawn_worker();
-  [[noreturn]] void run_worker(base::Heartbeat& heartbeat, metrics::WorkerCounters& counters);
+  [[noreturn]] void run_worker(base::Heartbeat& heartbeat, metrics::WorkerCounters& counters,
+                               int board_slot);
   void manage_workers();
   void reap_workers();
   void back_off_after_crash(uint64_t lived_ms);
@@ -198,6 +201,9 @@ class Arbiter : private ControlTarget {
   std::unique_ptr<wsgi::Interpreter> preloaded_interpreter_;
   std::unique_ptr<wsgi::Application> preloaded_app_;
 
+  // Every worker's connection count, mapped before the first fork, so
+  // that workers share out the connections (base/accept_board.h).
+  std::unique_ptr<base::AcceptBoard> accept_board_;
   std::unique_ptr<MetricsServer> metrics_server_;  // --metrics-bind
   metrics::Totals retired_;  // what reaped workers counted
   uint64_t worker_boots_ = 0;

@@ -101,6 +101,7 @@ void Arbiter::spawn_worker() {
   try {
     heartbeat = std::make_unique<base::Heartbeat>(config_.worker_tmp_dir);
     counters = std::make_unique<metrics::SharedCounters>();
+    if (!accept_board_) accept_board_ = std::make_unique<base::AcceptBoard>();
   } catch (const std::exception& e) {
     log::error_log().error(e.what());
     halt_code_ = worker::kExitWorkerBootError;
@@ -108,6 +109,7 @@ void Arbiter::spawn_worker() {
     return;
   }
   int age = ++worker_age_;
+  int board_slot = accept_board_->claim();
   wsgi::PythonConfig* hooks = wsgi::PythonConfig::hooks();
   if (hooks) hooks->worker_hook("pre_fork", hook_worker(0, age), true);
   // What the worker inherits stays shared with the master only while
@@ -119,6 +121,7 @@ void Arbiter::spawn_worker() {
   pid_t pid = fork_process();
   if (pid < 0) {
     log::error_log().error(std::string("fork failed: ") + std::strerror(errno));
+    accept_board_->release(board_slot);
     return;
   }
   if (pid == 0) {
@@ -137,7 +140,7 @@ void Arbiter::spawn_worker() {
       hooks->set_worker(hook_worker(::getpid(), age));
       hooks->worker_hook("post_fork", hook_worker(::getpid(), age), true);
     }
-    run_worker(*heartbeat, counters->get());
+    run_worker(*heartbeat, counters->get(), board_slot);
   }
   blocked.unblock();
   ++worker_boots_;
@@ -148,10 +151,12 @@ void Arbiter::spawn_worker() {
   slot.spawned_at_ms = now_ms();
   slot.heartbeat = std::move(heartbeat);
   slot.counters = std::move(counters);
+  slot.board_slot = board_slot;
   workers_[pid] = std::move(slot);
 }
 
-void Arbiter::run_worker(base::Heartbeat& heartbeat, metrics::WorkerCounters& counters) {
+void Arbiter::run_worker(base::Heartbeat& heartbeat, metrics::WorkerCounters& counters,
+                         int board_slot) {
   base::set_proc_title(title("worker"));
   int code = worker::kExitWorkerBootError;
   try {
@@ -162,6 +167,7 @@ void Arbiter::run_worker(base::Heartbeat& heartbeat, metrics::WorkerCounters& co
                      tls_.get());
     w.set_before_app_import([this] { switch_owner(resolve_owner(config_)); });
     w.set_counters(&counters);
+    w.set_accept_board(accept_board_.get(), board_slot);
     code = w.run();
   } catch (const std::exception& e) {
     log::error_log().error(std::string("Exception in worker process: ") + e.what());
@@ -234,6 +240,7 @@ void Arbiter::reap_workers() {
     uint64_t spawned_at = it->second.spawned_at_ms;
     int age = it->second.age;
     record_worker_exit(it->second, status);
+    accept_board_->release(it->second.board_slot);
     workers_.erase(it);
     if (auto* hooks = wsgi::PythonConfig::hooks()) {
       hooks->worker_reaped(pid);

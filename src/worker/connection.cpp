@@ -50,18 +50,15 @@ constexpr std::string_view kInternalErrorBody =
     "<html><head><title>Internal Server Error</title></head><body><h1><p>"
     "Internal Server Error</p></h1></body></html>";
 
-wsgi::PeerInfo peer_of(uv_tcp_t* tcp) {
+wsgi::PeerInfo peer_of(const sockaddr_storage& addr) {
   wsgi::PeerInfo p;
-  sockaddr_storage addr{};
-  int len = sizeof addr;
-  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return p;
   char ip[INET6_ADDRSTRLEN] = "";
   if (addr.ss_family == AF_INET) {
-    auto* in = reinterpret_cast<sockaddr_in*>(&addr);
+    auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
     uv_ip4_name(in, ip, sizeof ip);
     p.remote_port = std::to_string(ntohs(in->sin_port));
   } else if (addr.ss_family == AF_INET6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
     uv_ip6_name(in6, ip, sizeof ip);
     p.remote_port = std::to_string(ntohs(in6->sin6_port));
   }
@@ -98,15 +95,22 @@ Connection::~Connection() {
   if (corked_) worker_.uncork(this);
 }
 
-bool Connection::accept(uv_stream_t* server, bool is_unix) {
+bool Connection::adopt(int fd, const sockaddr_storage& peer, const net::ListenSocket& info) {
+  bool is_unix = info.is_unix;
   int rc = is_unix ? uv_pipe_init(worker_.loop(), &h_.pipe, 0) : uv_tcp_init(worker_.loop(), &h_.tcp);
-  if (rc != 0) return false;
-  initialised_ = true;
-  h_.handle.data = this;
-  if (uv_accept(server, &h_.stream) != 0) return false;
+  if (rc == 0) {
+    initialised_ = true;
+    h_.handle.data = this;
+    rc = is_unix ? uv_pipe_open(&h_.pipe, fd) : uv_tcp_open(&h_.tcp, fd);
+  }
+  if (rc != 0) {
+    ::close(fd);  // not the handle's yet
+    return false;
+  }
   // TCP_NODELAY is not set here: the accepted socket inherits it from the
   // listener (Worker::listen), one setsockopt per worker, not per connection.
-  if (!is_unix) peer_ = peer_of(&h_.tcp);
+  // Nor is the peer asked for: accept4 said who it is.
+  if (!is_unix) peer_ = peer_of(peer);
   if (worker_.parser_options().proxy_protocol != http::ProxyProtocol::kOff) {
     // gunicorn: a unix socket peer may always send a PROXY header.
     parser_.set_proxy_peer_allowed(
@@ -117,7 +121,6 @@ bool Connection::accept(uv_stream_t* server, bool is_unix) {
     parser_.set_uwsgi_peer_allowed(
         is_unix || http::address_allowed(peer_.remote_addr, worker_.config().uwsgi_allow_ips));
   }
-  const net::ListenSocket& info = worker_.listener_info(server);
   peer_.server_name = info.server_name;
   peer_.server_port = info.server_port;
   peer_.unix_socket = is_unix;

@@ -14,6 +14,7 @@
 #include "base/unique_fd.h"
 #include "http/body_batch.h"
 #include "http/parser.h"
+#include "net/listener.h"
 #include "net/tls.h"
 #include "http/response_head.h"
 #include "wsgi/environ.h"
@@ -35,9 +36,10 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // Accepts from `server` and starts reading. False: nothing was accepted
-  // (another worker won the race); the caller then closes us.
-  bool accept(uv_stream_t* server, bool is_unix);
+  // Takes `fd`, a client the worker accepted from `listener` (`peer`: the
+  // address accept4 gave), and starts reading. False: the socket could not
+  // be set up (closed already); the caller then closes us.
+  bool adopt(int fd, const sockaddr_storage& peer, const net::ListenSocket& listener);
 
   // Closes now; the Worker frees us in the close callback.
   void close();

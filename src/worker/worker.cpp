@@ -42,7 +42,7 @@ namespace {
 constexpr rlim_t kReservedFds = 32;
 
 // --worker-connections, lowered to fit the open-files limit: a worker that
-// runs out of descriptors cannot accept, and libuv then drops clients.
+// runs out of descriptors cannot accept, and its clients wait in the backlog.
 size_t connection_cap(int worker_connections) {
   size_t cap = static_cast<size_t>(worker_connections);
   rlimit nofile{};
@@ -75,10 +75,6 @@ Worker::Worker(const config::Config& config, const std::vector<net::ListenSocket
       app_(preloaded) {}
 
 Worker::~Worker() = default;
-
-const net::ListenSocket& Worker::listener_info(uv_stream_t* server) const {
-  return *static_cast<ListenerHandle*>(server->data)->socket;
-}
 
 bool Worker::run_before_app_import() {
   if (!before_app_import_) return true;
@@ -204,78 +200,6 @@ bool Worker::start_static_files() {
   return true;
 }
 
-bool Worker::listen() {
-  for (const net::ListenSocket& s : sockets_) {
-    auto l = std::make_unique<ListenerHandle>();
-    l->socket = &s;
-    uv_stream_t* stream;
-    int rc;
-    if (s.is_unix) {
-      rc = uv_pipe_init(&loop_, l->pipe.get(), 0);
-      if (rc == 0) l->pipe.mark_initialised();
-      if (rc == 0) rc = uv_pipe_open(l->pipe.get(), s.fd);
-      stream = l->pipe.as_stream();
-    } else {
-      rc = uv_tcp_init(&loop_, l->tcp.get());
-      if (rc == 0) l->tcp.mark_initialised();
-      if (rc == 0) rc = uv_tcp_open(l->tcp.get(), s.fd);
-      // Linux copies TCP_NODELAY from a listening socket to each socket it
-      // accepts: set once here, it costs no setsockopt per connection.
-      if (rc == 0) rc = uv_tcp_nodelay(l->tcp.get(), 1);
-      stream = l->tcp.as_stream();
-    }
-    stream->data = l.get();
-    if (rc == 0) rc = uv_listen(stream, config_.backlog, on_connection);
-    listeners_.push_back(std::move(l));
-    if (rc != 0) {
-      log::error_log().error("cannot listen on " + s.display + ": " + uv_strerror(rc));
-      return false;
-    }
-  }
-  return true;
-}
-
-void Worker::on_connection(uv_stream_t* server, int status) {
-  auto* l = static_cast<ListenerHandle*>(server->data);
-  auto* self = static_cast<Worker*>(server->loop->data);
-  if (status == UV_EINVAL) {
-    // The master shut the socket down (net::stop_accepting): it will never
-    // accept again, and libuv would call us in a loop until it is closed.
-    l->tcp.close();
-    l->pipe.close();
-    return;
-  }
-  if (status == UV_EMFILE || status == UV_ENFILE) {
-    // libuv has already dropped the connections it could not take (it keeps
-    // a spare descriptor for that); say so once a second, not per attempt.
-    uint64_t now = uv_now(&self->loop_);
-    if (now - self->last_emfile_log_ms_ >= 1000) {
-      self->last_emfile_log_ms_ = now;
-      log::error_log().warning(std::string("accept() failed: ") + uv_strerror(status) +
-                               "; lower --worker-connections or raise the open-files limit");
-    }
-    return;
-  }
-  if (status < 0 || self->stopping_) return;
-  if (self->connections_.size() >= self->max_connections_) {
-    self->counters_->connections_rejected.inc();
-    // At --worker-connections: leave this one unaccepted. libuv then stops
-    // watching the listener until uv_accept, so further clients wait in the
-    // kernel's backlog (or go to another worker) instead of spinning here.
-    self->waiting_listeners_.push_back(server);
-    // As nginx does when it runs out: the idle connection that waited
-    // longest makes room (its client reconnects when it has a request),
-    // rather than a new client waiting out every keep-alive.
-    self->close_longest_idle();
-    return;
-  }
-  auto conn = std::make_unique<Connection>(*self);
-  Connection* raw = conn.get();
-  self->counters_->connections_accepted.inc();
-  self->connections_.emplace(raw, std::move(conn));
-  if (!raw->accept(server, l->socket->is_unix)) raw->close();
-}
-
 void Worker::close_longest_idle() {
   Connection* oldest = nullptr;
   for (const auto& [c, owned] : connections_) {
@@ -290,10 +214,11 @@ void Worker::close_longest_idle() {
 void Worker::connection_closed(Connection* c) {
   connections_.erase(c);
   counters_->connections_closed.inc();
-  if (!waiting_listeners_.empty() && !stopping_) {
-    uv_stream_t* server = waiting_listeners_.front();
-    waiting_listeners_.erase(waiting_listeners_.begin());
-    on_connection(server, 0);
+  if (!stopping_) {
+    publish_connection_count();
+    // Held back at --worker-connections or for a peer: with one fewer,
+    // look at the queue again.
+    if (accept_hold_ != AcceptHold::kNone) resume_accepting();
   }
   maybe_finish();
 }
@@ -406,12 +331,11 @@ void Worker::on_sweep(uv_timer_t* timer) {
 }
 
 void Worker::stop_listening() {
-  waiting_listeners_.clear();
-  for (auto& l : listeners_) {
-    l->tcp.close();
-    l->pipe.close();
-  }
-  listeners_.clear();
+  listeners_.clear();  // each ListenerHandle closes its poll and socket
+  accept_hold_ = AcceptHold::kNone;
+  if (accept_retry_timer_initialised_) uv_timer_stop(accept_retry_timer_.get());
+  // Peers stop leaving connections for a worker that takes no more.
+  if (accept_board_ != nullptr) accept_board_->withdraw(board_slot_);
 }
 
 void Worker::begin_graceful_stop() {
@@ -471,6 +395,8 @@ void Worker::close_all_handles() {
     stop_async_.close();
   }
   stop_listening();
+  accept_retry_timer_initialised_ = false;
+  accept_retry_timer_.close();
   sweep_timer_.close();
   cork_open_.close();
   cork_flush_.close();

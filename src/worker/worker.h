@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/accept_board.h"
 #include "base/clock.h"
 #include "base/heartbeat.h"
 #include "config/config.h"
@@ -67,6 +68,13 @@ class Worker {
   void set_counters(metrics::WorkerCounters* counters) {
     counters_ = counters != nullptr ? counters : &own_counters_;
   }
+  // The master's board of every worker's connection count, and this
+  // worker's slot on it: the worker leaves a new connection to a peer that
+  // holds fewer (base/accept_board.h). Without one it accepts freely.
+  void set_accept_board(base::AcceptBoard* board, int slot) {
+    accept_board_ = slot >= 0 ? board : nullptr;
+    board_slot_ = slot;
+  }
   // In a host program's process (the in-process server, src/embed): no
   // signal handlers of its own, no parent to watch, no atexit functions
   // run at the end (the host's interpreter outlives us), and worker
@@ -120,7 +128,6 @@ class Worker {
   std::string_view http_date() { return date_.now(); }
   char* read_buffer() { return read_buffer_.get(); }
   size_t read_buffer_size() const { return kReadBufferSize; }
-  const net::ListenSocket& listener_info(uv_stream_t* server) const;
   void connection_closed(Connection* c);
   void request_done();
 
@@ -142,7 +149,22 @@ class Worker {
 
  private:
   static constexpr size_t kReadBufferSize = 64 * 1024;
-  static void on_connection(uv_stream_t* server, int status);
+  // accept.cpp: the listeners and the accept path.
+  struct ListenerHandle;
+  static void on_listener_readable(uv_poll_t* poll, int status, int events);
+  static void on_accept_retry(uv_timer_t* timer);
+  // Why the listeners are not watched for now.
+  enum class AcceptHold {
+    kNone,
+    kFull,        // at --worker-connections, until one closes
+    kYield,       // ahead of a peer, until one closes or the peer stalls
+    kOutOfFiles,  // EMFILE/ENFILE, until one closes or a moment passes
+  };
+  AcceptHold admission() const;
+  void accept_from(ListenerHandle& l);
+  void hold_accepting(AcceptHold why);
+  void resume_accepting();
+  void publish_connection_count();
   static void on_signal(uv_signal_t* handle, int signum);
   static void on_sweep(uv_timer_t* timer);
   // Before each poll: opens the cork, drops the loop's GIL.
@@ -190,9 +212,17 @@ class Worker {
   std::function<void()> before_app_import_;
 
   struct ListenerHandle {
-    net::UvHandle<uv_tcp_t> tcp;
-    net::UvHandle<uv_pipe_t> pipe;
+    // Watched for readability; the worker calls accept4 itself, so that it
+    // can leave a connection in the queue for a peer (libuv's uv_listen
+    // accepts before it asks).
+    net::UvHandle<uv_poll_t> poll;
     const net::ListenSocket* socket = nullptr;
+    bool watching = false;
+    // The worker's copy of the socket is its to close (a poll handle does
+    // not close its descriptor): once closed everywhere, new clients are
+    // refused rather than queued for nobody.
+    void close();
+    ~ListenerHandle() { close(); }
   };
   std::vector<std::unique_ptr<ListenerHandle>> listeners_;
   std::vector<std::unique_ptr<net::UvHandle<uv_signal_t>>> signals_;
@@ -205,8 +235,18 @@ class Worker {
   std::vector<Connection*> corked_;
   std::vector<Connection*> flushing_;  // corked_ of the flush under way
   std::unordered_map<Connection*, std::unique_ptr<Connection>> connections_;
-  // Listeners with a connection left unaccepted at --worker-connections.
-  std::vector<uv_stream_t*> waiting_listeners_;
+  AcceptHold accept_hold_ = AcceptHold::kNone;
+  // Ends a kYield (the peers took nothing meanwhile: take the queue) or a
+  // kOutOfFiles hold.
+  net::UvHandle<uv_timer_t> accept_retry_timer_;
+  bool accept_retry_timer_initialised_ = false;
+  // The peers' accept count when this worker yielded.
+  uint64_t peer_accepts_at_yield_ = 0;
+  // Set when the peers stalled: accept regardless of the board until the
+  // queue is empty.
+  bool accept_insist_ = false;
+  base::AcceptBoard* accept_board_ = nullptr;
+  int board_slot_ = -1;
   uint64_t last_emfile_log_ms_ = 0;
   size_t max_connections_ = 1000;  // --worker-connections, fitted to RLIMIT_NOFILE
   // At the cap: closes the idle connection that waited longest, if any.
