@@ -2,6 +2,8 @@
 worker is woken by a new connection, and one that holds more connections
 than a peer leaves it to that peer, unless the peers are busy."""
 import collections
+import os
+import signal
 import socket
 import threading
 import time
@@ -43,13 +45,7 @@ def open_all(port, n):
 
 def test_a_burst_of_keep_alive_connections_is_shared_between_workers(start_server):
     srv = start_server("app:app", "--workers", "2", chdir=PROC)
-    # Both workers booted and listening: each has served a request.
-    seen = set()
-    deadline = time.monotonic() + 20
-    while len(seen) < 2 and time.monotonic() < deadline:
-        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
-            seen.add(ask(s, "/pid"))
-    assert len(seen) == 2
+    both_workers_serving(srv.port)  # booted and listening
     # Three bursts: a split can be even by chance once.
     for _ in range(3):
         socks = open_all(srv.port, 16)
@@ -62,6 +58,37 @@ def test_a_burst_of_keep_alive_connections_is_shared_between_workers(start_serve
         # The first worker to wake would otherwise take most of the burst.
         assert len(served) == 2 and min(served.values()) >= 4, served
         time.sleep(0.2)  # the closes reach the workers
+
+
+def both_workers_serving(port):
+    seen = set()
+    deadline = time.monotonic() + 20
+    while len(seen) < 2 and time.monotonic() < deadline:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            seen.add(ask(s, "/pid"))
+    assert len(seen) == 2
+    return {int(p.split("=")[1]) for p in seen}
+
+
+def test_a_peer_that_does_not_run_does_not_keep_new_connections_waiting(start_server):
+    # A stopped worker (SIGSTOP: as one the scheduler does not run) looks
+    # idle on the board; the other yields to it only for a moment.
+    srv = start_server("app:app", "--workers", "2", "--keep-alive", "30", chdir=PROC)
+    stopped = min(both_workers_serving(srv.port))
+    os.kill(stopped, signal.SIGSTOP)
+    try:
+        socks = []
+        start = time.monotonic()
+        for _ in range(6):
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            socks.append(s)
+            assert ask(s, "/pid") != f"pid={stopped}"
+        elapsed = time.monotonic() - start
+        for s in socks:
+            s.close()
+        assert elapsed < 4, f"new connections waited {elapsed:.1f} s for the stopped worker"
+    finally:
+        os.kill(stopped, signal.SIGCONT)
 
 
 def test_a_busy_peer_does_not_keep_new_connections_waiting(start_server, tmp_path):

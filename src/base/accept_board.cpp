@@ -38,6 +38,11 @@ void AcceptBoard::release(int slot) {
   if (slot < 0 || static_cast<size_t>(slot) >= kSlots) return;
   taken_[slot] = false;
   shared_->entries[slot].open.store(kAbsent, std::memory_order_relaxed);
+  shared_->entries[slot].busy.store(0, std::memory_order_relaxed);
+}
+
+void AcceptBoard::set_busy(int slot, bool busy) {
+  if (slot >= 0) shared_->entries[slot].busy.store(busy ? 1 : 0, std::memory_order_relaxed);
 }
 
 void AcceptBoard::publish(int slot, size_t open_connections) {
@@ -62,8 +67,10 @@ std::optional<uint32_t> AcceptBoard::fewest_besides(int slot) const {
   uint32_t used = shared_->used.load(std::memory_order_relaxed);
   for (uint32_t i = 0; i < used && i < kSlots; ++i) {
     if (static_cast<int>(i) == slot) continue;
-    uint32_t n = shared_->entries[i].open.load(std::memory_order_relaxed);
-    if (n != kAbsent && (!fewest || n < *fewest)) fewest = n;
+    const Entry& e = shared_->entries[i];
+    uint32_t n = e.open.load(std::memory_order_relaxed);
+    if (n == kAbsent || e.busy.load(std::memory_order_relaxed) != 0) continue;
+    if (!fewest || n < *fewest) fewest = n;
   }
   return fewest;
 }

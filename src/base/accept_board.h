@@ -40,11 +40,14 @@ class AcceptBoard {
   // The worker, once it accepts no more (stopping): peers stop waiting on it.
   void withdraw(int slot);
   // Counted per connection taken: peers tell a worker that is taking
-  // connections from one that is stuck (busy in the app).
+  // connections from one that is not (not scheduled, or busy).
   void count_accept(int slot);
+  // Set while the worker's loop thread runs the app (--threads 1): it
+  // cannot accept before the app returns, so peers do not wait for it.
+  void set_busy(int slot, bool busy);
 
-  // The fewest connections any other present worker holds; none when this
-  // worker is alone.
+  // The fewest connections any other present worker that is not busy
+  // holds; none when there is no such worker.
   std::optional<uint32_t> fewest_besides(int slot) const;
   // The sum of the other workers' accept counts (wraps; compare for equality).
   uint64_t accepts_besides(int slot) const;
@@ -54,6 +57,7 @@ class AcceptBoard {
   struct alignas(64) Entry {
     std::atomic<uint32_t> open;      // connections held, or kAbsent
     std::atomic<uint64_t> accepted;  // connections taken, ever
+    std::atomic<uint32_t> busy;      // in the app on the loop thread
   };
   struct Shared {
     std::atomic<uint32_t> used;  // slots below this may be present

@@ -16,8 +16,11 @@ namespace cppgunicorn::worker {
 
 namespace {
 // A worker that yielded to a peer takes the queue itself when no peer has
-// accepted anything for this long (the peers are busy in the app).
-constexpr uint64_t kYieldMs = 1;
+// accepted anything for this long. A peer busy in the app is not waited
+// for at all (AcceptBoard::set_busy); this covers one that is runnable but
+// not yet scheduled, which on a machine whose CPUs are all busy (the
+// workers and the load generator) takes a few milliseconds.
+constexpr uint64_t kYieldMs = 5;
 // Out of descriptors: look at the queue again this soon even if no
 // connection of ours has closed (nginx waits 500 ms).
 constexpr uint64_t kOutOfFilesRetryMs = 100;

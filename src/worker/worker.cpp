@@ -238,6 +238,10 @@ void Worker::on_before_poll(uv_prepare_t* prepare) {
   // The loop is about to wait for I/O: never with the GIL (other Python
   // threads of the app, a green hub, may need it meanwhile).
   self->loop_gil_.release();
+  if (self->board_busy_) {
+    self->board_busy_ = false;
+    self->accept_board_->set_busy(self->board_slot_, false);
+  }
 }
 
 void Worker::on_cork_flush(uv_check_t* check) {

@@ -103,7 +103,14 @@ class Worker {
   // iteration that runs no Python). With a pool, the loop thread never
   // takes it.
   void hold_gil() {
-    if (!app_pool_) loop_gil_.hold();
+    if (app_pool_) return;
+    loop_gil_.hold();
+    // Until the loop polls again it cannot accept: peers stop leaving
+    // connections for it (base::AcceptBoard::set_busy).
+    if (accept_board_ != nullptr && !board_busy_) {
+      board_busy_ = true;
+      accept_board_->set_busy(board_slot_, true);
+    }
   }
   const wsgi::Application& app() const { return *app_; }
   bool stopping() const { return stopping_; }
@@ -247,6 +254,7 @@ class Worker {
   bool accept_insist_ = false;
   base::AcceptBoard* accept_board_ = nullptr;
   int board_slot_ = -1;
+  bool board_busy_ = false;  // set_busy(true) published, until the next poll
   uint64_t last_emfile_log_ms_ = 0;
   size_t max_connections_ = 1000;  // --worker-connections, fitted to RLIMIT_NOFILE
   // At the cap: closes the idle connection that waited longest, if any.

@@ -67,3 +67,25 @@ TEST_CASE("accept board: slots run out; the rest take no part") {
   board.release(-1);
   CHECK_FALSE(board.fewest_besides(0).has_value());
 }
+
+TEST_CASE("accept board: a peer busy in the app is not waited for") {
+  AcceptBoard board;
+  int a = board.claim();
+  int b = board.claim();
+  int c = board.claim();
+  board.publish(a, 6);
+  board.publish(b, 1);
+  board.publish(c, 4);
+  CHECK(board.fewest_besides(a) == 1u);
+  board.set_busy(b, true);
+  CHECK(board.fewest_besides(a) == 4u);
+  board.set_busy(c, true);
+  CHECK_FALSE(board.fewest_besides(a).has_value());
+  board.set_busy(b, false);
+  CHECK(board.fewest_besides(a) == 1u);
+  // A reaped worker's flag does not outlive it.
+  board.release(c);
+  CHECK(board.claim() == c);
+  board.publish(c, 0);
+  CHECK(board.fewest_besides(a) == 0u);
+}
