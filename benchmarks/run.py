@@ -1473,7 +1473,7 @@ def render_md(res):
              "counts neither their wait nor an error, so its latency covers the one connection served. It also "
              "ignores `Connection: close` from the client and, for a body without Content-Length, holds the "
              "connection until its socket timeout (4 s) after the body.")
-    L.append("- cppgunicorn runs with one thread per worker (`--threads` > 1 is not supported yet).")
+    L.append("- cppgunicorn runs with its defaults: `--threads 1`, the app called on the worker's loop thread.")
     L.append("- The 2-worker rows put both workers on the server CPU (wrk needs the other one on this machine): "
              "they show the cost of running several workers, not scaling.")
     L.append("- The 1 MiB stream has no Content-Length: servers frame it with chunked encoding or by closing "
