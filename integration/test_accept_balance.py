@@ -117,3 +117,48 @@ def test_a_busy_peer_does_not_keep_new_connections_waiting(start_server, tmp_pat
         assert elapsed < 4, f"new connections waited {elapsed:.1f} s for the busy worker"
     finally:
         busy.close()
+
+
+def test_out_of_descriptors_clients_wait_in_the_backlog(start_server):
+    # EMFILE at accept: the client is neither dropped nor refused; it waits
+    # in the kernel's queue until the worker has a descriptor again.
+    srv = start_server("app:app", "--keep-alive", "30", chdir=APPS / "fd_hog",
+                       prefix=["prlimit", "--nofile=128:128", "--"])
+    # The start-up probe's connection sent nothing: the kernel hands it to
+    # the worker only after the deferral (TCP_DEFER_ACCEPT, 1 s), and its
+    # close would free a descriptor after the hog below.
+    time.sleep(1.5)
+    owner = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        assert exchange_on(owner, "/hog").startswith(b"holding ")
+        waiting = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        waiting.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        waiting.settimeout(1.0)
+        try:
+            early = waiting.recv(4096)
+        except socket.timeout:
+            early = None
+        assert early is None, f"answered or dropped while out of descriptors: {early!r}"
+        assert exchange_on(owner, "/release") == b"released"
+        waiting.settimeout(10)
+        data = b""
+        while chunk := waiting.recv(4096):
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"ok")
+        waiting.close()
+    finally:
+        owner.close()
+    assert "accept() failed" in srv.stderr()
+
+
+def exchange_on(sock, path):
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int([h for h in head.split(b"\r\n") if h.lower().startswith(b"content-length:")][0]
+                 .split(b":")[1])
+    while len(body) < length:
+        body += sock.recv(4096)
+    return body
