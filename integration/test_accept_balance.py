@@ -5,10 +5,13 @@ import collections
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 
-from conftest import APPS
+import pytest
+
+from conftest import APPS, server_binary
 
 PROC = APPS / "proc"
 
@@ -119,7 +122,17 @@ def test_a_busy_peer_does_not_keep_new_connections_waiting(start_server, tmp_pat
         busy.close()
 
 
+def sanitized():
+    libs = subprocess.run(["ldd", server_binary()], capture_output=True, text=True).stdout
+    return "libasan" in libs or "libubsan" in libs
+
+
 def test_out_of_descriptors_clients_wait_in_the_backlog(start_server):
+    if sanitized():
+        # UBSan's vptr check opens a pipe to test whether memory is
+        # readable: with no descriptor left it reports every virtual call
+        # as one on an invalid object.
+        pytest.skip("the sanitizer runtime needs descriptors of its own")
     # EMFILE at accept: the client is neither dropped nor refused; it waits
     # in the kernel's queue until the worker has a descriptor again.
     srv = start_server("app:app", "--keep-alive", "30", chdir=APPS / "fd_hog",
