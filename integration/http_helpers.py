@@ -48,6 +48,16 @@ def read_until_close(sock, deadline=IO_TIMEOUT):
         data += chunk
 
 
+def silent_for(sock, seconds):
+    """What the server sent within `seconds` on `sock`, or None if nothing
+    (a client left waiting: not answered, not closed)."""
+    sock.settimeout(seconds)
+    try:
+        return sock.recv(4096)
+    except socket.timeout:
+        return None
+
+
 def status_of(response):
     line = response.split(b"\r\n", 1)[0]
     parts = line.split(b" ")

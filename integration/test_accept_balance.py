@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import APPS, server_binary
+from http_helpers import silent_for
 
 PROC = APPS / "proc"
 
@@ -146,11 +147,7 @@ def test_out_of_descriptors_clients_wait_in_the_backlog(start_server):
         assert exchange_on(owner, "/hog").startswith(b"holding ")
         waiting = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
         waiting.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        waiting.settimeout(1.0)
-        try:
-            early = waiting.recv(4096)
-        except socket.timeout:
-            early = None
+        early = silent_for(waiting, 1.0)
         assert early is None, f"answered or dropped while out of descriptors: {early!r}"
         assert exchange_on(owner, "/release") == b"released"
         waiting.settimeout(10)
