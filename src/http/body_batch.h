@@ -33,7 +33,7 @@ class BodyBatch {
   // the loop iteration writes); from this size on it is bulk data.
   static constexpr size_t kMinChunk = 16 * 1024;
   // A batch is written once it holds this much.
-  static constexpr size_t kMaxBytes = 256 * 1024;
+  static constexpr size_t kMaxBytes = 1024 * 1024;
 
   // Whether a chunk of `size` bytes joins the batch.
   bool takes(size_t size) const { return size > 0 && (size >= kMinChunk || !data_.empty()); }
