@@ -13,6 +13,7 @@
 
 #include "http/errors.h"
 #include "log/logger.h"
+#include "net/ip_text.h"
 #include "worker/app_pool.h"
 #include "worker/stall_flusher.h"
 #include "worker/worker.h"
@@ -52,17 +53,18 @@ constexpr std::string_view kInternalErrorBody =
 
 wsgi::PeerInfo peer_of(const sockaddr_storage& addr) {
   wsgi::PeerInfo p;
-  char ip[INET6_ADDRSTRLEN] = "";
   if (addr.ss_family == AF_INET) {
     auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
-    uv_ip4_name(in, ip, sizeof ip);
+    char ip[net::kIpv4TextSize];
+    p.remote_addr.assign(ip, net::ipv4_text(in->sin_addr, ip));
     p.remote_port = std::to_string(ntohs(in->sin_port));
   } else if (addr.ss_family == AF_INET6) {
     auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    char ip[INET6_ADDRSTRLEN] = "";
     uv_ip6_name(in6, ip, sizeof ip);
+    p.remote_addr = ip;
     p.remote_port = std::to_string(ntohs(in6->sin6_port));
   }
-  p.remote_addr = ip;
   return p;
 }
 
